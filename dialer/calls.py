@@ -1,0 +1,199 @@
+"""One call's lifecycle, as an explicit state machine, and how it is classified.
+
+The dialplan reports each call through AMI events (see docs/number-plan.md):
+`DueCallAnswer` when the borrower picks up, `DueCallIvr` when the answered
+side ends (stage reached, AMD verdict, digits), and `DueCallDial` when the
+outbound leg ends (Dial's DIALSTATUS and the hangup cause). The same facts are
+written to Asterisk's AstDB, so a call whose events were missed (dialer crash,
+AMI reconnect) is reconciled from there.
+
+    DECIDED --originate sent--> ORIGINATING --answer--> ANSWERED
+       |                            |                      |
+       +----------------------------+----------------------+--> ENDED
+
+The call is complete when the dial result is known and, for an answered call,
+the IVR result too. Events in a state that can't take them are errors.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from dialer.ami_protocol import Message
+from dialer.models import Attempt, CallResult, Disposition
+
+log = logging.getLogger(__name__)
+
+
+class CallState(enum.StrEnum):
+    DECIDED = "decided"
+    ORIGINATING = "originating"
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+_ALLOWED = {
+    CallState.DECIDED: {CallState.ORIGINATING, CallState.ENDED},
+    CallState.ORIGINATING: {CallState.ANSWERED, CallState.ENDED},
+    CallState.ANSWERED: {CallState.ENDED},
+    CallState.ENDED: set(),
+}
+
+_DIAL_STATUS = {
+    "ANSWER": Disposition.ANSWERED,
+    "NOANSWER": Disposition.NO_ANSWER,
+    "CANCEL": Disposition.NO_ANSWER,  # our ring timeout ended it
+    "BUSY": Disposition.BUSY,
+    "CONGESTION": Disposition.FAILED,
+    "CHANUNAVAIL": Disposition.FAILED,
+}
+# OriginateResponse Reason codes (AST_CONTROL_*), used only when no dial result arrived.
+_ORIGINATE_REASON = {"3": Disposition.NO_ANSWER, "5": Disposition.BUSY, "8": Disposition.FAILED}
+EARLY_STAGES = {"answered", "prompt"}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class IvrReport:
+    stage: str
+    amd: str
+    amd_cause: str
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialReport:
+    status: str
+    cause: str
+
+
+def classify(dial: DialReport | None, ivr: IvrReport | None, originate_reason: str) -> Disposition:
+    """The call's disposition from what the dialplan and Asterisk reported."""
+    if ivr is not None:
+        if ivr.stage == "machine" or ivr.amd == "MACHINE":
+            return Disposition.MACHINE
+        if ivr.stage in EARLY_STAGES:
+            return Disposition.HUNG_UP_EARLY
+        return Disposition.ANSWERED
+    if dial is not None:
+        return _DIAL_STATUS.get(dial.status, Disposition.FAILED)
+    if originate_reason:
+        return _ORIGINATE_REASON.get(originate_reason, Disposition.FAILED)
+    return Disposition.UNKNOWN
+
+
+def parse_dial(value: str) -> DialReport:
+    """AstDB form written by the dialplan: 'DIALSTATUS,HANGUPCAUSE'."""
+    status, _, cause = value.partition(",")
+    return DialReport(status.strip(), cause.strip())
+
+
+def parse_ivr(value: str) -> IvrReport:
+    """AstDB form: 'stage,AMDSTATUS,digits'."""
+    parts = [*value.split(","), "", "", ""][:3]
+    return IvrReport(parts[0].strip(), parts[1].strip(), "", parts[2].strip())
+
+
+class Call:
+    """What is known about one attempt's call. Pure: the engine feeds it events."""
+
+    def __init__(self, attempt: Attempt, key: str) -> None:
+        self.attempt = attempt
+        self.key = key
+        self.state = CallState.DECIDED
+        self.dial: DialReport | None = None
+        self.ivr: IvrReport | None = None
+        self.originate_reason = ""
+        self.originate_failed = False
+        self.answered_at: datetime | None = None
+        self.events: list[tuple[datetime, str, dict[str, str]]] = []
+        self.notes: list[str] = []
+
+    def _move(self, new: CallState) -> None:
+        if new == self.state:
+            return
+        if new not in _ALLOWED[self.state]:
+            raise IllegalTransition(f"call {self.key}: {self.state} -> {new}")
+        log.debug("call %s: %s -> %s", self.key, self.state, new)
+        self.state = new
+
+    def record(self, at: datetime, kind: str, data: dict[str, str]) -> None:
+        self.events.append((at, kind, data))
+
+    def originate_sent(self, at: datetime) -> None:
+        self._move(CallState.ORIGINATING)
+        self.record(at, "originate", {})
+
+    def on_message(self, message: Message, at: datetime) -> None:
+        """Apply one AMI event about this call."""
+        if self.state is CallState.DECIDED:
+            self._move(CallState.ORIGINATING)  # adopted after a restart: it was sent
+        kind = message.get("UserEvent") or message.get("Event", "")
+        data = {k: v for k, v in message.items() if k not in ("Privilege", "ActionID")}
+        self.record(at, kind, data)
+        if kind == "OriginateResponse":
+            self.originate_reason = message.get("Reason", "")
+            self.originate_failed = message.get("Response") != "Success"
+        elif kind == "DueCallAnswer":
+            self.answered(at)
+        elif kind == "DueCallIvr":
+            self.ivr = IvrReport(
+                message.get("Stage", ""),
+                message.get("Amd", ""),
+                message.get("AmdCause", ""),
+                message.get("Digits", ""),
+            )
+            self.answered(at)
+        elif kind == "DueCallDial":
+            self.dial = DialReport(message.get("DialStatus", ""), message.get("Cause", ""))
+
+    def answered(self, at: datetime) -> None:
+        if self.state is not CallState.ANSWERED:
+            self._move(CallState.ANSWERED)
+            self.answered_at = at
+
+    def apply_astdb(self, dial: str | None, ivr: str | None, at: datetime) -> None:
+        """Facts read back from AstDB when events were missed."""
+        if self.state is CallState.DECIDED:
+            self._move(CallState.ORIGINATING)
+        if dial is not None and self.dial is None:
+            self.dial = parse_dial(dial)
+            self.record(at, "reconciled-dial", {"value": dial})
+        if ivr is not None and self.ivr is None:
+            self.ivr = parse_ivr(ivr)
+            self.record(at, "reconciled-ivr", {"value": ivr})
+            self.answered(at)
+
+    @property
+    def complete(self) -> bool:
+        if self.dial is None:
+            return False
+        return self.dial.status != "ANSWER" or self.ivr is not None
+
+    @property
+    def settling(self) -> bool:
+        """Partly ended: the remaining event should follow within seconds, or never."""
+        return self.dial is not None or self.originate_failed
+
+    def finish(self, at: datetime, note: str = "") -> CallResult:
+        self._move(CallState.ENDED)
+        if note:
+            self.notes.append(note)
+        return CallResult(
+            disposition=classify(self.dial, self.ivr, self.originate_reason),
+            ended_at=at,
+            answered_at=self.answered_at,
+            dial_status=self.dial.status if self.dial else "",
+            cause=self.dial.cause if self.dial else "",
+            ivr_stage=self.ivr.stage if self.ivr else "",
+            amd_status=self.ivr.amd if self.ivr else "",
+            digits=self.ivr.digits if self.ivr else "",
+            note="; ".join(self.notes),
+            events=tuple(self.events),
+        )

@@ -1,0 +1,330 @@
+"""The `duecall` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dialer import asterisk_host
+from dialer.accounts import ImportSettings
+from dialer.ami import AmiEndpoint
+from dialer.clock import Clock, SystemClock
+from dialer.config import Settings, load_settings
+from dialer.engine import Dialer, RunSummary
+from dialer.errors import DueCallError
+from dialer.importing import count_data_lines, import_accounts
+from dialer.policy import BasicPolicy
+from dialer.store import Store
+
+console = Console()
+T = TypeVar("T")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]  # type: ignore[no-any-return]
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]duecall: error:[/red] {error}", highlight=False)
+    sys.exit(1)
+
+
+def run_async(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except DueCallError as error:
+        _fail(error)
+        raise AssertionError("unreachable") from None
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings file (default: $DUECALL_CONFIG or ./duecall.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+    """DueCall: compliant payment-reminder calls through Asterisk."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = {"settings": load_settings(config_path)}
+    except DueCallError as error:
+        _fail(error)
+
+
+# -- asterisk ---------------------------------------------------------------
+
+
+@main.group()
+def asterisk() -> None:
+    """Provision, start and stop the Asterisk that DueCall drives."""
+
+
+@asterisk.command("up")
+@click.pass_context
+def asterisk_up(ctx: click.Context) -> None:
+    """Install Asterisk if needed (system one, else a Debian sid chroot) and start it."""
+    s = _settings(ctx)
+    try:
+        creds = start_asterisk(s)
+    except DueCallError as error:
+        _fail(error)
+    console.print(f"Asterisk is up; AMI on {creds.host}:{creds.port} (user {creds.username}).")
+
+
+def start_asterisk(s: Settings) -> asterisk_host.AmiCredentials:
+    a = s.asterisk
+    install = asterisk_host.provision(s.root, s.path(a.state_dir), s.path(a.cache_dir), a.ami_port)
+    return asterisk_host.start(install, s.root, s.path(a.state_dir), a.ami_port)
+
+
+@asterisk.command("down")
+@click.pass_context
+def asterisk_down(ctx: click.Context) -> None:
+    """Stop DueCall's Asterisk."""
+    s = _settings(ctx)
+    asterisk_host.stop(s.path(s.asterisk.state_dir))
+    console.print("Asterisk is stopped.")
+
+
+@asterisk.command("status")
+@click.pass_context
+def asterisk_status(ctx: click.Context) -> None:
+    """Say whether DueCall's Asterisk runs, which one and where."""
+    s = _settings(ctx)
+    console.print(asterisk_host.status(s.path(s.asterisk.state_dir)))
+
+
+def endpoint(s: Settings) -> AmiEndpoint:
+    creds = asterisk_host.load_credentials(s.path(s.asterisk.state_dir), s.asterisk.ami_port)
+    return AmiEndpoint(s.asterisk.ami_host, creds.port, creds.username, creds.secret)
+
+
+# -- accounts ---------------------------------------------------------------
+
+
+@main.group()
+def accounts() -> None:
+    """Borrowers: import, opt-outs."""
+
+
+@accounts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--rejects",
+    "rejects_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write rejected rows (default: var/rejects/<file>-<import id>.csv).",
+)
+@click.pass_context
+def accounts_import(ctx: click.Context, file: Path, rejects_file: Path | None) -> None:
+    """Import (or update) borrowers from a CSV file."""
+    s = _settings(ctx)
+    run_async(_import(s, file, rejects_file))
+
+
+async def _import(s: Settings, file: Path, rejects_file: Path | None) -> None:
+    a = s.accounts
+    parse = ImportSettings(a.default_region, a.default_currency, a.default_language)
+    target = rejects_file or s.path(s.asterisk.state_dir) / "rejects" / f"{file.stem}-rejects.csv"
+    store = await open_store(s)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"importing {file.name}", total=count_data_lines(file))
+            report = await import_accounts(
+                store, file, parse, SystemClock().now(), target, lambda n: progress.advance(task, n)
+            )
+    finally:
+        await store.close()
+    console.print(
+        f"{file}: {report.rows} rows: {report.inserted} new, {report.updated} updated, "
+        f"{len(report.rejects)} rejected (import {report.import_id})."
+    )
+    for reject in report.rejects[:20]:
+        console.print(f"  row {reject.row_number}: {reject.reason}", highlight=False)
+    if len(report.rejects) > 20:
+        console.print(f"  ... and {len(report.rejects) - 20} more")
+    if report.rejects_file:
+        console.print(f"Rejected rows kept in {report.rejects_file} (fix and import it again).")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@accounts.command("opt-out")
+@click.argument("phone")
+@click.option("--channel", type=click.Choice(["voice", "sms", "all"]), default="all")
+@click.pass_context
+def accounts_opt_out(ctx: click.Context, phone: str, channel: str) -> None:
+    """Record that a number must not be contacted (E.164, e.g. +8613912345678)."""
+    s = _settings(ctx)
+
+    async def go() -> None:
+        store = await open_store(s)
+        try:
+            for name in ["voice", "sms"] if channel == "all" else [channel]:
+                await store.opt_out(phone, name, SystemClock().now(), "operator")
+        finally:
+            await store.close()
+
+    run_async(go())
+    console.print(f"{phone}: opted out of {channel}.")
+
+
+async def open_store(s: Settings) -> Store:
+    return await Store.open(s.path(s.store.path), s.store.synchronous)
+
+
+# -- campaigns --------------------------------------------------------------
+
+
+@main.group()
+def campaign() -> None:
+    """Campaigns: which accounts to call."""
+
+
+@campaign.command("create")
+@click.argument("name")
+@click.option("--account", "account_ids", multiple=True, help="Only these account ids (repeatable).")
+@click.pass_context
+def campaign_create(ctx: click.Context, name: str, account_ids: tuple[str, ...]) -> None:
+    """Create a campaign (or add accounts to it): every imported account unless --account is given."""
+    s = _settings(ctx)
+
+    async def go() -> int:
+        store = await open_store(s)
+        try:
+            found = await store.create_campaign(name, SystemClock().now())
+            return await store.add_targets(found.id, SystemClock().now(), list(account_ids) or None)
+        finally:
+            await store.close()
+
+    added = run_async(go())
+    console.print(f"campaign {name}: {added} accounts added.")
+
+
+@main.command("run")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.option("--exit-when-idle", is_flag=True, help="Exit when nothing is due now (for cron).")
+@click.pass_context
+def run_campaign(ctx: click.Context, campaign_name: str, exit_when_idle: bool) -> None:
+    """Place the campaign's calls until every account is settled (Ctrl-C stops gracefully)."""
+    s = _settings(ctx)
+    summary = run_async(dial(s, campaign_name, SystemClock(), timedelta(0) if exit_when_idle else None))
+    _print_summary(summary)
+
+
+async def dial(
+    s: Settings, campaign_name: str, clock: Clock, idle_horizon: timedelta | None, **dialer_args: Any
+) -> RunSummary:
+    store = await open_store(s)
+    try:
+        found = await store.campaign(campaign_name)
+        if found is None:
+            raise DueCallError(
+                f"no campaign named {campaign_name!r} (create it with `duecall campaign create`)"
+            )
+        p = s.policy
+        policy = BasicPolicy(p.window_start, p.window_end, p.max_attempts_per_day)
+        dialer = Dialer(s, store, found, policy, clock, endpoint(s), **dialer_args)
+        with _signals(dialer.stop):
+            return await dialer.run(idle_horizon)
+    finally:
+        await store.close()
+
+
+class _signals:
+    """SIGINT/SIGTERM ask the dialer to stop; the previous handlers come back afterwards."""
+
+    def __init__(self, handler: Callable[[], None]) -> None:
+        self.handler = handler
+
+    def __enter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handler)
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    console.print(
+        f"placed {summary.placed} calls, {summary.finished} finished, "
+        f"{summary.blocked} deferred by policy, {summary.reconciled} reconciled from an earlier run."
+    )
+    if summary.left_open:
+        console.print(f"left open (reconciled next run): attempts {summary.left_open}")
+
+
+@main.command("status")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.pass_context
+def status(ctx: click.Context, campaign_name: str) -> None:
+    """Counts by disposition and what is scheduled next."""
+    s = _settings(ctx)
+
+    async def go() -> None:
+        store = await open_store(s)
+        try:
+            found = await store.campaign(campaign_name)
+            if found is None:
+                raise DueCallError(f"no campaign named {campaign_name!r}")
+            st = await store.status(found)
+        finally:
+            await store.close()
+        console.print(_counts_table("Accounts by state", st.targets_by_state))
+        console.print(_counts_table("Attempts by disposition", st.attempts_by_disposition))
+        upcoming = Table("next call (UTC)", "account", "phone", "why waiting", title="Scheduled next")
+        for at, account_id, phone, note in st.next_due:
+            upcoming.add_row(f"{at:%Y-%m-%d %H:%M:%S}", account_id, phone, note)
+        console.print(upcoming)
+
+    run_async(go())
+
+
+def _counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table("", "count", title=title)
+    for key, value in sorted(counts.items()):
+        table.add_row(key, str(value))
+    table.add_row("[b]total[/b]", str(sum(counts.values())))
+    return table
+
+
+@main.command("demo")
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Start Asterisk, import ~20 simulated borrowers, call them all and print the outcomes."""
+    from dialer.demo import run_demo
+
+    try:
+        run_demo(_settings(ctx), console)
+    except DueCallError as error:
+        _fail(error)

@@ -1,0 +1,173 @@
+"""Settings: one TOML file, validated at start-up.
+
+Every error names the file and the field (``dialer.calls_per_second``) so an
+operator can fix it without reading code. Relative paths are resolved against
+the folder that holds the settings file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from dialer.errors import ConfigError
+from dialer.models import Disposition
+
+DEFAULT_CONFIG_NAME = "duecall.toml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '30m', '2h', '1d' or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like '90s', '30m', '2h'")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_clock_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day like '08:00'") from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    path: Path = Path("var/duecall.db")
+    # FULL: an attempt is on disk before its call is placed, even across a power cut.
+    synchronous: str = Field("FULL", pattern="^(FULL|NORMAL)$")
+
+
+class AsteriskSettings(_Section):
+    ami_host: str = "127.0.0.1"
+    ami_port: int = Field(5038, ge=1, le=65535)
+    state_dir: Path = Path("var")
+    cache_dir: Path = Path("/var/cache/duecall")
+    connect_timeout: Duration = timedelta(seconds=10)
+    action_timeout: Duration = timedelta(seconds=5)
+    ping_interval: Duration = timedelta(seconds=5)
+    reconnect_delay: Duration = timedelta(seconds=1)
+
+
+class DialerSettings(_Section):
+    # {number} is the E.164 number without '+'. A carrier: "PJSIP/{number}@carrier".
+    trunk: str = "Local/{number}@duecall-sim"
+    caller_id: str = '"DueCall" <18005550100>'
+    max_concurrent: int = Field(20, ge=1, le=5000)
+    calls_per_second: float = Field(5.0, gt=0, le=500)
+    ring_timeout: Duration = timedelta(seconds=25)
+    max_call: Duration = timedelta(minutes=10)
+    amd: bool = False
+    prompt: str = "demo-congrats"
+    recordings_dir: Path = Path("recordings")
+    shutdown_grace: Duration = timedelta(seconds=60)
+    poll_interval: Duration = timedelta(seconds=1)
+
+
+class ImportSettingsModel(_Section):
+    default_region: str = Field("US", pattern="^[A-Z]{2}$")
+    default_currency: str | None = Field("USD", pattern="^[A-Z]{3}$")
+    default_language: str = "en-US"
+
+
+class PolicySettings(_Section):
+    window_start: ClockTime = time(8, 0)
+    window_end: ClockTime = time(21, 0)
+    max_attempts_per_day: int = Field(3, ge=1, le=100)
+
+
+class RetryRule(_Section):
+    delay: Duration
+    max_attempts: int = Field(ge=1, le=100)
+
+
+def _default_retry() -> dict[Disposition, RetryRule]:
+    rules = {
+        Disposition.NO_ANSWER: ("30m", 3),
+        Disposition.BUSY: ("10m", 3),
+        Disposition.FAILED: ("1h", 2),
+        Disposition.MACHINE: ("2h", 2),
+        Disposition.HUNG_UP_EARLY: ("2h", 2),
+        Disposition.UNKNOWN: ("30m", 3),
+    }
+    return {d: RetryRule(delay=parse_duration(s), max_attempts=n) for d, (s, n) in rules.items()}
+
+
+class Settings(_Section):
+    store: StoreSettings = StoreSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    dialer: DialerSettings = DialerSettings()
+    accounts: ImportSettingsModel = ImportSettingsModel()
+    policy: PolicySettings = PolicySettings()
+    # A disposition without a rule is final (answered calls are never retried).
+    retry: dict[Disposition, RetryRule] = Field(default_factory=_default_retry)
+    root: Path = Path(".")
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _keep_default_rules(cls, value: Any) -> Any:
+        """Rules given in the file replace the defaults one disposition at a time."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[Any, Any] = {str(k): v for k, v in _default_retry().items()}
+        merged.update(value)
+        return merged
+
+    def path(self, relative: Path) -> Path:
+        return relative if relative.is_absolute() else (self.root / relative).resolve()
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid settings"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(file)"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the settings file (default: $DUECALL_CONFIG or ./duecall.toml)."""
+    path = path or Path(os.environ.get("DUECALL_CONFIG", DEFAULT_CONFIG_NAME))
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    elif path.name != DEFAULT_CONFIG_NAME or "DUECALL_CONFIG" in os.environ:
+        raise ConfigError(f"{path}: settings file not found")
+    _merge(data, overrides or {})
+    data["root"] = path.resolve().parent
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from exc
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value

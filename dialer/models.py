@@ -1,0 +1,118 @@
+"""Records and the enums whose values are what the store holds."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+class Disposition(enum.StrEnum):
+    """How one call attempt ended, as far as the network is concerned."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"  # congestion, unreachable, not in service
+    MACHINE = "machine"  # answering machine (only when AMD is on)
+    HUNG_UP_EARLY = "hung_up_early"  # answered, then hung up before the first prompt ended
+    UNKNOWN = "unknown"  # the call's outcome was lost (crash, Asterisk restart): still counted
+
+
+class AttemptState(enum.StrEnum):
+    """An attempt row: open until its call's result is stored (calls.py has the call's states)."""
+
+    DECIDED = "decided"  # written and counted before the Originate is sent
+    ENDED = "ended"
+
+
+class TargetState(enum.StrEnum):
+    """An account's state inside one campaign."""
+
+    PENDING = "pending"  # waiting for next_at
+    IN_FLIGHT = "in_flight"  # an attempt is open
+    DONE = "done"  # reached (answered) or closed by a final outcome
+    EXHAUSTED = "exhausted"  # retries used up
+    OPTED_OUT = "opted_out"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    pk: int
+    account_id: str
+    debt_id: str
+    name: str
+    phone_e164: str
+    time_zones: tuple[str, ...]
+    tz_derived: bool
+    amount_minor: int
+    currency: str
+    due_date: date
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One account due (or not yet) for a call in a campaign."""
+
+    campaign_id: int
+    account: Account
+    attempts: int
+    next_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PastAttempt:
+    """What the policy gate needs to know about an earlier attempt."""
+
+    attempt_id: int
+    at: datetime
+    campaign_id: int
+    disposition: Disposition | None  # None while the call is open
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[Reason, ...] = ()
+    next_allowed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: int
+    campaign_id: int
+    account_pk: int
+    phone_e164: str
+    attempt_no: int
+    decided_at: datetime
+    recording_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """Everything learned about one call, as stored when it ends."""
+
+    disposition: Disposition
+    ended_at: datetime
+    answered_at: datetime | None = None
+    dial_status: str = ""
+    cause: str = ""
+    ivr_stage: str = ""
+    amd_status: str = ""
+    digits: str = ""
+    note: str = ""
+    events: tuple[tuple[datetime, str, dict[str, str]], ...] = field(default=())

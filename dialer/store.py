@@ -1,0 +1,538 @@
+"""The store: every SQL statement DueCall runs lives in this module.
+
+SQLite through aiosqlite is the embedded default. The dialer only sees the
+`Store` methods, so a PostgreSQL backend (several dialer machines sharing one
+campaign) can implement the same methods: `claim` then takes a row lock on the
+target and an advisory lock on the phone number instead of SQLite's single
+writer, and everything else is plain SQL.
+
+One connection, one asyncio lock: each method is one transaction, so two
+coroutines never interleave statements inside each other's transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from dialer.accounts import AccountRecord, RejectedRow
+from dialer.errors import StoreError
+from dialer.models import (
+    Account,
+    Attempt,
+    AttemptState,
+    CallResult,
+    Campaign,
+    Decision,
+    Disposition,
+    PastAttempt,
+    Target,
+    TargetState,
+)
+
+
+def to_db(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_db(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("dialer") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCounts:
+    inserted: int
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetUpdate:
+    """Where a target goes after an attempt ends."""
+
+    state: TargetState
+    next_at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatus:
+    campaign: Campaign
+    targets_by_state: dict[str, int]
+    attempts_by_disposition: dict[str, int]
+    open_attempts: int
+    next_due: list[tuple[datetime, str, str, str]]  # (at, account id, phone, note)
+
+
+Decide = Callable[[Account, Sequence[PastAttempt], bool], Decision]
+_ACCOUNT_COLUMNS = (
+    "a.id, a.account_id, a.debt_id, a.name, a.phone_e164, a.time_zones, a.tz_derived, "
+    "a.amount_minor, a.currency, a.due_date, a.language"
+)
+
+
+def _account(row: Sequence[Any]) -> Account:
+    return Account(
+        pk=row[0],
+        account_id=row[1],
+        debt_id=row[2],
+        name=row[3],
+        phone_e164=row[4],
+        time_zones=tuple(json.loads(row[5])),
+        tz_derived=bool(row[6]),
+        amount_minor=row[7],
+        currency=row[8],
+        due_date=date.fromisoformat(row[9]),
+        language=row[10],
+    )
+
+
+class Store:
+    """SQLite implementation. Open with `await Store.open(path)`."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, synchronous: str = "FULL") -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute(f"PRAGMA synchronous={synchronous}")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=10000")
+        except Exception as exc:  # sqlite3 errors and OSError alike
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+        store = cls(conn)
+        try:
+            await store._migrate(path)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _migrate(self, path: Path) -> None:
+        async with self._tx() as db:
+            version = (await (await db.execute("PRAGMA user_version")).fetchone() or (0,))[0]
+            known = _migrations()
+            if version > known[-1][0]:
+                raise StoreError(f"{path}: schema version {version} is newer than this DueCall")
+            for number, sql in known:
+                if number > version:
+                    for statement in _statements(sql):
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version={number}")
+
+    async def instance_id(self) -> str:
+        row = await (await self._conn.execute("SELECT value FROM meta WHERE key='instance'")).fetchone()
+        if row is None:
+            raise StoreError("the database has no instance id (meta table)")
+        return str(row[0])
+
+    async def schema_version(self) -> int:
+        row = await (await self._conn.execute("PRAGMA user_version")).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- accounts ---------------------------------------------------------
+
+    async def start_import(self, file: str, now: datetime) -> int:
+        async with self._tx() as db:
+            cur = await db.execute("INSERT INTO imports (file, started_at) VALUES (?, ?)", (file, to_db(now)))
+            return int(cur.lastrowid or 0)
+
+    async def upsert_accounts(self, records: Sequence[AccountRecord], now: datetime) -> ImportCounts:
+        """Insert new accounts, update known ones (keyed by account_id), in one transaction."""
+        if not records:
+            return ImportCounts(0, 0)
+        ids = [r.account_id for r in records]
+        async with self._tx() as db:
+            known = await _existing_ids(db, ids)
+            stamp = to_db(now)
+            await db.executemany(_UPSERT_ACCOUNT, [_account_params(r, stamp) for r in records])
+        updated = sum(1 for i in ids if i in known)
+        return ImportCounts(inserted=len(ids) - updated, updated=updated)
+
+    async def add_rejects(self, import_id: int, rejects: Sequence[RejectedRow]) -> None:
+        async with self._tx() as db:
+            await db.executemany(
+                "INSERT INTO import_rejects (import_id, row_number, reason, raw) VALUES (?,?,?,?)",
+                [(import_id, r.row_number, r.reason, r.raw) for r in rejects],
+            )
+
+    async def finish_import(self, import_id: int, rows: int, counts: ImportCounts, rejected: int) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE imports SET rows=?, inserted=?, updated=?, rejected=? WHERE id=?",
+                (rows, counts.inserted, counts.updated, rejected, import_id),
+            )
+
+    async def rejects(self, import_id: int) -> list[tuple[int, str]]:
+        cur = await self._conn.execute(
+            "SELECT row_number, reason FROM import_rejects WHERE import_id=? ORDER BY row_number",
+            (import_id,),
+        )
+        return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def account(self, account_id: str) -> Account | None:
+        cur = await self._conn.execute(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id=?", (account_id,)
+        )
+        row = await cur.fetchone()
+        return _account(row) if row else None
+
+    async def count_accounts(self) -> int:
+        row = await (await self._conn.execute("SELECT count(*) FROM accounts")).fetchone()
+        return int(row[0]) if row else 0
+
+    async def opt_out(self, phone_e164: str, channel: str, now: datetime, source: str) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO opt_outs (phone_e164, channel, at, source) VALUES (?,?,?,?) "
+                "ON CONFLICT (phone_e164, channel) DO NOTHING",
+                (phone_e164, channel, to_db(now), source),
+            )
+
+    # -- campaigns --------------------------------------------------------
+
+    async def create_campaign(self, name: str, now: datetime) -> Campaign:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, to_db(now)),
+            )
+        found = await self.campaign(name)
+        assert found is not None
+        return found
+
+    async def campaign(self, name: str) -> Campaign | None:
+        cur = await self._conn.execute("SELECT id, name, created_at FROM campaigns WHERE name=?", (name,))
+        row = await cur.fetchone()
+        return Campaign(row[0], row[1], from_db(row[2])) if row else None
+
+    async def add_targets(
+        self, campaign_id: int, now: datetime, account_ids: Sequence[str] | None = None
+    ) -> int:
+        """Put accounts into the campaign (all of them when no ids are given); returns how many were new."""
+        # "WHERE true" lets SQLite parse INSERT ... SELECT ... ON CONFLICT.
+        select = "SELECT ?, id, ?, 0, ? FROM accounts WHERE true"
+        params: list[Any] = [campaign_id, TargetState.PENDING.value, to_db(now)]
+        if account_ids is not None:
+            select += f" AND account_id IN ({','.join('?' * len(account_ids))})"
+            params += list(account_ids)
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO targets (campaign_id, account_pk, state, attempts, next_at) "
+                f"{select} ON CONFLICT DO NOTHING",
+                params,
+            )
+            return cur.rowcount
+
+    async def due_targets(self, campaign_id: int, now: datetime, limit: int) -> list[Target]:
+        cur = await self._conn.execute(
+            f"SELECT {_ACCOUNT_COLUMNS}, t.attempts, t.next_at FROM targets t "
+            "JOIN accounts a ON a.id = t.account_pk "
+            "WHERE t.campaign_id=? AND t.state='pending' AND t.next_at<=? "
+            "ORDER BY t.next_at LIMIT ?",
+            (campaign_id, to_db(now), limit),
+        )
+        return [Target(campaign_id, _account(row), row[11], from_db(row[12])) for row in await cur.fetchall()]
+
+    async def next_due_at(self, campaign_id: int) -> datetime | None:
+        cur = await self._conn.execute(
+            "SELECT min(next_at) FROM targets WHERE campaign_id=? AND state='pending'", (campaign_id,)
+        )
+        row = await cur.fetchone()
+        return from_db(row[0]) if row and row[0] else None
+
+    async def count_targets(self, campaign_id: int, states: Iterable[TargetState]) -> int:
+        names = [s.value for s in states]
+        cur = await self._conn.execute(
+            f"SELECT count(*) FROM targets WHERE campaign_id=? AND state IN ({','.join('?' * len(names))})",
+            (campaign_id, *names),
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- attempts ---------------------------------------------------------
+
+    async def claim(
+        self,
+        target: Target,
+        now: datetime,
+        decide: Decide,
+        recording_for: Callable[[int, datetime], str],
+        dialer_id: str,
+        history_since: datetime,
+    ) -> Attempt | Decision:
+        """Decide and, when allowed, write the counted attempt: one transaction.
+
+        The policy reads the history inside the same transaction that adds the
+        attempt, so no other writer can slip an attempt in between.
+        """
+        account = target.account
+        async with self._tx() as db:
+            row = await (
+                await db.execute(
+                    "SELECT state, attempts FROM targets WHERE campaign_id=? AND account_pk=?",
+                    (target.campaign_id, account.pk),
+                )
+            ).fetchone()
+            if row is None or row[0] != TargetState.PENDING.value:
+                return Decision(False)  # another dialer took it, or it changed state
+            history = await _history(db, account.phone_e164, history_since)
+            opted_out = await _opted_out(db, account.phone_e164, "voice")
+            decision = decide(account, history, opted_out)
+            if not decision.allowed:
+                await _defer(db, target, decision, now, opted_out)
+                return decision
+            return await _insert_attempt(db, target, row[1] + 1, now, decision, recording_for, dialer_id)
+
+    async def finish_attempt(self, attempt: Attempt, result: CallResult, update: TargetUpdate) -> None:
+        """Store how the call ended and where its target goes next: one transaction."""
+        async with self._tx() as db:
+            await db.execute(_FINISH_ATTEMPT, _finish_params(attempt.id, result))
+            await db.execute(
+                "UPDATE targets SET state=?, next_at=?, last_disposition=?, note=? "
+                "WHERE campaign_id=? AND account_pk=?",
+                (
+                    update.state.value,
+                    to_db(update.next_at),
+                    result.disposition.value,
+                    update.note,
+                    attempt.campaign_id,
+                    attempt.account_pk,
+                ),
+            )
+            await db.executemany(
+                "INSERT INTO call_events (attempt_id, at, kind, data) VALUES (?,?,?,?)",
+                [
+                    (attempt.id, to_db(at), kind, json.dumps(data, ensure_ascii=False))
+                    for at, kind, data in result.events
+                ],
+            )
+
+    async def open_attempts(self, campaign_id: int) -> list[Attempt]:
+        cur = await self._conn.execute(
+            "SELECT id, campaign_id, account_pk, phone_e164, attempt_no, decided_at, recording_path "
+            "FROM attempts WHERE campaign_id=? AND state!=? ORDER BY id",
+            (campaign_id, AttemptState.ENDED.value),
+        )
+        return [Attempt(r[0], r[1], r[2], r[3], r[4], from_db(r[5]), r[6]) for r in await cur.fetchall()]
+
+    async def attempts_for(self, campaign_id: int) -> list[dict[str, Any]]:
+        """Every attempt of a campaign with its account id, for reports and tests."""
+        cur = await self._conn.execute(
+            "SELECT t.id, a.account_id, t.phone_e164, t.attempt_no, t.state, t.disposition, "
+            "t.dial_status, t.cause, t.ivr_stage, t.amd_status, t.digits, t.decided_at, t.ended_at, "
+            "t.recording_path, t.note FROM attempts t JOIN accounts a ON a.id=t.account_pk "
+            "WHERE t.campaign_id=? ORDER BY t.id",
+            (campaign_id,),
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+    async def events_for(self, attempt_id: int) -> list[tuple[str, str, dict[str, str]]]:
+        cur = await self._conn.execute(
+            "SELECT at, kind, data FROM call_events WHERE attempt_id=? ORDER BY id", (attempt_id,)
+        )
+        return [(r[0], r[1], json.loads(r[2])) for r in await cur.fetchall()]
+
+    async def status(self, campaign: Campaign, upcoming: int = 10) -> CampaignStatus:
+        by_state = await self._counts(
+            "SELECT state, count(*) FROM targets WHERE campaign_id=? GROUP BY state", campaign.id
+        )
+        by_disp = await self._counts(
+            "SELECT coalesce(disposition, 'open'), count(*) FROM attempts WHERE campaign_id=? GROUP BY 1",
+            campaign.id,
+        )
+        cur = await self._conn.execute(
+            "SELECT t.next_at, a.account_id, a.phone_e164, t.note FROM targets t "
+            "JOIN accounts a ON a.id=t.account_pk WHERE t.campaign_id=? AND t.state='pending' "
+            "ORDER BY t.next_at LIMIT ?",
+            (campaign.id, upcoming),
+        )
+        nxt = [(from_db(r[0]), r[1], r[2], r[3]) for r in await cur.fetchall()]
+        return CampaignStatus(campaign, by_state, by_disp, by_disp.get("open", 0), nxt)
+
+    async def _counts(self, sql: str, campaign_id: int) -> dict[str, int]:
+        cur = await self._conn.execute(sql, (campaign_id,))
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (no semicolons inside our literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def _existing_ids(db: aiosqlite.Connection, ids: Sequence[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        cur = await db.execute(
+            f"SELECT account_id FROM accounts WHERE account_id IN ({','.join('?' * len(chunk))})", chunk
+        )
+        known.update(r[0] for r in await cur.fetchall())
+    return known
+
+
+_UPSERT_ACCOUNT = """
+INSERT INTO accounts (account_id, debt_id, name, phone_e164, region, time_zones, tz_derived,
+                      amount_minor, currency, due_date, language, created_at, updated_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (account_id) DO UPDATE SET
+    debt_id=excluded.debt_id, name=excluded.name, phone_e164=excluded.phone_e164,
+    region=excluded.region, time_zones=excluded.time_zones, tz_derived=excluded.tz_derived,
+    amount_minor=excluded.amount_minor, currency=excluded.currency, due_date=excluded.due_date,
+    language=excluded.language, updated_at=excluded.updated_at
+"""
+
+
+def _account_params(r: AccountRecord, stamp: str) -> tuple[Any, ...]:
+    return (
+        r.account_id,
+        r.debt_id,
+        r.name,
+        r.phone_e164,
+        r.region,
+        json.dumps(list(r.time_zones)),
+        int(r.tz_derived),
+        r.amount_minor,
+        r.currency,
+        r.due_date.isoformat(),
+        r.language,
+        stamp,
+        stamp,
+    )
+
+
+async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
+    cur = await db.execute(
+        "SELECT id, decided_at, campaign_id, disposition FROM attempts "
+        "WHERE phone_e164=? AND decided_at>=? ORDER BY decided_at",
+        (phone, to_db(since)),
+    )
+    return [
+        PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None)
+        for r in await cur.fetchall()
+    ]
+
+
+async def _opted_out(db: aiosqlite.Connection, phone: str, channel: str) -> bool:
+    cur = await db.execute("SELECT 1 FROM opt_outs WHERE phone_e164=? AND channel=?", (phone, channel))
+    return await cur.fetchone() is not None
+
+
+async def _defer(
+    db: aiosqlite.Connection, target: Target, decision: Decision, now: datetime, opted_out: bool
+) -> None:
+    note = "; ".join(f"{r.rule}: {r.detail}" for r in decision.reasons)
+    if opted_out:
+        state, next_at = TargetState.OPTED_OUT, now
+    elif decision.next_allowed_at is None:
+        state, next_at = TargetState.EXHAUSTED, now  # nothing will ever allow it
+    else:
+        state, next_at = TargetState.PENDING, decision.next_allowed_at
+    await db.execute(
+        "UPDATE targets SET state=?, next_at=?, note=? WHERE campaign_id=? AND account_pk=?",
+        (state.value, to_db(next_at), note, target.campaign_id, target.account.pk),
+    )
+
+
+async def _insert_attempt(
+    db: aiosqlite.Connection,
+    target: Target,
+    attempt_no: int,
+    now: datetime,
+    decision: Decision,
+    recording_for: Callable[[int, datetime], str],
+    dialer_id: str,
+) -> Attempt:
+    reasons = json.dumps([{"rule": r.rule, "detail": r.detail} for r in decision.reasons])
+    cur = await db.execute(
+        "INSERT INTO attempts (campaign_id, account_pk, phone_e164, attempt_no, state, decided_at, "
+        "policy_reasons, dialer_id) VALUES (?,?,?,?,?,?,?,?)",
+        (
+            target.campaign_id,
+            target.account.pk,
+            target.account.phone_e164,
+            attempt_no,
+            AttemptState.DECIDED.value,
+            to_db(now),
+            reasons,
+            dialer_id,
+        ),
+    )
+    attempt_id = int(cur.lastrowid or 0)
+    recording = recording_for(attempt_id, now)
+    await db.execute("UPDATE attempts SET recording_path=? WHERE id=?", (recording, attempt_id))
+    await db.execute(
+        "UPDATE targets SET state=?, attempts=?, note='' WHERE campaign_id=? AND account_pk=?",
+        (TargetState.IN_FLIGHT.value, attempt_no, target.campaign_id, target.account.pk),
+    )
+    return Attempt(
+        attempt_id,
+        target.campaign_id,
+        target.account.pk,
+        target.account.phone_e164,
+        attempt_no,
+        now,
+        recording,
+    )
+
+
+_FINISH_ATTEMPT = """
+UPDATE attempts SET state='ended', ended_at=?, answered_at=?, disposition=?, dial_status=?,
+    cause=?, ivr_stage=?, amd_status=?, digits=?, note=?
+WHERE id=?
+"""
+
+
+def _finish_params(attempt_id: int, r: CallResult) -> tuple[Any, ...]:
+    return (
+        to_db(r.ended_at),
+        to_db(r.answered_at) if r.answered_at else None,
+        r.disposition.value,
+        r.dial_status,
+        r.cause,
+        r.ivr_stage,
+        r.amd_status,
+        r.digits,
+        r.note,
+        attempt_id,
+    )

@@ -1,0 +1,75 @@
+"""A scripted AMI peer, for edge cases the real Asterisk can't be made to produce on demand
+(a connection cut between an Originate and its reply, a server that stops answering pings).
+Every feature is also tested against the real Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from dialer.ami_protocol import AmiParser, Message
+
+Reply = Callable[[Message], list[bytes] | None]
+
+
+def block(**headers: str) -> bytes:
+    return ("".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+
+
+class FakeAmi:
+    def __init__(self, secret: str = "s3cret") -> None:
+        self.secret = secret
+        self.received: list[Message] = []
+        self.connections = 0
+        self.answer_pings = True
+        self.on_action: dict[str, Reply] = {}
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def drop_all(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+
+    def actions(self, name: str) -> list[Message]:
+        return [m for m in self.received if m.get("Action") == name]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
+        parser = AmiParser()
+        parser.banner = "client"  # clients send no banner
+        try:
+            while data := await reader.read(4096):
+                for message in parser.feed(data):
+                    self.received.append(message)
+                    for chunk in self._reply(message):
+                        writer.write(chunk)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def _reply(self, message: Message) -> list[bytes]:
+        action, action_id = message.get("Action", ""), message.get("ActionID", "")
+        if action in self.on_action:
+            return self.on_action[action](message) or []
+        if action == "Login":
+            ok = message.get("Secret") == self.secret
+            return [block(Response="Success" if ok else "Error", ActionID=action_id,
+                          Message="Authentication accepted" if ok else "Authentication failed")]
+        if action == "Ping" and not self.answer_pings:
+            return []
+        return [block(Response="Success", ActionID=action_id, Ping="Pong")]
