@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dialer.accounts import AccountRecord, ImportSettings, read_accounts  # noqa: E402
+from dialer.accounts import AccountRecord, ImportSettings, read_accounts
 
 HEADER = ["account_id", "debt_id", "name", "phone", "time_zone", "amount", "currency", "due_date", "language"]
 US_AREA_CODES = ["202", "212", "312", "415", "208", "605", "701", "915", "971", "305"]
@@ -56,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--workers", type=int, default=None, help="processes for phone checks")
     args = parser.parse_args()
     settings = ImportSettings(default_region="CN", default_currency="CNY", default_language="zh-CN")
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +66,7 @@ def main() -> None:
         started = time.perf_counter()
         if profiler:
             profiler.enable()
-        results = list(read_accounts(path, settings))
+        results = list(read_accounts(path, settings, workers=args.workers))
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started

@@ -407,6 +407,7 @@ class Dialer:
             self.summary.reconciled += 1
             if not has_result and f"dc-{call.key}" in live:
                 log.info("attempt %d: call still up, adopting it", attempt.id)
+                call.notes.append("adopted after restart: the call was still up")
                 self._start_call(tracked, originate=False)
                 continue
             note = (

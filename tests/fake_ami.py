@@ -68,8 +68,13 @@ class FakeAmi:
             return self.on_action[action](message) or []
         if action == "Login":
             ok = message.get("Secret") == self.secret
-            return [block(Response="Success" if ok else "Error", ActionID=action_id,
-                          Message="Authentication accepted" if ok else "Authentication failed")]
+            return [
+                block(
+                    Response="Success" if ok else "Error",
+                    ActionID=action_id,
+                    Message="Authentication accepted" if ok else "Authentication failed",
+                )
+            ]
         if action == "Ping" and not self.answer_pings:
             return []
         return [block(Response="Success", ActionID=action_id, Ping="Pong")]

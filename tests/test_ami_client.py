@@ -86,8 +86,9 @@ async def test_unanswered_pings_cause_a_reconnect() -> None:
 
 async def test_error_response_raises_with_the_message() -> None:
     fake = FakeAmi()
-    fake.on_action["Originate"] = lambda m: [block(Response="Error", ActionID=m["ActionID"],
-                                                   Message="Extension does not exist.")]
+    fake.on_action["Originate"] = lambda m: [
+        block(Response="Error", ActionID=m["ActionID"], Message="Extension does not exist.")
+    ]
     async with client_for(fake) as (client, _):
         await client.wait_connected(2)
         with pytest.raises(AmiActionFailed, match="Extension does not exist"):

@@ -10,13 +10,15 @@ BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 
 
 def test_banner_then_messages_in_any_chunking() -> None:
-    stream = (BANNER + b"Response: Success\r\nActionID: a1\r\nMessage: Authentication accepted\r\n\r\n"
-              b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n")
+    stream = (
+        BANNER + b"Response: Success\r\nActionID: a1\r\nMessage: Authentication accepted\r\n\r\n"
+        b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
+    )
     for size in (1, 2, 7, 64, len(stream)):
         parser = AmiParser()
         messages = []
         for start in range(0, len(stream), size):
-            messages += parser.feed(stream[start:start + size])
+            messages += parser.feed(stream[start : start + size])
         assert parser.banner == "Asterisk Call Manager/9.0.0"
         assert messages == [
             {"Response": "Success", "ActionID": "a1", "Message": "Authentication accepted"},

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dialer.asterisk_host import AmiCredentials, run_cli
-from tests.conftest_asterisk import PROJECT_ROOT, STATE_DIR, asterisk  # noqa: F401  (the fixture)
+from tests.conftest import PROJECT_ROOT, STATE_DIR
 
 pytestmark = pytest.mark.asterisk
 
@@ -192,7 +192,7 @@ async def place_all(creds: AmiCredentials) -> tuple[dict[str, Call], list[Messag
 
 
 @pytest.fixture(scope="module")
-def placed(asterisk: AmiCredentials) -> Iterator[tuple[dict[str, Call], list[Message]]]:  # noqa: F811
+def placed(asterisk: AmiCredentials) -> Iterator[tuple[dict[str, Call], list[Message]]]:
     yield asyncio.run(place_all(asterisk))
     shutil.rmtree(RECORDINGS, ignore_errors=True)
 
@@ -218,13 +218,13 @@ def configured_modules() -> list[str]:
     return re.findall(r"^(?:load|require)\s*=\s*(\S+\.so)", text, flags=re.MULTILINE)
 
 
-def test_every_configured_module_is_running(asterisk: AmiCredentials) -> None:  # noqa: F811
+def test_every_configured_module_is_running(asterisk: AmiCredentials) -> None:
     shown = run_cli(STATE_DIR, "module show")
     running = set(re.findall(r"^(\S+\.so)\s.*\sRunning\s", shown, flags=re.MULTILINE))
     assert set(configured_modules()) - running == set()
 
 
-def test_ami_listens_on_loopback_only(asterisk: AmiCredentials) -> None:  # noqa: F811
+def test_ami_listens_on_loopback_only(asterisk: AmiCredentials) -> None:
     listening = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -245,7 +245,7 @@ def outside_address() -> str:
 
 
 @pytest.mark.asyncio
-async def test_astdb_over_ami(asterisk: AmiCredentials) -> None:  # noqa: F811
+async def test_astdb_over_ami(asterisk: AmiCredentials) -> None:
     ami = await Ami.connect(asterisk)
     try:
         put = await ami.action("DBPut", Family="duecall-test", Key="k", Val="v1,v2")

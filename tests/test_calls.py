@@ -42,16 +42,23 @@ def test_answered_call_completes_when_both_reports_arrived() -> None:
     call.originate_sent(AT)
     call.on_message({"Event": "UserEvent", "UserEvent": "DueCallAnswer", "Attempt": "abcd-7"}, AT)
     assert call.state is CallState.ANSWERED
-    call.on_message({"Event": "UserEvent", "UserEvent": "DueCallDial", "DialStatus": "ANSWER",
-                     "Cause": "16"}, AT)
+    call.on_message(
+        {"Event": "UserEvent", "UserEvent": "DueCallDial", "DialStatus": "ANSWER", "Cause": "16"}, AT
+    )
     assert not call.complete and call.settling
-    call.on_message({"Event": "UserEvent", "UserEvent": "DueCallIvr", "Stage": "done", "Amd": "HUMAN",
-                     "Digits": "1"}, AT)
+    call.on_message(
+        {"Event": "UserEvent", "UserEvent": "DueCallIvr", "Stage": "done", "Amd": "HUMAN", "Digits": "1"}, AT
+    )
     assert call.complete
     result = call.finish(AT)
     assert result.disposition is Disposition.ANSWERED
     assert result.digits == "1" and result.answered_at == AT
-    assert [kind for _, kind, _ in result.events] == ["originate", "DueCallAnswer", "DueCallDial", "DueCallIvr"]
+    assert [kind for _, kind, _ in result.events] == [
+        "originate",
+        "DueCallAnswer",
+        "DueCallDial",
+        "DueCallIvr",
+    ]
     assert call.state is CallState.ENDED
 
 
@@ -60,7 +67,9 @@ def test_unanswered_call_completes_on_dial_report() -> None:
     call.originate_sent(AT)
     call.on_message({"Event": "OriginateResponse", "Response": "Failure", "Reason": "5"}, AT)
     assert call.settling and not call.complete
-    call.on_message({"Event": "UserEvent", "UserEvent": "DueCallDial", "DialStatus": "BUSY", "Cause": "17"}, AT)
+    call.on_message(
+        {"Event": "UserEvent", "UserEvent": "DueCallDial", "DialStatus": "BUSY", "Cause": "17"}, AT
+    )
     assert call.complete
     assert call.finish(AT).disposition is Disposition.BUSY
 

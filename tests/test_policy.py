@@ -14,8 +14,9 @@ POLICY = BasicPolicy()
 
 
 def account(*zones: str) -> Account:
-    return Account(1, "A1", "D1", "Test", "+12025550101", tuple(zones), False, 1000, "USD",
-                   date(2026, 12, 1), "en-US")
+    return Account(
+        1, "A1", "D1", "Test", "+12025550101", tuple(zones), False, 1000, "USD", date(2026, 12, 1), "en-US"
+    )
 
 
 def local(zone: str, *parts: int) -> datetime:
@@ -79,9 +80,11 @@ def test_next_window_across_dst_start() -> None:
 def test_daily_cap_counts_calls_since_local_midnight() -> None:
     zone = "Asia/Shanghai"
     at = local(zone, 2026, 11, 30, 15, 0)
-    history = [past(1, local(zone, 2026, 11, 29, 20, 0)),  # yesterday: not counted
-               past(2, local(zone, 2026, 11, 30, 9, 0)),
-               past(3, local(zone, 2026, 11, 30, 11, 0))]
+    history = [
+        past(1, local(zone, 2026, 11, 29, 20, 0)),  # yesterday: not counted
+        past(2, local(zone, 2026, 11, 30, 9, 0)),
+        past(3, local(zone, 2026, 11, 30, 11, 0)),
+    ]
     allowed = POLICY.decide(account(zone), at, history, False)
     assert allowed.allowed
     assert any(r.rule == "daily-cap" and "call 3 of 3" in r.detail for r in allowed.reasons)

@@ -18,8 +18,19 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def record(account_id: str, phone: str = "+12025550101", name: str = "Test") -> AccountRecord:
-    return AccountRecord(account_id, f"D-{account_id}", name, phone, "US", ("America/New_York",), True,
-                         123450, "USD", date(2026, 12, 1), "en-US")
+    return AccountRecord(
+        account_id,
+        f"D-{account_id}",
+        name,
+        phone,
+        "US",
+        ("America/New_York",),
+        True,
+        123450,
+        "USD",
+        date(2026, 12, 1),
+        "en-US",
+    )
 
 
 def allow(account, history, opted_out):  # type: ignore[no-untyped-def]
@@ -92,8 +103,9 @@ async def test_concurrent_claims_place_one_call(store: Store) -> None:
     campaign = await store.create_campaign("c", NOW)
     await store.add_targets(campaign.id, NOW)
     [target] = await store.due_targets(campaign.id, NOW, 10)
-    results = await asyncio.gather(*[
-        store.claim(target, NOW, allow, lambda i, at: "", "d1", NOW) for _ in range(5)])
+    results = await asyncio.gather(
+        *[store.claim(target, NOW, allow, lambda i, at: "", "d1", NOW) for _ in range(5)]
+    )
     assert sum(1 for r in results if not isinstance(r, Decision)) == 1
 
 
@@ -137,13 +149,21 @@ async def test_finish_stores_result_events_and_next_step(store: Store) -> None:
     [target] = await store.due_targets(campaign.id, NOW, 10)
     attempt = await store.claim(target, NOW, allow, lambda i, at: "", "d", NOW)
     assert not isinstance(attempt, Decision)
-    result = CallResult(Disposition.BUSY, NOW, dial_status="BUSY", cause="17",
-                        events=((NOW, "DueCallDial", {"DialStatus": "BUSY", "名": "张"}),))
-    await store.finish_attempt(attempt, result, TargetUpdate(TargetState.PENDING, NOW + timedelta(minutes=10)))
+    result = CallResult(
+        Disposition.BUSY,
+        NOW,
+        dial_status="BUSY",
+        cause="17",
+        events=((NOW, "DueCallDial", {"DialStatus": "BUSY", "名": "张"}),),
+    )
+    await store.finish_attempt(
+        attempt, result, TargetUpdate(TargetState.PENDING, NOW + timedelta(minutes=10))
+    )
     [row] = await store.attempts_for(campaign.id)
     assert (row["state"], row["disposition"], row["cause"]) == ("ended", "busy", "17")
     assert await store.events_for(attempt.id) == [
-        ("2026-11-28T12:00:00.000000Z", "DueCallDial", {"DialStatus": "BUSY", "名": "张"})]
+        ("2026-11-28T12:00:00.000000Z", "DueCallDial", {"DialStatus": "BUSY", "名": "张"})
+    ]
     assert await store.open_attempts(campaign.id) == []
     # the next claim sees the first attempt in the history
     [again] = await store.due_targets(campaign.id, NOW + timedelta(minutes=10), 10)

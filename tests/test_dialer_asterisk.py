@@ -1,0 +1,122 @@
+"""The dialer end to end against the real Asterisk and its simulated borrowers."""
+
+from __future__ import annotations
+
+import wave
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dialer.accounts import ImportSettings
+from dialer.asterisk_host import AmiCredentials
+from dialer.cli import dial
+from dialer.clock import ShiftedClock
+from dialer.config import Settings
+from dialer.importing import import_accounts
+from dialer.store import Store
+from tests.conftest import borrowers_csv, daytime_zone, make_settings
+
+pytestmark = pytest.mark.asterisk
+
+BEHAVIOURS = {
+    # last four digits: (disposition, digits pressed)
+    "0101": ("answered", "1"),
+    "0104": ("answered", "4"),
+    "0111": ("answered", ""),
+    "0170": ("answered", ""),
+    "0120": ("no_answer", ""),
+    "0130": ("busy", ""),
+    "0140": ("failed", ""),
+    "0141": ("failed", ""),
+    "0150": ("machine", ""),
+    "0160": ("hung_up_early", ""),
+}
+
+
+async def prepare(settings: Settings, work_dir: Path, rows: list[tuple[str, str, str]]) -> None:
+    store = await Store.open(settings.path(settings.store.path))
+    try:
+        csv_path = borrowers_csv(work_dir / "borrowers.csv", rows)
+        report = await import_accounts(
+            store, csv_path, ImportSettings("US", "USD", "en-US"), datetime.now(UTC), work_dir / "rejects.csv"
+        )
+        assert not report.rejects
+        campaign = await store.create_campaign("test", datetime.now(UTC))
+        await store.add_targets(campaign.id, datetime.now(UTC))
+    finally:
+        await store.close()
+
+
+async def attempts(settings: Settings) -> list[dict[str, object]]:
+    store = await Store.open(settings.path(settings.store.path))
+    try:
+        campaign = await store.campaign("test")
+        assert campaign is not None
+        return await store.attempts_for(campaign.id)
+    finally:
+        await store.close()
+
+
+async def test_each_simulated_borrower_ends_in_its_disposition(
+    asterisk: AmiCredentials, work_dir: Path
+) -> None:
+    settings = make_settings(work_dir)
+    zone = daytime_zone()
+    await prepare(settings, work_dir, [(f"A{k}", f"+1202555{k}", zone) for k in BEHAVIOURS])
+    summary = await dial(settings, "test", ShiftedClock(datetime.now(UTC)), timedelta(0))
+    rows = await attempts(settings)
+    assert summary.placed == len(BEHAVIOURS) == len(rows)
+    got = {str(r["account_id"])[1:]: (r["disposition"], r["digits"]) for r in rows}
+    assert got == BEHAVIOURS
+    for row in rows:
+        assert row["state"] == "ended"
+        recording = Path(f"{row['recording_path']}.wav")
+        if row["disposition"] in ("answered", "machine", "hung_up_early"):
+            with wave.open(str(recording)) as audio:
+                assert audio.getframerate() == 8000 and audio.getnframes() > 8000
+
+
+async def test_calling_window_defers_until_morning(asterisk: AmiCredentials, work_dir: Path) -> None:
+    settings = make_settings(work_dir)
+    zone = "America/New_York"
+    await prepare(settings, work_dir, [("W1", "+12025550101", zone)])
+    late = datetime(2026, 12, 2, 21, 30, tzinfo=ZoneInfo(zone))
+    summary = await dial(settings, "test", ShiftedClock(late), timedelta(0))
+    assert (summary.placed, summary.blocked) == (0, 1)
+    store = await Store.open(settings.path(settings.store.path))
+    try:
+        campaign = await store.campaign("test")
+        assert campaign is not None
+        status = await store.status(campaign)
+    finally:
+        await store.close()
+    [(next_at, account_id, _, note)] = status.next_due
+    assert account_id == "W1" and note.startswith("window: outside 08:00-21:00")
+    assert next_at == datetime(2026, 12, 3, 8, 0, tzinfo=ZoneInfo(zone))
+    morning = await dial(settings, "test", ShiftedClock(next_at), timedelta(0))
+    assert morning.placed == 1
+    assert [r["disposition"] for r in await attempts(settings)] == ["answered"]
+
+
+async def test_daily_cap_holds_across_retries(asterisk: AmiCredentials, work_dir: Path) -> None:
+    settings = make_settings(
+        work_dir, policy={"max_attempts_per_day": 2}, retry={"busy": {"delay": "1s", "max_attempts": 5}}
+    )
+    zone = "Asia/Shanghai"
+    await prepare(settings, work_dir, [("C1", "+12025550130", zone)])  # always busy
+    start = datetime(2026, 12, 2, 20, 58, 30, tzinfo=ZoneInfo(zone))
+    summary = await dial(settings, "test", ShiftedClock(start), timedelta(seconds=30))
+    rows = await attempts(settings)
+    assert summary.placed == 2
+    assert [r["disposition"] for r in rows] == ["busy", "busy"]
+    store = await Store.open(settings.path(settings.store.path))
+    try:
+        campaign = await store.campaign("test")
+        assert campaign is not None
+        [(next_at, _, _, note)] = (await store.status(campaign)).next_due
+    finally:
+        await store.close()
+    assert note.startswith("daily-cap: 2 of 2 calls today")
+    assert next_at == datetime(2026, 12, 3, 8, 0, tzinfo=ZoneInfo(zone))
