@@ -52,6 +52,8 @@ import os
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -61,6 +63,8 @@ import iso4217
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, ValidationResult
 from phonenumbers import timezone as phone_timezone
+
+from dialer.errors import ImportFileError
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -95,15 +99,6 @@ if TYPE_CHECKING:
 _P = ParamSpec("_P")
 _Phone = tuple[str, str, tuple[str, ...]]  # E.164, region, derived time zones
 _T = TypeVar("_T")
-
-
-class ImportFileError(Exception):
-    """The file as a whole cannot be imported; ``message`` says why."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = Path(path)
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,29 +301,40 @@ class _Parsers:
 @contextlib.contextmanager
 def _phone_checker(default_region: str, phones: list[str], workers: int) -> Iterator[Callable[[str], _Phone]]:
     """A phone parser for one import. For a large file, ``phones`` (in the
-    order the rows need them) are checked ahead by a pool of processes."""
+    order the rows need them) are checked ahead by worker processes; if the
+    workers cannot run, the rest are checked in this process instead."""
     parse = functools.lru_cache(maxsize=65536)(functools.partial(_parse_phone, default_region=default_region))
     if workers <= 1 or len(phones) < _POOL_MIN_PHONES:
         yield parse
         return
     check = functools.partial(_phone_or_reason, default_region=default_region)
     chunksize = max(1, min(2000, len(phones) // (workers * 8)))
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        ahead = zip(phones, pool.imap(check, phones, chunksize=chunksize), strict=True)
-        checked: dict[str, _Phone | str] = {}
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    ahead: Iterator[tuple[str, _Phone | str]] = zip(
+        phones, pool.map(check, phones, chunksize=chunksize), strict=True
+    )
+    checked: dict[str, _Phone | str] = {}
 
-        def lookup(raw: str) -> _Phone:
-            while raw not in checked:
-                item = next(ahead, None)
-                if item is None:  # a value the scan did not see: check it here
-                    return parse(raw)
-                checked[item[0]] = item[1]
-            result = checked[raw]
-            if isinstance(result, str):
-                raise _FieldError(result)
-            return result
+    def lookup(raw: str) -> _Phone:
+        nonlocal ahead
+        if not raw:  # a row too short to have a phone field
+            return parse(raw)
+        while raw not in checked:
+            try:
+                phone, result = next(ahead)
+            except (StopIteration, BrokenProcessPool):  # not in the scan, or no workers
+                ahead = iter(())
+                return parse(raw)
+            checked[phone] = result
+        result = checked[raw]
+        if isinstance(result, str):
+            raise _FieldError(result)
+        return result
 
+    try:
         yield lookup
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _phone_or_reason(raw: str, default_region: str) -> _Phone | str:

@@ -640,9 +640,7 @@ def load_credentials(state_dir: Path, ami_port: int) -> AmiCredentials:
     """The AMI credentials of an Asterisk started by `start` from this state_dir."""
     lay = _layout(state_dir)
     if not lay.secret.exists():
-        raise AsteriskSetupError(
-            f"no AMI secret in {lay.secret}: run `duecall asterisk up` first"
-        )
+        raise AsteriskSetupError(f"no AMI secret in {lay.secret}: run `duecall asterisk up` first")
     record = _load_record(lay) or {}
     port = int(str(record.get("ami_port", ami_port)))
     return AmiCredentials("127.0.0.1", port, AMI_USER, lay.secret.read_text().strip())

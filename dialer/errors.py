@@ -28,6 +28,7 @@ class ImportFileError(DueCallError):
     def __init__(self, path: object, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+        self.message = message
 
 
 class StoreError(DueCallError):

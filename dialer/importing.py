@@ -48,8 +48,9 @@ async def import_accounts(
     rejects_file: Path,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    header = await asyncio.to_thread(read_header, path)  # file-level problems raise here
-    rows = read_accounts(path, settings)
+    # read_accounts checks the whole file first and raises ImportFileError before any row.
+    rows = await asyncio.to_thread(read_accounts, path, settings)
+    header = await asyncio.to_thread(read_header, path)
     import_id = await store.start_import(str(path), now)
     inserted = updated = total = 0
     rejects: list[RejectedRow] = []

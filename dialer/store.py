@@ -306,16 +306,16 @@ class Store:
         """
         account = target.account
         async with self._tx() as db:
-            row = await (
-                await db.execute(
-                    "SELECT state, attempts FROM targets WHERE campaign_id=? AND account_pk=?",
-                    (target.campaign_id, account.pk),
-                )
-            ).fetchone()
+            rows = await db.execute_fetchall(
+                "SELECT state, attempts, EXISTS (SELECT 1 FROM opt_outs WHERE phone_e164=? "
+                "AND channel='voice') FROM targets WHERE campaign_id=? AND account_pk=?",
+                (account.phone_e164, target.campaign_id, account.pk),
+            )
+            row = next(iter(rows), None)
             if row is None or row[0] != TargetState.PENDING.value:
                 return Decision(False)  # another dialer took it, or it changed state
             history = await _history(db, account.phone_e164, history_since)
-            opted_out = await _opted_out(db, account.phone_e164, "voice")
+            opted_out = bool(row[2])
             decision = decide(account, history, opted_out)
             if not decision.allowed:
                 await _defer(db, target, decision, now, opted_out)
@@ -442,20 +442,12 @@ def _account_params(r: AccountRecord, stamp: str) -> tuple[Any, ...]:
 
 
 async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
-    cur = await db.execute(
+    rows = await db.execute_fetchall(
         "SELECT id, decided_at, campaign_id, disposition FROM attempts "
         "WHERE phone_e164=? AND decided_at>=? ORDER BY decided_at",
         (phone, to_db(since)),
     )
-    return [
-        PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None)
-        for r in await cur.fetchall()
-    ]
-
-
-async def _opted_out(db: aiosqlite.Connection, phone: str, channel: str) -> bool:
-    cur = await db.execute("SELECT 1 FROM opt_outs WHERE phone_e164=? AND channel=?", (phone, channel))
-    return await cur.fetchone() is not None
+    return [PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None) for r in rows]
 
 
 async def _defer(

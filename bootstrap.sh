@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Set up everything DueCall needs on Debian 12 (as root), then run the demo or the tests.
+#   ./bootstrap.sh demo   Asterisk + simulated borrowers + a whole demo campaign
+#   ./bootstrap.sh test   lint, type checks and the test suite (what CI runs)
+# Safe to run again: each step checks what is already there.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+MODE="${1:-}"
+case "$MODE" in
+  demo|test) ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bootstrap.sh: run as root (it installs packages and builds an Asterisk chroot)" >&2
+  exit 1
+fi
+
+say() { printf '\n== %s\n' "$*"; }
+
+# -- system packages -------------------------------------------------------
+PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# -- Python environment ----------------------------------------------------
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "bootstrap.sh: DueCall needs Python 3.11 or newer ($PYTHON is older)" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+STAMP=.venv/.duecall-installed
+WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  say "installing DueCall and its dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$WANT" > "$STAMP"
+fi
+
+# -- Asterisk --------------------------------------------------------------
+say "Asterisk (the system's 20+ if present, else a Debian sid chroot; about a minute the first time)"
+.venv/bin/duecall asterisk up
+
+if [ "$MODE" = demo ]; then
+  say "demo campaign"
+  exec .venv/bin/duecall demo
+fi
+
+say "lint and types"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+say "tests"
+trap '.venv/bin/duecall asterisk down >/dev/null 2>&1 || true' EXIT
+.venv/bin/pytest -q
