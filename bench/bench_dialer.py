@@ -111,6 +111,7 @@ async def main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch_loop(lags, stop))
     cpu0, ast0, wall0 = time.process_time(), asterisk_cpu_seconds(pid), time.monotonic()
+    loop_cpu0 = time.thread_time()
     peak_in_flight = 0
 
     async def sample() -> None:
@@ -122,6 +123,7 @@ async def main(args: argparse.Namespace) -> None:
     sampler = asyncio.create_task(sample())
     summary = await dialer.run(timedelta(0))
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+    loop_cpu = time.thread_time() - loop_cpu0
     ast = asterisk_cpu_seconds(pid) - ast0
     stop.set()
     await asyncio.gather(watcher, sampler)
@@ -139,11 +141,16 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(
         f"dialer CPU {cpu:.2f} s = {1000 * cpu / max(summary.finished, 1):.2f} ms per call "
-        f"({cpu / wall:.2f} cores); peak RSS {rss_mb:.0f} MB"
+        f"({cpu / wall:.2f} cores), event-loop thread {1000 * loop_cpu / max(summary.finished, 1):.2f} ms "
+        f"per call; peak RSS {rss_mb:.0f} MB"
     )
     print(
         f"event loop lag p50 {1000 * statistics.median(lags):.1f} ms, "
         f"p99 {1000 * lags[int(len(lags) * 0.99)]:.1f} ms, max {1000 * lags[-1]:.1f} ms"
+    )
+    print(
+        f"AMI messages received {dialer.ami.messages_received} "
+        f"({dialer.ami.messages_received / max(summary.finished, 1):.1f} per call)"
     )
     print(f"Asterisk CPU over the run {ast:.1f} s ({ast / wall:.2f} cores)")
     if not args.keep:

@@ -87,6 +87,7 @@ class AmiClient:
         self.timeouts = timeouts
         self.connected = asyncio.Event()
         self.sessions = 0  # how many logins so far; >1 means we reconnected
+        self.messages_received = 0
         self.last_error: BaseException | None = None
         self._on_event = on_event
         self._on_connect = on_connect
@@ -197,6 +198,7 @@ class AmiClient:
                 self._route(message)
 
     def _route(self, message: Message) -> None:
+        self.messages_received += 1
         action_id = message.get("ActionID", "")
         if action_id in self._lists:
             self._lists[action_id].add(message)

@@ -27,7 +27,8 @@ from dialer.importing import count_data_lines, import_accounts
 from dialer.policy import BasicPolicy
 from dialer.store import Store
 
-console = Console()
+# Not a terminal (CI logs, pipes): wide enough that tables stay readable.
+console = Console(width=None if sys.stdout.isatty() else 140)
 T = TypeVar("T")
 
 
