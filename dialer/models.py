@@ -116,3 +116,24 @@ class CallResult:
     digits: str = ""
     note: str = ""
     events: tuple[tuple[datetime, str, dict[str, str]], ...] = field(default=())
+    ivr: IvrSummary | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrStep:
+    at: datetime
+    node: str
+    kind: str  # prompt, key, speech, no_input, no_match, outcome
+    detail: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class IvrSummary:
+    """What the borrower chose on an answered call (the IVR's result)."""
+
+    script: str
+    outcome: str  # ivr.script.Outcome values
+    promised_date: date | None
+    promised_amount_minor: int | None
+    right_party: bool | None
+    steps: tuple[IvrStep, ...]

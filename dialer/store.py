@@ -338,6 +338,8 @@ class Store:
                     attempt.account_pk,
                 ),
             )
+            if result.ivr is not None:
+                await _store_ivr(db, attempt.id, result)
             await db.executemany(
                 "INSERT INTO call_events (attempt_id, at, kind, data) VALUES (?,?,?,?)",
                 [
@@ -359,12 +361,25 @@ class Store:
         cur = await self._conn.execute(
             "SELECT t.id, a.account_id, t.phone_e164, t.attempt_no, t.state, t.disposition, "
             "t.dial_status, t.cause, t.ivr_stage, t.amd_status, t.digits, t.decided_at, t.ended_at, "
-            "t.recording_path, t.note FROM attempts t JOIN accounts a ON a.id=t.account_pk "
+            "t.recording_path, t.note, t.outcome, t.script, o.promised_date FROM attempts t "
+            "JOIN accounts a ON a.id=t.account_pk LEFT JOIN outcomes o ON o.attempt_id=t.id "
             "WHERE t.campaign_id=? ORDER BY t.id",
             (campaign_id,),
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+    async def ivr_steps(self, attempt_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT node, kind, detail FROM ivr_steps WHERE attempt_id=? ORDER BY seq", (attempt_id,)
+        )
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    async def opted_out(self, phone_e164: str) -> set[str]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT channel FROM opt_outs WHERE phone_e164=?", (phone_e164,)
+        )
+        return {r[0] for r in rows}
 
     async def events_for(self, attempt_id: int) -> list[tuple[str, str, dict[str, str]]]:
         cur = await self._conn.execute(
@@ -505,6 +520,34 @@ async def _insert_attempt(
         attempt_no,
         now,
         recording,
+    )
+
+
+async def _store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResult) -> None:
+    ivr = result.ivr
+    assert ivr is not None
+    await db.execute(
+        "UPDATE attempts SET outcome=?, script=? WHERE id=?", (ivr.outcome, ivr.script, attempt_id)
+    )
+    detail = json.dumps({"right_party": ivr.right_party}, ensure_ascii=False)
+    await db.execute(
+        "INSERT INTO outcomes (attempt_id, outcome, promised_date, promised_amount_minor, detail, at) "
+        "VALUES (?,?,?,?,?,?)",
+        (
+            attempt_id,
+            ivr.outcome,
+            ivr.promised_date.isoformat() if ivr.promised_date else None,
+            ivr.promised_amount_minor,
+            detail,
+            to_db(result.ended_at),
+        ),
+    )
+    await db.executemany(
+        "INSERT INTO ivr_steps (attempt_id, seq, at, node, kind, detail) VALUES (?,?,?,?,?,?)",
+        [
+            (attempt_id, i, to_db(st.at), st.node, st.kind, json.dumps(st.detail, ensure_ascii=False))
+            for i, st in enumerate(ivr.steps)
+        ],
     )
 
 

@@ -77,6 +77,8 @@ def make_settings(work_dir: Path, **overrides: Any) -> Settings:
             "shutdown_grace": "60s",
             "poll_interval": "0.2s",
         },
+        # The dialer tests use the dialplan's one-key broadcast; the IVR tests switch the IVR on.
+        "ivr": {"enabled": False, "prompts_dir": str(STATE_DIR / "prompts")},
         "retry": {
             d: {"delay": "1s", "max_attempts": 1}
             for d in ("no_answer", "busy", "failed", "machine", "hung_up_early", "unknown")

@@ -1,0 +1,232 @@
+"""The IVR inside the dialer: scripts, prompts, speech and the FastAGI sessions.
+
+Before a call is placed, `prepare` picks the account's script and renders every
+prompt that names the account, so the borrower never hears dead air once they
+answer. The dialplan then hands the answered call to the FastAGI server with
+the call key; `handle` runs the script and keeps the result for the engine,
+which stores it with the call's disposition in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import string
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dialer.models import Account
+from ivr.agi import AgiHangup, AgiServer, AgiSession
+from ivr.flow import IvrResult, IvrRun, Reply
+from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script
+from ivr.speech import Recognizer
+from ivr.spoken import spoken_amount, spoken_date, spoken_digits
+from ivr.tts import PromptCache, Voice, playback_target, voice_for
+
+log = logging.getLogger(__name__)
+OptOut = Callable[[Account], Awaitable[None]]
+
+
+def account_fields(script: Script, account: Account) -> dict[str, str]:
+    """What a script's templates can say about this account, as the script's locale says it."""
+    return {
+        "name": account.name,
+        "amount": spoken_amount(account.amount_minor, account.currency, script.locale),
+        "due_date": spoken_date(account.due_date, script.locale),
+        "lender": script.lender,
+        "callback": spoken_digits(script.callback, script.locale),
+    }
+
+
+def _uses(text: str, names: frozenset[str]) -> bool:
+    return any(f in names for _, f, _, _ in string.Formatter().parse(text) if f)
+
+
+@dataclass
+class Prepared:
+    script: Script
+    account: Account
+    fields: dict[str, str]
+    recordings: Path  # where the borrower's spoken replies are kept
+    result: IvrResult | None = None
+    first_prompt_at: float | None = None  # loop time, for the answer-to-audio figure
+    answered_at: float | None = None
+
+
+@dataclass
+class IvrStats:
+    answer_to_audio: list[float] = field(default_factory=list)  # seconds, per call
+
+
+class IvrService:
+    def __init__(
+        self,
+        scripts: dict[str, Script],
+        default_locale: str,
+        prompts: PromptCache,
+        recognizer: Recognizer | None,
+        on_opt_out: OptOut,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+    ) -> None:
+        if default_locale not in scripts:
+            raise ValueError(f"no script for the default locale {default_locale}")
+        self.scripts = scripts
+        self.default_locale = default_locale
+        self.prompts = prompts
+        self.recognizer = recognizer
+        self.on_opt_out = on_opt_out
+        self.server = AgiServer(host, port, self.handle)
+        self.stats = IvrStats()
+        self._calls: dict[str, Prepared] = {}
+
+    @classmethod
+    def load(
+        cls,
+        paths: Sequence[Path],
+        default_locale: str,
+        prompts: PromptCache,
+        recognizer: Recognizer | None,
+        on_opt_out: OptOut,
+        port: int = 4573,
+    ) -> IvrService:
+        scripts = {s.locale: s for s in (load_script(p) for p in paths)}
+        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port)
+
+    def script_for(self, account: Account) -> Script:
+        return self.scripts.get(account.language) or self.scripts[self.default_locale]
+
+    def voice(self, script: Script) -> Voice:
+        base = voice_for(script.locale)
+        return Voice(script.voice or base.name, script.rate)
+
+    async def start(self) -> None:
+        """Start speech, check spoken phrases against the model, render prompts that name no account."""
+        if self.recognizer is not None:
+            await self.recognizer.start()
+        for script in self.scripts.values():
+            await self._check_phrases(script)
+            static = [text for _, text in script.templates() if not _uses(text, ACCOUNT_FIELDS | CALL_FIELDS)]
+            voice = self.voice(script)
+            await asyncio.gather(*(self.prompts.render(_fill(t, script), voice) for t in static))
+
+    async def _check_phrases(self, script: Script) -> None:
+        if self.recognizer is None or not script.listen:
+            return
+        phrases = [p for n in script.nodes.values() for o in n.options for p in o.phrases]
+        missing = await self.recognizer.check_phrases(phrases) if phrases else []
+        if missing:
+            log.warning(
+                "script %s: the speech model lacks %s; those phrases cannot be recognised "
+                "(keypad still works)",
+                script.name,
+                ", ".join(missing),
+            )
+
+    async def close(self) -> None:
+        if self.recognizer is not None:
+            await self.recognizer.close()
+
+    async def render_account(self, account: Account) -> None:
+        """Render this account's prompts (before its call is placed: no dead air after the answer)."""
+        script = self.script_for(account)
+        fields = account_fields(script, account)
+        voice = self.voice(script)
+        texts = [
+            t.format(**fields)
+            for _, t in script.templates()
+            if _uses(t, ACCOUNT_FIELDS) and not _uses(t, CALL_FIELDS)
+        ]
+        await asyncio.gather(*(self.prompts.render(t, voice) for t in texts))
+
+    def register(self, key: str, account: Account, recordings: Path) -> None:
+        """The call `key` is about to be placed for `account`: its FastAGI session will find this."""
+        script = self.script_for(account)
+        self._calls[key] = Prepared(script, account, account_fields(script, account), recordings)
+
+    def take(self, key: str) -> Prepared | None:
+        """The call's IVR state, once; the engine calls this when the call has ended."""
+        return self._calls.pop(key, None)
+
+    async def handle(self, session: AgiSession) -> None:
+        prepared = self._calls.get(session.call_key)
+        if prepared is None:
+            raise LookupError(f"no prepared IVR for call {session.call_key!r}")
+        loop = asyncio.get_running_loop()
+        prepared.answered_at = loop.time()
+        io = AgiIo(self, session, prepared)
+
+        async def opt_out() -> None:
+            await self.on_opt_out(prepared.account)
+
+        flow = IvrRun(
+            prepared.script,
+            prepared.fields,
+            io,
+            lambda: datetime.now(UTC),
+            opt_out,
+            lambda d: spoken_date(d, prepared.script.locale),
+        )
+        try:
+            prepared.result = flow.result
+            await flow.run()
+            await session.set_variable("DUECALL_OUTCOME", flow.result.outcome.value)
+            await session.set_variable("DUECALL_STAGE", "done")
+        except AgiHangup:
+            log.debug("call %s hung up in node %s", session.call_key, (flow.result.nodes or ["-"])[-1])
+            raise
+
+
+def _fill(template: str, script: Script) -> str:
+    return template.format(lender=script.lender, callback=spoken_digits(script.callback, script.locale))
+
+
+class AgiIo:
+    """The flow's `Io` over a FastAGI session: prompts by STREAM FILE, replies by keys or speech."""
+
+    def __init__(self, service: IvrService, session: AgiSession, prepared: Prepared) -> None:
+        self.service = service
+        self.session = session
+        self.prepared = prepared
+        self.voice = service.voice(prepared.script)
+        self._prompts_played = 0
+        self._utterances = 0
+
+    async def play(self, where: str, text: str, keys: str) -> str | None:
+        path = await self.service.prompts.render(text, self.voice)  # a cache hit unless it names the call
+        if self._prompts_played == 0 and self.prepared.answered_at is not None:
+            delay = asyncio.get_running_loop().time() - self.prepared.answered_at
+            self.service.stats.answer_to_audio.append(delay)
+        digit = await self.session.stream_file(playback_target(path), keys)
+        self._prompts_played += 1
+        if self._prompts_played == 1:
+            # The first prompt was heard to the end (or answered): not a hang-up "during the first prompt".
+            await self.session.set_variable("DUECALL_STAGE", "menu")
+        return digit
+
+    async def listen(self, keys: str, phrases: Sequence[str], timeout: float) -> Reply:
+        recognizer = self.service.recognizer
+        if not phrases or recognizer is None:
+            return Reply(digit=await self.session.wait_for_digit(int(timeout * 1000)))
+        self._utterances += 1
+        target = self.prepared.recordings / f"reply-{self._utterances}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recorded = await self.session.record_file(str(target), "wav", keys or "#", int(timeout * 1000), 2)
+        if recorded.digit is not None:
+            return Reply(digit=recorded.digit)
+        if recorded.endpos < 1600:  # under 0.2 s of audio: nothing was said
+            return Reply()
+        heard = await recognizer.recognize(target.with_suffix(".wav"), phrases)
+        return Reply(text=heard.text, confidence=heard.confidence, phrase=heard.phrase)
+
+    async def read_digits(self, count: int, timeout: float) -> str:
+        digits = ""
+        while len(digits) < count:
+            digit = await self.session.wait_for_digit(int(timeout * 1000))
+            if digit is None or digit == "#":
+                break
+            digits += digit
+        return digits

