@@ -90,7 +90,7 @@ async def test_voice_reply_then_dispute_by_voice() -> None:
 
 
 async def test_low_confidence_asks_again_then_keypad_only() -> None:
-    flow, caller = await run(["say:yes:0.3", "say:yes:0.95", "key:1", "key:4"])
+    flow, _ = await run(["say:yes:0.3", "say:yes:0.95", "key:1", "key:4"])
     assert flow.result.outcome is Outcome.HARDSHIP_CALLBACK
     # after a doubtful spoken reply the flow stops offering voice: the confident "yes" is not taken
     kinds = [s.kind for s in flow.result.steps if s.node == "confirm"]
