@@ -41,7 +41,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]duecall: error:[/red] {error}", highlight=False)
+    console.print(f"[red]duecall: error:[/red] {error}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
@@ -286,7 +286,7 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
 
     prompts = PromptCache(s.path(i.prompts_dir), i.tts_workers)
     paths = [s.path(p) for p in i.scripts]
-    return IvrService.load(paths, i.default_locale, prompts, recognizer, opt_out, port=i.agi_port)
+    return IvrService.load(paths, i.default_locale, prompts, recognizer, opt_out, i.agi_port, clock.now)
 
 
 class _signals:
@@ -313,6 +313,21 @@ def _print_summary(summary: RunSummary) -> None:
     )
     if summary.left_open:
         console.print(f"left open (reconciled next run): attempts {summary.left_open}")
+    if summary.answer_to_audio:
+        console.print(ivr_figures(summary))
+
+
+def ivr_figures(summary: RunSummary) -> str:
+    delays = sorted(summary.answer_to_audio)
+    p50 = delays[len(delays) // 2]
+    p95 = delays[min(len(delays) - 1, int(len(delays) * 0.95))]
+    total = summary.prompt_hits + summary.prompt_renders
+    rate = summary.prompt_hits / total if total else 0.0
+    return (
+        f"answer to first prompt audio: p50 {1000 * p50:.0f} ms, p95 {1000 * p95:.0f} ms "
+        f"({len(delays)} calls); prompt cache: {summary.prompt_hits} hits, "
+        f"{summary.prompt_renders} rendered ({100 * rate:.0f}% hit rate)"
+    )
 
 
 @main.command("status")

@@ -22,8 +22,12 @@ from rich.table import Table
 from dialer.accounts import ImportSettings
 from dialer.clock import SystemClock
 from dialer.config import Settings
+from dialer.demo_ivr import HELLO, IVR_START, Journey, plan_keys
 from dialer.importing import import_accounts
+from dialer.models import Account
 from dialer.store import Store
+from ivr.service import IvrService
+from ivr.tts import playback_target
 
 
 @dataclass(frozen=True)
@@ -48,27 +52,37 @@ COUNTRIES = (
     Country("+1808555", "Pacific/Honolulu", "USD", "en-US"),
 )
 
-# (last four digits, what the simulated borrower does)
-BEHAVIOURS = (
-    ("0101", "answers, presses 1"),
-    ("0102", "answers, presses 2"),
-    ("0103", "answers, presses 3"),
-    ("0104", "answers, presses 4"),
-    ("0105", "answers, presses 5"),
-    ("0109", "answers, presses 9"),
-    ("0111", "answers, speaks a reply"),
-    ("0112", "answers, speaks a reply"),
-    ("0120", "never answers"),
-    ("0130", "busy"),
-    ("0140", "congestion"),
-    ("0141", "number not in service"),
-    ("0150", "answering machine"),
-    ("0151", "answering machine"),
-    ("0160", "hangs up during the first prompt"),
-    ("0170", "answers, stays silent"),
-    ("0106", "answers, presses 6"),
-    ("0107", "answers, presses 7"),
+# (last four digits, what the simulated borrower does, its walk through the reminder script)
+PROMISE = "PROMISE"  # replaced by a date five days ahead
+BEHAVIOURS: tuple[tuple[str, str, Journey | None], ...] = (
+    (
+        "0101",
+        "confirms, promises a date",
+        Journey("promise", (("confirm", "1"), ("menu", "2"), ("promise_date", PROMISE))),
+    ),
+    ("0102", "is the wrong person", Journey("wrong", (("confirm", "2"),))),
+    ("0103", "confirms, disputes", Journey("dispute", (("confirm", "1"), ("menu", "3")))),
+    ("0104", "confirms, asks for help", Journey("hardship", (("confirm", "1"), ("menu", "4")))),
+    ("0105", "asks to stop calls", Journey("opt-out", (("confirm", "9"),))),
+    ("0106", "confirms, will pay today", Journey("pay", (("confirm", "1"), ("menu", "1")))),
+    ("0107", "confirms, then chooses nothing", Journey("silent menu", (("confirm", "1"),))),
+    (
+        "0108",
+        "confirms, promises a date",
+        Journey("promise", (("confirm", "1"), ("menu", "2"), ("promise_date", PROMISE))),
+    ),
+    ("0111", "answers in Korean by voice", None),
+    ("0112", "answers in Korean by voice", None),
+    ("0120", "never answers", None),
+    ("0130", "busy", None),
+    ("0140", "congestion", None),
+    ("0141", "number not in service", None),
+    ("0150", "answering machine", None),
+    ("0151", "answering machine", None),
+    ("0160", "hangs up during the first prompt", None),
+    ("0170", "answers, stays silent", None),
 )
+VOICE_BORROWERS = ("0111", "0112")  # Korean speakers, wherever they live
 NAMES = (
     "王伟",
     "김민준",
@@ -116,13 +130,15 @@ def write_demo_csv(path: Path, now: datetime) -> list[tuple[str, str, str]]:
         raise RuntimeError("no demo country is in daytime now")  # cannot happen with 8 zones
     rows, plan = [], []
     due = (now + timedelta(days=3)).date()
-    for i, (last_four, behaviour) in enumerate(BEHAVIOURS):
+    for i, (last_four, behaviour, _) in enumerate(BEHAVIOURS):
         country = day[i % len(day)]
         rows.append(_row(i, country, last_four, due))
+        if last_four in VOICE_BORROWERS:
+            rows[-1][-1] = "ko-KR"
         plan.append((rows[-1][0], behaviour, country.zone))
     for country in night[:2]:
         rows.append(_row(len(rows), country, "0101", due))
-        plan.append((rows[-1][0], "answers, presses 1 (but it is night there)", country.zone))
+        plan.append((rows[-1][0], "confirms, promises a date (but it is night there)", country.zone))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -188,7 +204,7 @@ def demo_settings(s: Settings) -> Settings:
 
 
 def run_demo(settings: Settings, console: Console) -> None:
-    from dialer.cli import dial, start_asterisk
+    from dialer.cli import dial, ivr_figures, start_asterisk
 
     started = time.monotonic()
     console.print("[b]1. Asterisk[/b]: provisioning and starting (the first time takes about a minute)")
@@ -202,11 +218,15 @@ def run_demo(settings: Settings, console: Console) -> None:
     plan = write_demo_csv(csv_path, now)
     console.print(f"[b]2. Import[/b]: {csv_path}")
     asyncio.run(_import_and_create(s, csv_path, console))
-    console.print("[b]3. Campaign[/b]: calling (retries after 5 s, at most 2 attempts)")
+    console.print("[b]3. Simulated borrowers[/b]: timing their key presses to the prompts they will hear")
+    asyncio.run(program_borrowers(s, now))
+    console.print("[b]4. Campaign[/b]: calling (retries after 5 s, at most 2 attempts)")
     calls_started = time.monotonic()
     summary = asyncio.run(dial(s, "demo", SystemClock(), timedelta(seconds=30)))
     minutes = (time.monotonic() - calls_started) / 60
     asyncio.run(_print_outcomes(s, plan, console))
+    if summary.answer_to_audio:
+        console.print(ivr_figures(summary) + " (AMD listens first: about 1.7 s of it)")
     console.print(
         f"placed {summary.placed} calls, {summary.finished} finished in {minutes:.1f} min "
         f"({summary.finished / max(minutes, 1e-9):.1f} calls/min); "
@@ -216,6 +236,64 @@ def run_demo(settings: Settings, console: Console) -> None:
         f"Recordings are under {s.path(s.dialer.recordings_dir)}; "
         f"`duecall --config ... status demo` works on {db_path}."
     )
+
+
+async def program_borrowers(s: Settings, now: datetime) -> None:
+    """Tell each simulated borrower (AstDB) which keys to press when, or what to say."""
+    from dialer.ami import AmiClient, AmiTimeouts
+    from dialer.cli import build_ivr, endpoint
+
+    store = await Store.open(s.path(s.store.path), s.store.synchronous)
+    ivr = build_ivr(
+        s.model_copy(update={"ivr": s.ivr.model_copy(update={"speech_model": ""})}), store, SystemClock()
+    )
+    client = AmiClient(endpoint(s), AmiTimeouts(), lambda m: None)
+    task = asyncio.create_task(client.run())
+    try:
+        await client.wait_connected(10)
+        for account, last_four in await _demo_accounts(store):
+            values = await _sim_values(ivr, account, last_four, now)
+            for key, value in values.items():
+                await client.send(
+                    "DBPut", {"Family": f"sim/{account.phone_e164.lstrip('+')}", "Key": key, "Val": value}
+                )
+    finally:
+        client.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+
+
+async def _demo_accounts(store: Store) -> list[tuple[Account, str]]:
+    found = []
+    for i in range(1, 60):
+        account = await store.account(f"DEMO-{i:03d}")
+        if account is None:
+            break
+        found.append((account, account.phone_e164[-4:]))
+    return found
+
+
+async def _sim_values(ivr: IvrService, account: Account, last_four: str, now: datetime) -> dict[str, str]:
+    journeys = {code: journey for code, _, journey in BEHAVIOURS if journey is not None}
+    if last_four in journeys:
+        journey = journeys[last_four]
+        promise = f"{(now + timedelta(days=5)).date():%Y%m%d}"
+        presses = tuple((node, promise if keys == PROMISE else keys) for node, keys in journey.presses)
+        keys, delay = await plan_keys(ivr, account, Journey(journey.label, presses))
+        return {"keys": keys, "delay": f"{delay:.1f}"}
+    if last_four in VOICE_BORROWERS:
+        script = ivr.script_for(account)
+        yes = await ivr.prompts.render("네", ivr.voice(script))  # the borrower's spoken "yes"
+        spoken = await _spoken_seconds(ivr, account, ["intro", "confirm"])
+        return {"audio": playback_target(yes), "delay": f"{IVR_START + spoken - HELLO + 0.5:.1f}"}
+    return {}
+
+
+async def _spoken_seconds(ivr: IvrService, account: Account, nodes: list[str]) -> float:
+    from dialer.demo_ivr import _say_seconds
+
+    return await _say_seconds(ivr, ivr.script_for(account), account, nodes)
 
 
 async def _import_and_create(s: Settings, csv_path: Path, console: Console) -> None:
@@ -241,6 +319,11 @@ async def _import_and_create(s: Settings, csv_path: Path, console: Console) -> N
         await store.close()
 
 
+def _outcome(row: dict[str, object]) -> str:
+    promised = f" {row['promised_date']}" if row.get("promised_date") else ""
+    return f"{row['outcome']}{promised}"
+
+
 async def _print_outcomes(s: Settings, plan: list[tuple[str, str, str]], console: Console) -> None:
     store = await Store.open(s.path(s.store.path), s.store.synchronous)
     try:
@@ -255,7 +338,14 @@ async def _print_outcomes(s: Settings, plan: list[tuple[str, str, str]], console
         by_account.setdefault(str(row["account_id"]), []).append(row)
     waiting = {account_id: note for _, account_id, _, note in status.next_due}
     table = Table(
-        "account", "zone", "simulated borrower", "attempts", "dispositions", "keys", title="Demo outcomes"
+        "account",
+        "zone",
+        "simulated borrower",
+        "attempts",
+        "dispositions",
+        "keys",
+        "outcome",
+        title="Demo outcomes",
     )
     for account_id, behaviour, zone in plan:
         rows = by_account.get(account_id, [])
@@ -263,5 +353,6 @@ async def _print_outcomes(s: Settings, plan: list[tuple[str, str, str]], console
             ", ".join(str(r["disposition"]) for r in rows) or f"not called: {waiting.get(account_id, '')}"
         )
         keys = ",".join(str(r["digits"]) for r in rows if r["digits"])
-        table.add_row(account_id, zone, behaviour, str(len(rows)), dispositions, keys)
+        outcome = ", ".join(_outcome(r) for r in rows if r["outcome"])
+        table.add_row(account_id, zone, behaviour, str(len(rows)), dispositions, keys, outcome)
     console.print(table)

@@ -37,6 +37,7 @@ from dialer.models import (
     Decision,
     IvrStep,
     IvrSummary,
+    Reason,
     Target,
     TargetState,
 )
@@ -60,6 +61,9 @@ class RunSummary:
     reconciled: int = 0
     stopped_by_signal: bool = False
     left_open: list[int] = field(default_factory=list)
+    answer_to_audio: list[float] = field(default_factory=list)  # seconds, answered calls with IVR
+    prompt_hits: int = 0  # prompts found rendered in the cache
+    prompt_renders: int = 0  # prompts synthesised during the run
 
 
 class _Tracked:
@@ -113,6 +117,7 @@ class Dialer:
         self._instance = ""
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._calls_answered: dict[str, datetime] = {}
 
     def stop(self) -> None:
         """Stop placing calls; calls in flight may finish within the grace period."""
@@ -135,6 +140,7 @@ class Dialer:
                 await self._reconcile_leftovers()
                 await self._schedule(idle_horizon)
                 await self._drain()
+                self._ivr_figures()
                 self.ami.close()
                 ami_task.cancel()
                 if agi_task is not None:
@@ -144,6 +150,12 @@ class Dialer:
         finally:
             self._group = None
         return self.summary
+
+    def _ivr_figures(self) -> None:
+        if self.ivr is not None:
+            cache = self.ivr.prompts
+            self.summary.prompt_hits = cache.hits + cache.joined
+            self.summary.prompt_renders = cache.misses
 
     async def _start_ivr(self, group: asyncio.TaskGroup) -> asyncio.Task[None] | None:
         if self.ivr is None:
@@ -263,6 +275,18 @@ class Dialer:
             )
         self._start_call(tracked, originate=True)
 
+    async def _render_prompts(self, target: Target) -> bool:
+        """Before the claim, so a failure costs no attempt; cached after the first call."""
+        assert self.ivr is not None
+        try:
+            await self.ivr.render_account(target.account)
+        except (DueCallError, ValueError) as exc:
+            log.error("account %s: cannot prepare its prompts: %s", target.account.account_id, exc)
+            later = self.clock.now() + timedelta(hours=1)
+            await self.store.defer(target, Decision(False, (Reason("prompts", str(exc)),), later))
+            return False
+        return True
+
     async def _wait_connected(self) -> None:
         stop = asyncio.ensure_future(self._stop.wait())
         up = asyncio.ensure_future(self.ami.connected.wait())
@@ -302,6 +326,8 @@ class Dialer:
             if not call.complete:
                 await self._reconcile(tracked)
             result = call.finish(self.clock.now(), "" if call.complete else "no final event from Asterisk")
+            if call.answered_at is not None:
+                self._calls_answered[call.key] = call.answered_at
             await self._store_result(call.attempt, self._with_ivr(call.key, result))
         finally:
             self._calls.pop(call.key, None)
@@ -377,6 +403,10 @@ class Dialer:
         if prepared is None or prepared.result is None:
             return result
         r = prepared.result
+        answered = self._calls_answered.pop(key, None)
+        if answered is not None and prepared.first_prompt_at is not None:
+            # From the answer (DueCallAnswer, before AMD) to the first prompt's audio.
+            self.summary.answer_to_audio.append((prepared.first_prompt_at - answered).total_seconds())
         steps = tuple(IvrStep(s.at, s.node, s.kind, dict(s.detail)) for s in r.steps)
         keys = "".join(
             str(s.detail.get("digit") or s.detail.get("digits") or "") for s in r.steps if s.kind == "key"

@@ -322,6 +322,11 @@ class Store:
                 return decision
             return await _insert_attempt(db, target, row[1] + 1, now, decision, recording_for, dialer_id)
 
+    async def defer(self, target: Target, decision: Decision) -> None:
+        """Hold a target back without an attempt (e.g. its prompts could not be rendered)."""
+        async with self._tx() as db:
+            await _defer(db, target, decision, decision.next_allowed_at or target.next_at, False)
+
     async def finish_attempt(self, attempt: Attempt, result: CallResult, update: TargetUpdate) -> None:
         """Store how the call ended and where its target goes next: one transaction."""
         async with self._tx() as db:

@@ -117,11 +117,11 @@ class IvrRun:
             return None
         return node.next
 
-    async def _say(self, key: str, template: str, keys: str) -> str | None:
+    async def _say(self, key: str, template: str, keys: str, record_key: bool = True) -> str | None:
         text = self.text(template)
         self._step(key, "prompt", text=text)
         pressed = await self.io.play(f"nodes.{key}.say", text, keys)
-        if pressed is not None:
+        if pressed is not None and record_key:
             self._step(key, "key", digit=pressed, barge_in=True)
         return pressed
 
@@ -202,7 +202,7 @@ class IvrRun:
     async def _input(self, key: str, node: Node) -> str | None:
         template, misses = node.say, 0
         while True:
-            first = await self._say(key, template, "0123456789")
+            first = await self._say(key, template, "0123456789", record_key=False)  # part of the digits
             self.state = IvrState.AWAITING
             rest = await self.io.read_digits(node.digits - len(first or ""), NO_INPUT_SECONDS)
             digits = (first or "") + rest

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import string
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,13 +51,7 @@ class Prepared:
     fields: dict[str, str]
     recordings: Path  # where the borrower's spoken replies are kept
     result: IvrResult | None = None
-    first_prompt_at: float | None = None  # loop time, for the answer-to-audio figure
-    answered_at: float | None = None
-
-
-@dataclass
-class IvrStats:
-    answer_to_audio: list[float] = field(default_factory=list)  # seconds, per call
+    first_prompt_at: datetime | None = None  # when the first prompt started playing
 
 
 class IvrService:
@@ -71,6 +65,7 @@ class IvrService:
         *,
         host: str = "127.0.0.1",
         port: int = 4573,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if default_locale not in scripts:
             raise ValueError(f"no script for the default locale {default_locale}")
@@ -79,8 +74,8 @@ class IvrService:
         self.prompts = prompts
         self.recognizer = recognizer
         self.on_opt_out = on_opt_out
+        self.now = now  # the dialer's clock, so times line up with its events
         self.server = AgiServer(host, port, self.handle)
-        self.stats = IvrStats()
         self._calls: dict[str, Prepared] = {}
 
     @classmethod
@@ -92,9 +87,10 @@ class IvrService:
         recognizer: Recognizer | None,
         on_opt_out: OptOut,
         port: int = 4573,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> IvrService:
         scripts = {s.locale: s for s in (load_script(p) for p in paths)}
-        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port)
+        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port, now=now)
 
     def script_for(self, account: Account) -> Script:
         return self.scripts.get(account.language) or self.scripts[self.default_locale]
@@ -155,8 +151,6 @@ class IvrService:
         prepared = self._calls.get(session.call_key)
         if prepared is None:
             raise LookupError(f"no prepared IVR for call {session.call_key!r}")
-        loop = asyncio.get_running_loop()
-        prepared.answered_at = loop.time()
         io = AgiIo(self, session, prepared)
 
         async def opt_out() -> None:
@@ -197,9 +191,8 @@ class AgiIo:
 
     async def play(self, where: str, text: str, keys: str) -> str | None:
         path = await self.service.prompts.render(text, self.voice)  # a cache hit unless it names the call
-        if self._prompts_played == 0 and self.prepared.answered_at is not None:
-            delay = asyncio.get_running_loop().time() - self.prepared.answered_at
-            self.service.stats.answer_to_audio.append(delay)
+        if self._prompts_played == 0:
+            self.prepared.first_prompt_at = self.service.now()
         digit = await self.session.stream_file(playback_target(path), keys)
         self._prompts_played += 1
         if self._prompts_played == 1:

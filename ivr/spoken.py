@@ -130,9 +130,23 @@ def _unsupported(code: str, locale: str) -> ValueError:
     return ValueError(f"currency {code} has no spoken form for {locale}")
 
 
+def _other_currency(major: int, minor: int, code: str) -> str:
+    """A currency without its own wording: the number, then ISO 4217's English name."""
+    exponent = _exponent(code)
+    number = f"{major:,}.{minor:0{exponent}d}" if minor else f"{major:,}"
+    return f"{number} {iso4217.Currency(code).currency_name}"
+
+
+def _digits_and_code(major: int, minor: int, code: str) -> str:
+    """Any other currency: the number as digits (the voice reads them in its language) and the code."""
+    exponent = _exponent(code)
+    number = f"{major}.{minor:0{exponent}d}" if minor else str(major)
+    return f"{number} {' '.join(code)}"
+
+
 def _en_amount(major: int, minor: int, code: str) -> str:
     if code not in _EN_CURRENCY:
-        raise _unsupported(code, "en-US")
+        return _other_currency(major, minor, code)
     one, many, cent, cents = _EN_CURRENCY[code]
     whole = f"{major:,} {one if major == 1 else many}"
     if not minor:
@@ -148,7 +162,7 @@ def _zh_number(value: int) -> str:
 def _zh_amount(major: int, minor: int, exponent: int, code: str) -> str:
     if code != "CNY":
         if code not in _ZH_CURRENCY:
-            raise _unsupported(code, "zh-CN")
+            return _digits_and_code(major, minor, code)
         number = f"{major}.{minor:0{exponent}d}".rstrip("0").rstrip(".") if minor else str(major)
         return str(cn2an.an2cn(number, "low")) + _ZH_CURRENCY[code]
     jiao, fen = divmod(minor, 10)
@@ -168,7 +182,7 @@ def _ko_number(value: int) -> str:
 
 def _ko_amount(major: int, minor: int, code: str) -> str:
     if code not in _KO_CURRENCY:
-        raise _unsupported(code, "ko-KR")
+        return _digits_and_code(major, minor, code)
     unit, cent = _KO_CURRENCY[code]
     if not minor:
         return f"{_ko_number(major)} {unit}"

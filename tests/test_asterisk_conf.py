@@ -337,7 +337,7 @@ def test_no_input(calls: dict[str, Call]) -> None:
 def test_results_are_in_astdb(calls: dict[str, Call]) -> None:
     call = calls["human"]
     assert run_cli(STATE_DIR, f"database get duecall/{call.attempt} dial").strip() == "Value: ANSWER,16"
-    assert run_cli(STATE_DIR, f"database get duecall/{call.attempt} ivr").strip() == "Value: done,,1"
+    assert run_cli(STATE_DIR, f"database get duecall/{call.attempt} ivr").strip() == "Value: done,,1,"
 
 
 def test_answered_calls_are_recorded(calls: dict[str, Call]) -> None:

@@ -45,13 +45,26 @@ def test_spoken_amount(amount_minor: int, currency: str, locale: str, expected: 
 
 
 @pytest.mark.parametrize(
+    ("amount_minor", "currency", "locale", "spoken"),
+    [
+        (123450, "INR", "en-US", "1,234.50 Indian Rupee"),
+        (123450, "BRL", "ko-KR", "1234.50 B R L"),
+        (150, "CHF", "zh-CN", "1.50 C H F"),
+    ],
+)
+def test_other_currencies_are_spoken_by_number_and_name(
+    amount_minor: int, currency: str, locale: str, spoken: str
+) -> None:
+    assert spoken_amount(amount_minor, currency, locale) == spoken
+
+
+@pytest.mark.parametrize(
     ("amount_minor", "currency", "locale", "message"),
     [
         (100, "USD", "fr-FR", "fr-FR"),
         (100, "XYZ", "en-US", "XYZ"),
         (100, "XAU", "en-US", "no minor unit"),
         (-1, "USD", "en-US", "negative"),
-        (100, "CHF", "ko-KR", "CHF"),
     ],
 )
 def test_spoken_amount_rejects(amount_minor: int, currency: str, locale: str, message: str) -> None:
