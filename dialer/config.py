@@ -175,7 +175,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     elif path.name != DEFAULT_CONFIG_NAME or "DUECALL_CONFIG" in os.environ:
         raise ConfigError(f"{path}: settings file not found")
-    _merge(data, overrides or {})
+    merge(data, overrides or {})
     data["root"] = path.resolve().parent
     try:
         return Settings.model_validate(data)
@@ -183,9 +183,10 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         raise ConfigError(_format_error(path, exc)) from exc
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Deep-merge `extra` into `base` (tables merge, values replace)."""
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            merge(base[key], value)
         else:
             base[key] = value

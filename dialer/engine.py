@@ -411,8 +411,9 @@ class Dialer:
         keys = "".join(
             str(s.detail.get("digit") or s.detail.get("digits") or "") for s in r.steps if s.kind == "key"
         )
+        promised = prepared.account.amount_minor if r.outcome.value in ("promise_to_pay", "paid") else None
         summary = IvrSummary(
-            prepared.script.name, r.outcome.value, r.promised_date, None, r.right_party, steps
+            prepared.script.name, r.outcome.value, r.promised_date, promised, r.right_party, steps
         )
         return replace(result, ivr=summary, digits=keys or result.digits)
 

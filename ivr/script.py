@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dialer.errors import DueCallError
 
 # Fields a template may use. The first group differs per account (rendered before each call).
-ACCOUNT_FIELDS = frozenset({"name", "amount", "due_date"})
+ACCOUNT_FIELDS = frozenset({"name", "amount", "currency", "due_date"})
 SCRIPT_FIELDS = frozenset({"lender", "callback"})
 CALL_FIELDS = frozenset({"promised_date"})  # known only during the call
 FIELDS = ACCOUNT_FIELDS | SCRIPT_FIELDS | CALL_FIELDS

@@ -22,7 +22,7 @@ from ivr.agi import AgiHangup, AgiServer, AgiSession
 from ivr.flow import IvrResult, IvrRun, Reply
 from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script
 from ivr.speech import Recognizer
-from ivr.spoken import spoken_amount, spoken_date, spoken_digits
+from ivr.spoken import currency_name, spoken_amount, spoken_date, spoken_digits
 from ivr.tts import PromptCache, Voice, playback_target, voice_for
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ def account_fields(script: Script, account: Account) -> dict[str, str]:
     return {
         "name": account.name,
         "amount": spoken_amount(account.amount_minor, account.currency, script.locale),
+        "currency": currency_name(account.currency, script.locale),
         "due_date": spoken_date(account.due_date, script.locale),
         "lender": script.lender,
         "callback": spoken_digits(script.callback, script.locale),

@@ -137,6 +137,17 @@ def _other_currency(major: int, minor: int, code: str) -> str:
     return f"{number} {iso4217.Currency(code).currency_name}"
 
 
+def currency_name(code: str, locale: str) -> str:
+    """The currency's name for the {currency} field: the locale's word where we have one."""
+    code = code.upper()
+    rules = rules_for(locale)
+    if rules == "zh":
+        return "人民币" if code == "CNY" else _ZH_CURRENCY.get(code, " ".join(code))
+    if rules == "ko" and code in _KO_CURRENCY:
+        return _KO_CURRENCY[code][0]
+    return str(iso4217.Currency(code).currency_name)
+
+
 def _digits_and_code(major: int, minor: int, code: str) -> str:
     """Any other currency: the number as digits (the voice reads them in its language) and the code."""
     exponent = _exponent(code)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dialer.asterisk_host import AmiCredentials, provision, start
-from dialer.config import Settings, load_settings
+from dialer.config import Settings, load_settings, merge
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = PROJECT_ROOT / "var"
@@ -84,16 +84,8 @@ def make_settings(work_dir: Path, **overrides: Any) -> Settings:
             for d in ("no_answer", "busy", "failed", "machine", "hung_up_early", "unknown")
         },
     }
-    _merge(base, overrides)
+    merge(base, overrides)
     return load_settings(write_config(work_dir / "duecall.toml", base))
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 def write_config(path: Path, data: dict[str, Any]) -> Path:

@@ -75,8 +75,8 @@ def test_minimal_script_is_valid() -> None:
 def test_errors_name_file_line_and_field() -> None:
     text = MINIMAL.replace("{name}", "{nmae}").replace("next: details", "next: detials")
     assert problems(text) == [
-        "s.yaml:12: nodes.confirm.say: unknown field {nmae}; known: amount, callback, due_date, "
-        "lender, name, promised_date",
+        "s.yaml:12: nodes.confirm.say: unknown field {nmae}; known: amount, callback, currency, "
+        "due_date, lender, name, promised_date",
         "s.yaml:14: nodes.confirm.options[0].next: no node named 'detials'",
     ]
 

@@ -6,7 +6,15 @@ from datetime import date
 
 import pytest
 
-from ivr.spoken import numbers_to_hanzi, rules_for, spoken_amount, spoken_date, spoken_digits, to_pinyin
+from ivr.spoken import (
+    currency_name,
+    numbers_to_hanzi,
+    rules_for,
+    spoken_amount,
+    spoken_date,
+    spoken_digits,
+    to_pinyin,
+)
 
 
 @pytest.mark.parametrize(
@@ -159,3 +167,16 @@ def test_to_pinyin_output_is_ascii() -> None:
     amount, due = spoken_amount(123456, "CNY", "zh-CN"), spoken_date(date(2026, 12, 1), "zh-CN")
     text = f"您的应还金额为{amount}，请于{due}前还款！"
     assert to_pinyin(text).isascii()
+
+
+@pytest.mark.parametrize(
+    ("code", "locale", "name"),
+    [
+        ("CNY", "zh-CN", "人民币"),
+        ("USD", "zh-CN", "美元"),
+        ("KRW", "ko-KR", "원"),
+        ("USD", "en-US", "US Dollar"),
+    ],
+)
+def test_currency_names(code: str, locale: str, name: str) -> None:
+    assert currency_name(code, locale) == name
