@@ -29,8 +29,9 @@ from dialer.ami import AmiEndpoint
 from dialer.asterisk_host import load_credentials, status
 from dialer.clock import ShiftedClock
 from dialer.config import load_settings
+from dialer.contact_policy import LenderSettings, load_pack
 from dialer.engine import Dialer
-from dialer.policy import BasicPolicy
+from dialer.policy import PackGate
 from dialer.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ async def main(args: argparse.Namespace) -> None:
         settings,
         store,
         campaign,
-        BasicPolicy(max_attempts_per_day=10),
+        PackGate(load_pack("us-regf", LenderSettings(max_voice_per_day=10))),
         ShiftedClock(now),
         AmiEndpoint(creds.host, creds.port, creds.username, creds.secret),
     )

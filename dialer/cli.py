@@ -25,7 +25,7 @@ from dialer.engine import Dialer, RunSummary
 from dialer.errors import DueCallError
 from dialer.importing import count_data_lines, import_accounts
 from dialer.models import Account
-from dialer.policy import BasicPolicy
+from dialer.policy import PackGate, pack_from_settings
 from dialer.store import Store
 
 if TYPE_CHECKING:
@@ -254,8 +254,7 @@ async def dial(
             raise DueCallError(
                 f"no campaign named {campaign_name!r} (create it with `duecall campaign create`)"
             )
-        p = s.policy
-        policy = BasicPolicy(p.window_start, p.window_end, p.max_attempts_per_day)
+        policy = PackGate(pack_from_settings(s.policy))
         ivr = build_ivr(s, store, clock) if s.ivr.enabled else None
         dialer = Dialer(s, store, found, policy, clock, endpoint(s), ivr=ivr, **dialer_args)
         try:
@@ -348,6 +347,8 @@ def status(ctx: click.Context, campaign_name: str) -> None:
             await store.close()
         console.print(_counts_table("Accounts by state", st.targets_by_state))
         console.print(_counts_table("Attempts by disposition", st.attempts_by_disposition))
+        if st.outcomes:
+            console.print(_counts_table("What answered borrowers chose", st.outcomes))
         upcoming = Table("next call (UTC)", "account", "phone", "why waiting", title="Scheduled next")
         for at, account_id, phone, note in st.next_due:
             upcoming.add_row(f"{at:%Y-%m-%d %H:%M:%S}", account_id, phone, note)
@@ -525,3 +526,27 @@ def ivr_try(file: Path) -> None:
         f"outcome: {result.outcome}  promised date: {result.promised_date}  "
         f"right party: {result.right_party}  nodes: {' > '.join(result.nodes)}"
     )
+
+
+# -- contact policy ---------------------------------------------------------
+
+
+@main.group()
+def policy() -> None:
+    """The contact-policy engine."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--policy", "policy_name", default=None, help="Pack for lines without one: cn, us-regf, us-ma.")
+def policy_check(file: Any, policy_name: str | None) -> None:
+    """Decide JSON-lines proposals (FILE or stdin); one JSON verdict line each (docs/policy.md)."""
+    import json
+    from functools import cache
+
+    from dialer.contact_policy import decide, load_pack
+    from dialer.policy_io import check_lines
+
+    packs = cache(load_pack)
+    for out in check_lines(file, packs, policy_name, decide):
+        click.echo(json.dumps(out, ensure_ascii=False))

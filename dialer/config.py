@@ -12,7 +12,7 @@ import re
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -108,10 +108,19 @@ class ImportSettingsModel(_Section):
     default_language: str = "en-US"
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
 class PolicySettings(_Section):
-    window_start: ClockTime = time(8, 0)
-    window_end: ClockTime = time(21, 0)
-    max_attempts_per_day: int = Field(3, ge=1, le=100)
+    pack: str = "us-regf"  # dialer/policies/<pack>.yaml: cn, us-regf, us-ma
+    # The lender's own, stricter settings, layered on the pack:
+    window_start: ClockTime | None = None  # narrower than the pack's window only
+    window_end: ClockTime | None = None
+    max_attempts_per_day: int | None = Field(3, ge=1, le=100)  # per person, every dialled call counts
+    min_gap_unanswered: Duration | None = None  # between two unanswered calls to one person
+    holidays_country: str | None = None  # e.g. "US", "CN": no calls on its public holidays
+    holidays_subdivision: str | None = None
+    quiet_weekdays: tuple[Weekday, ...] = ()
 
 
 class RetryRule(_Section):

@@ -232,9 +232,16 @@ def run_demo(settings: Settings, console: Console) -> None:
         f"({summary.finished / max(minutes, 1e-9):.1f} calls/min); "
         f"whole demo {time.monotonic() - started:.0f} s."
     )
+    demo_config = db_path.parent / "duecall.toml"
+    demo_config.write_text(
+        f"# Written by `duecall demo`: the demo database with the main settings.\n"
+        f'[store]\npath = "{db_path}"\n[asterisk]\nstate_dir = "{s.path(s.asterisk.state_dir)}"\n',
+        encoding="utf-8",
+    )
     console.print(
-        f"Recordings are under {s.path(s.dialer.recordings_dir)}; "
-        f"`duecall --config ... status demo` works on {db_path}."
+        f"Recordings are under {s.path(s.dialer.recordings_dir)}. "
+        f"See it again: duecall --config {demo_config} status demo",
+        soft_wrap=True,
     )
 
 

@@ -76,6 +76,9 @@ class PastAttempt:
     at: datetime
     campaign_id: int
     disposition: Disposition | None  # None while the call is open
+    debt_id: str = ""  # the debt the call was about
+    cause: str = ""  # the hangup cause (1: number not in service)
+    outcome: str = ""  # what the borrower chose in the IVR ("" if nothing)
 
 
 @dataclass(frozen=True, slots=True)

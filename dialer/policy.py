@@ -1,28 +1,42 @@
-"""The policy gate: may this account be called now, and if not, when?
+"""The policy gate: the dialer's door to the contact-policy engine.
 
-Pure code (no I/O): the store hands it the account, the contact history and
-the opt-out flag inside the transaction that records the attempt. This first
-gate enforces the local-time window in every candidate zone, a per-day cap per
-person across all campaigns, and opt-outs. The full engine (policy packs,
-7-in-7, consents) replaces it behind the same `PolicyGate` interface.
+Store history in, engine verdict out.
+
+Every call the scheduler considers goes through here, inside the transaction that writes the
+attempt, so the history the engine sees is the history the attempt joins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-from dialer.models import Account, Decision, PastAttempt, Reason
+import phonenumbers
 
-# How far back the store must read history for this gate (a local day, any zone).
-HISTORY_WINDOW = timedelta(days=2)
-_SEARCH_DAYS = 3
+from dialer.config import PolicySettings
+from dialer.contact_policy import (
+    CONSUMER,
+    Consumer,
+    Contact,
+    LenderSettings,
+    Outcome,
+    Pack,
+    Proposal,
+    decide,
+    history_window,
+    load_pack,
+)
+from dialer.errors import ConfigError
+from dialer.models import Account, Decision, Disposition, PastAttempt, Reason
 
 
 class PolicyGate(Protocol):
+    """What the scheduler asks before every call (the store calls it inside the claim transaction)."""
+
     @property
     def history_window(self) -> timedelta:
         """How much contact history `decide` needs."""
@@ -33,86 +47,101 @@ class PolicyGate(Protocol):
     ) -> Decision: ...
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# IVR outcomes that mean the right person heard about the debt: a conversation (Reg F 1006.14(b)(2)).
+_CONVERSATIONS = {"promise_to_pay", "paid", "dispute", "hardship_callback", "opt_out", "acknowledged"}
+
+
+def outcome_of(past: PastAttempt) -> Outcome:
+    """The engine's view of how an earlier call ended; an open or lost call counts as unanswered."""
+    d = past.disposition
+    if d is Disposition.ANSWERED:
+        return "answered"
+    if d is Disposition.BUSY:
+        return "busy"
+    if d is Disposition.FAILED:
+        return "not_in_service" if past.cause == "1" else "failed"
+    if d is Disposition.MACHINE:
+        return "voicemail"
+    if d is Disposition.HUNG_UP_EARLY:
+        return "dropped"
+    return "no_answer"  # no_answer, unknown, still open: all count
+
+
+def contact_of(past: PastAttempt) -> Contact:
+    return Contact(
+        ref=str(past.attempt_id),
+        at=past.at,
+        channel="voice",
+        direction="outbound",
+        person=CONSUMER,
+        debts=(past.debt_id,) if past.debt_id else (),
+        outcome=outcome_of(past),
+        conversation=past.outcome in _CONVERSATIONS,
+    )
+
+
+def pack_from_settings(p: PolicySettings) -> Pack:
+    """The configured pack with the lender's stricter settings on top."""
+    lender = LenderSettings(
+        max_voice_per_day=p.max_attempts_per_day,
+        min_gap_unanswered_minutes=int(p.min_gap_unanswered.total_seconds() // 60)
+        if p.min_gap_unanswered
+        else None,
+        quiet_weekdays=tuple(_WEEKDAYS.index(d) for d in p.quiet_weekdays),
+        holidays_country=p.holidays_country,
+        holidays_subdivision=p.holidays_subdivision,
+    )
+    pack = load_pack(p.pack, lender)
+    start = max(pack.window_start, p.window_start) if p.window_start else pack.window_start
+    end = min(pack.window_end, p.window_end) if p.window_end else pack.window_end
+    if start >= end:
+        raise ConfigError(f"policy: window {start:%H:%M}-{end:%H:%M} is empty")
+    return replace(pack, window_start=start, window_end=end)
+
+
+@cache
+def region_zones(region: str) -> tuple[str, ...]:
+    """Every zone of a country (tzdata's zone.tab): the plausible zones of a number's region."""
+    table = (resources.files("tzdata") / "zoneinfo" / "zone.tab").read_text(encoding="utf-8")
+    rows = (line.split("\t") for line in table.splitlines() if line and not line.startswith("#"))
+    return tuple(sorted(r[2] for r in rows if r[0] == region))
+
+
+def candidate_zones(pack: Pack, account: Account) -> tuple[str, ...]:
+    if account.time_zones or pack.unknown_zone != "region":
+        return account.time_zones
+    try:
+        number = phonenumbers.parse(account.phone_e164)
+    except phonenumbers.NumberParseException:
+        return ()
+    return region_zones(phonenumbers.region_code_for_number(number) or "")
+
+
 @dataclass(frozen=True)
-class BasicPolicy:
-    window_start: time = time(8, 0)
-    window_end: time = time(21, 0)  # exclusive: a call at 21:00:00 is too late
-    max_attempts_per_day: int = 3
-    history_window: timedelta = HISTORY_WINDOW
+class PackGate:
+    pack: Pack
+
+    @property
+    def history_window(self) -> timedelta:
+        return history_window(self.pack)
 
     def decide(
         self, account: Account, at: datetime, history: Sequence[PastAttempt], opted_out: bool
     ) -> Decision:
-        if opted_out:
-            return Decision(False, (Reason("opt-out", "the borrower asked not to be called"),))
-        if not account.time_zones:
-            return Decision(False, (Reason("zone-unknown", "no time zone is known for this number"),))
-        zones = [ZoneInfo(name) for name in account.time_zones]
-        blocked = self._cap_block(zones, at, history)
-        if blocked:
-            return blocked
-        if not self._in_window(zones, at):
-            nxt = self.next_window(zones, at)
-            detail = f"outside {self.window_start:%H:%M}-{self.window_end:%H:%M} in " + ", ".join(
-                f"{z.key} ({at.astimezone(z):%H:%M})" for z in zones
-            )
-            if nxt is None:
-                detail += "; the zones share no calling window"
-            return Decision(False, (Reason("window", detail),), nxt)
-        return Decision(True, self._allow_reasons(zones, at, history))
-
-    def _in_window(self, zones: Sequence[ZoneInfo], at: datetime) -> bool:
-        return all(self.window_start <= at.astimezone(z).time() < self.window_end for z in zones)
-
-    def next_window(self, zones: Sequence[ZoneInfo], at: datetime) -> datetime | None:
-        """The earliest moment at or after `at` inside the window in every zone."""
-        candidates = {at}
-        for zone in zones:
-            day = at.astimezone(zone).date()
-            for offset in range(_SEARCH_DAYS + 1):
-                local = datetime.combine(day + timedelta(days=offset), self.window_start, zone)
-                candidates.add(local.astimezone(UTC))
-        for moment in sorted(c for c in candidates if c >= at):
-            if self._in_window(zones, moment):
-                return moment
-        return None
-
-    def _cap_block(
-        self, zones: Sequence[ZoneInfo], at: datetime, history: Sequence[PastAttempt]
-    ) -> Decision | None:
-        # Every dialled call counts, busy ones too (China's rule counts dialled calls).
-        # The earliest local midnight among the zones counts the most calls: conservative.
-        day_start = min(_midnight(at, z) for z in zones)
-        today = [h for h in history if h.at >= day_start]
-        if len(today) < self.max_attempts_per_day:
-            return None
-        next_day = max(_midnight(at, z) + _day_length(at, z) for z in zones)
-        ids = ", ".join(str(h.attempt_id) for h in today)
-        reason = Reason(
-            "daily-cap", f"{len(today)} of {self.max_attempts_per_day} calls today (attempts {ids})"
+        zones = candidate_zones(self.pack, account)
+        consumer = Consumer(zones, opted_out=frozenset({"voice"}) if opted_out else frozenset())
+        proposal = Proposal(
+            id=str(account.pk),
+            at=at,
+            channel="voice",
+            person=CONSUMER,
+            debts=(account.debt_id,),
+            consumer=consumer,
+            history=tuple(contact_of(p) for p in history),
         )
-        return Decision(False, (reason,), self.next_window(zones, next_day))
-
-    def _allow_reasons(
-        self, zones: Sequence[ZoneInfo], at: datetime, history: Sequence[PastAttempt]
-    ) -> tuple[Reason, ...]:
-        day_start = min(_midnight(at, z) for z in zones)
-        count = sum(1 for h in history if h.at >= day_start)
-        local = ", ".join(f"{z.key} {at.astimezone(z):%H:%M}" for z in zones)
-        return (
-            Reason("window", f"inside {self.window_start:%H:%M}-{self.window_end:%H:%M}: {local}"),
-            Reason("daily-cap", f"call {count + 1} of {self.max_attempts_per_day} today"),
-        )
-
-
-def _midnight(at: datetime, zone: ZoneInfo) -> datetime:
-    local = at.astimezone(zone)
-    return datetime.combine(local.date(), time(0), zone).astimezone(UTC)
-
-
-def _day_length(at: datetime, zone: ZoneInfo) -> timedelta:
-    """23, 24 or 25 hours: the length of `at`'s local day (DST days differ)."""
-    day = at.astimezone(zone).date()
-    start = datetime.combine(day, time(0), zone)
-    end = datetime.combine(day + timedelta(days=1), time(0), zone)
-    return end.astimezone(UTC) - start.astimezone(UTC)
+        verdict = decide(self.pack, proposal)
+        # The engine's details name the history entries they rely on: here, attempt ids.
+        reasons = tuple(Reason(f.rule, f.detail) for f in verdict.reasons if f.blocking or verdict.allowed)
+        return Decision(verdict.allowed, reasons, None if verdict.allowed else verdict.next_allowed_at)

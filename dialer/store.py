@@ -16,7 +16,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -81,6 +81,7 @@ class CampaignStatus:
     attempts_by_disposition: dict[str, int]
     open_attempts: int
     next_due: list[tuple[datetime, str, str, str]]  # (at, account id, phone, note)
+    outcomes: dict[str, int] = field(default_factory=dict)  # what answered borrowers chose
 
 
 Decide = Callable[[Account, Sequence[PastAttempt], bool], Decision]
@@ -407,7 +408,11 @@ class Store:
             (campaign.id, upcoming),
         )
         nxt = [(from_db(r[0]), r[1], r[2], r[3]) for r in await cur.fetchall()]
-        return CampaignStatus(campaign, by_state, by_disp, by_disp.get("open", 0), nxt)
+        outcomes = await self._counts(
+            "SELECT outcome, count(*) FROM attempts WHERE campaign_id=? AND outcome IS NOT NULL GROUP BY 1",
+            campaign.id,
+        )
+        return CampaignStatus(campaign, by_state, by_disp, by_disp.get("open", 0), nxt, outcomes)
 
     async def _counts(self, sql: str, campaign_id: int) -> dict[str, int]:
         cur = await self._conn.execute(sql, (campaign_id,))
@@ -463,11 +468,15 @@ def _account_params(r: AccountRecord, stamp: str) -> tuple[Any, ...]:
 
 async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
     rows = await db.execute_fetchall(
-        "SELECT id, decided_at, campaign_id, disposition FROM attempts "
-        "WHERE phone_e164=? AND decided_at>=? ORDER BY decided_at",
+        "SELECT t.id, t.decided_at, t.campaign_id, t.disposition, a.debt_id, t.cause, t.outcome "
+        "FROM attempts t JOIN accounts a ON a.id = t.account_pk "
+        "WHERE t.phone_e164=? AND t.decided_at>=? ORDER BY t.decided_at",
         (phone, to_db(since)),
     )
-    return [PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None) for r in rows]
+    return [
+        PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None, r[4], r[5], r[6] or "")
+        for r in rows
+    ]
 
 
 async def _defer(

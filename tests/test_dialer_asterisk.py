@@ -118,5 +118,5 @@ async def test_daily_cap_holds_across_retries(asterisk: AmiCredentials, work_dir
         [(next_at, _, _, note)] = (await store.status(campaign)).next_due
     finally:
         await store.close()
-    assert note.startswith("daily-cap: 2 of 2 calls today")
+    assert note.startswith("daily-cap: 2 of 2 voice calls today")
     assert next_at == datetime(2026, 12, 3, 8, 0, tzinfo=ZoneInfo(zone))

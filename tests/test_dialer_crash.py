@@ -25,9 +25,10 @@ from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk_host import AmiCredentials
 from dialer.clock import SystemClock
 from dialer.config import Settings
+from dialer.contact_policy import load_pack
 from dialer.engine import Dialer
 from dialer.errors import AmiActionFailed
-from dialer.policy import BasicPolicy
+from dialer.policy import PackGate
 from dialer.store import Store
 from tests.conftest import daytime_zone, make_settings
 from tests.test_dialer_asterisk import attempts, prepare
@@ -194,7 +195,7 @@ async def test_ami_drop_mid_call_resyncs_without_a_second_originate(
         campaign = await store.campaign("test")
         assert campaign is not None
         endpoint = AmiEndpoint(asterisk.host, asterisk.port, asterisk.username, asterisk.secret)
-        dialer = Dialer(settings, store, campaign, BasicPolicy(), SystemClock(), endpoint)
+        dialer = Dialer(settings, store, campaign, PackGate(load_pack("us-regf")), SystemClock(), endpoint)
         run = asyncio.create_task(dialer.run(timedelta(0)))
         while dialer.summary.placed < len(phones):
             await asyncio.sleep(0.05)

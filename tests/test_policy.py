@@ -1,4 +1,4 @@
-"""The basic policy gate: window in every candidate zone, daily cap, opt-out."""
+"""The dialer's policy gate: store history mapped into the engine, settings layered on packs."""
 
 from __future__ import annotations
 
@@ -7,119 +7,107 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialer.config import PolicySettings
+from dialer.contact_policy import load_pack
+from dialer.errors import ConfigError
 from dialer.models import Account, Disposition, PastAttempt
-from dialer.policy import BasicPolicy
+from dialer.policy import PackGate, contact_of, outcome_of, pack_from_settings, region_zones
 
-POLICY = BasicPolicy()
-
-
-def account(*zones: str) -> Account:
-    return Account(
-        1, "A1", "D1", "Test", "+12025550101", tuple(zones), False, 1000, "USD", date(2026, 12, 1), "en-US"
-    )
+NY = ZoneInfo("America/New_York")
 
 
-def local(zone: str, *parts: int) -> datetime:
-    return datetime(*parts, tzinfo=ZoneInfo(zone)).astimezone(UTC)  # type: ignore[misc]
+def account(*zones: str, phone: str = "+12025550101") -> Account:
+    return Account(1, "A1", "D1", "Test", phone, tuple(zones), False, 1000, "USD", date(2026, 12, 1), "en-US")
 
 
-def past(n: int, at: datetime) -> PastAttempt:
-    return PastAttempt(n, at, 1, Disposition.NO_ANSWER)
+def past(
+    n: int,
+    at: datetime,
+    disposition: Disposition | None = Disposition.NO_ANSWER,
+    cause: str = "",
+    outcome: str = "",
+) -> PastAttempt:
+    return PastAttempt(n, at, 1, disposition, "D1", cause, outcome)
 
 
 @pytest.mark.parametrize(
-    ("zone", "when", "allowed"),
+    ("disposition", "cause", "expected"),
     [
-        ("America/New_York", (2026, 11, 28, 8, 0), True),  # first allowed minute
-        ("America/New_York", (2026, 11, 28, 7, 59, 59), False),
-        ("America/New_York", (2026, 11, 28, 20, 59, 59), True),
-        ("America/New_York", (2026, 11, 28, 21, 0), False),  # 21:00 itself is too late
-        ("Asia/Shanghai", (2026, 11, 28, 12, 0), True),
-        ("Asia/Shanghai", (2026, 11, 28, 22, 30), False),
-        ("America/Phoenix", (2026, 7, 1, 8, 0), True),  # no DST in Arizona
-        ("Pacific/Honolulu", (2026, 3, 8, 7, 30), False),
-        ("America/New_York", (2026, 3, 8, 8, 0), True),  # DST starts that night at 02:00
-        ("America/New_York", (2026, 11, 1, 8, 0), True),  # DST ends that night
+        (Disposition.ANSWERED, "16", "answered"),
+        (Disposition.BUSY, "17", "busy"),
+        (Disposition.FAILED, "1", "not_in_service"),
+        (Disposition.FAILED, "34", "failed"),
+        (Disposition.MACHINE, "16", "voicemail"),
+        (Disposition.HUNG_UP_EARLY, "16", "dropped"),
+        (Disposition.UNKNOWN, "", "no_answer"),
+        (None, "", "no_answer"),  # still open: counted
     ],
 )
-def test_window_edges(zone: str, when: tuple[int, ...], allowed: bool) -> None:
-    decision = POLICY.decide(account(zone), local(zone, *when), [], False)
-    assert decision.allowed is allowed
-    if not allowed:
-        assert decision.reasons[0].rule == "window"
-        assert decision.next_allowed_at is not None
-        assert decision.next_allowed_at.astimezone(ZoneInfo(zone)).time().isoformat() == "08:00:00"
+def test_outcomes_from_dispositions(disposition: Disposition | None, cause: str, expected: str) -> None:
+    assert outcome_of(past(1, datetime(2026, 11, 28, tzinfo=UTC), disposition, cause)) == expected
 
 
-def test_every_candidate_zone_must_be_in_window() -> None:
-    # 08:30 in New York is 07:30 in Chicago: blocked until 08:00 Chicago = 09:00 New York.
-    at = local("America/New_York", 2026, 11, 30, 8, 30)
-    decision = POLICY.decide(account("America/New_York", "America/Chicago"), at, [], False)
-    assert not decision.allowed
-    assert decision.next_allowed_at == local("America/Chicago", 2026, 11, 30, 8, 0)
-    assert "America/Chicago (07:30)" in decision.reasons[0].detail
+def test_a_right_party_ivr_outcome_is_a_conversation() -> None:
+    at = datetime(2026, 11, 28, 15, tzinfo=UTC)
+    assert contact_of(past(1, at, Disposition.ANSWERED, "16", "promise_to_pay")).conversation
+    assert not contact_of(past(1, at, Disposition.ANSWERED, "16", "wrong_number")).conversation
+    assert contact_of(past(7, at)).debts == ("D1",) and contact_of(past(7, at)).ref == "7"
 
 
-def test_zones_without_common_window_never_allow() -> None:
-    # Two 13-hour windows always overlap somewhere; an office-hours window need not.
-    office = BasicPolicy(window_start=time(9), window_end=time(17))
-    at = local("Asia/Shanghai", 2026, 11, 30, 10, 0)
-    decision = office.decide(account("Asia/Shanghai", "America/New_York"), at, [], False)
-    assert not decision.allowed
-    assert decision.next_allowed_at is None
-    assert "no calling window" in decision.reasons[0].detail
+def test_conversation_bars_calls_for_seven_days_under_reg_f() -> None:
+    gate = PackGate(load_pack("us-regf"))
+    talked = datetime(2026, 11, 30, 10, 0, tzinfo=NY)  # Monday, day 1
+    history = [past(3, talked.astimezone(UTC), Disposition.ANSWERED, "16", "dispute")]
+    blocked = gate.decide(account("America/New_York"), datetime(2026, 12, 6, 12, tzinfo=NY), history, False)
+    assert not blocked.allowed and blocked.reasons[0].rule == "conversation"
+    assert "3" in blocked.reasons[0].detail
+    assert blocked.next_allowed_at == datetime(2026, 12, 7, 8, 0, tzinfo=NY)  # day 8, window start
 
 
-def test_next_window_across_dst_start() -> None:
-    # Saturday 22:00 before DST starts: next is Sunday 08:00 EDT (12:00 UTC, not 13:00).
-    at = local("America/New_York", 2026, 3, 7, 22, 0)
-    decision = POLICY.decide(account("America/New_York"), at, [], False)
-    assert decision.next_allowed_at == datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+def test_settings_layer_on_the_pack() -> None:
+    pack = pack_from_settings(
+        PolicySettings(
+            pack="cn",
+            window_start=time(9),
+            max_attempts_per_day=2,
+            quiet_weekdays=("sun",),
+            holidays_country="CN",
+        )
+    )
+    assert (pack.window_start, pack.window_end) == (time(9), time(21))
+    assert pack.max_voice_per_day == 3 and pack.lender.max_voice_per_day == 2
+    assert pack.lender.quiet_weekdays == (6,) and pack.lender.holidays_country == "CN"
+    with pytest.raises(ConfigError, match="empty"):
+        pack_from_settings(PolicySettings(window_start=time(20), window_end=time(9)))
 
 
-def test_daily_cap_counts_calls_since_local_midnight() -> None:
-    zone = "Asia/Shanghai"
-    at = local(zone, 2026, 11, 30, 15, 0)
-    history = [
-        past(1, local(zone, 2026, 11, 29, 20, 0)),  # yesterday: not counted
-        past(2, local(zone, 2026, 11, 30, 9, 0)),
-        past(3, local(zone, 2026, 11, 30, 11, 0)),
-    ]
-    allowed = POLICY.decide(account(zone), at, history, False)
-    assert allowed.allowed
-    assert any(r.rule == "daily-cap" and "call 3 of 3" in r.detail for r in allowed.reasons)
-    history.append(past(4, local(zone, 2026, 11, 30, 13, 0)))
-    blocked = POLICY.decide(account(zone), at, history, False)
-    assert not blocked.allowed
-    assert blocked.reasons[0].rule == "daily-cap"
-    assert "attempts 2, 3, 4" in blocked.reasons[0].detail
-    assert blocked.next_allowed_at == local(zone, 2026, 12, 1, 8, 0)
+def test_lender_daily_cap_is_stricter_than_the_pack() -> None:
+    gate = PackGate(pack_from_settings(PolicySettings(pack="us-regf", max_attempts_per_day=1)))
+    at = datetime(2026, 11, 30, 15, tzinfo=NY)
+    decision = gate.decide(account("America/New_York"), at, [past(9, at - timedelta(hours=2))], False)
+    assert not decision.allowed and decision.reasons[0].rule == "daily-cap"
+    assert "9" in decision.reasons[0].detail
 
 
-def test_busy_calls_count_toward_the_daily_cap() -> None:
-    zone = "Asia/Shanghai"
-    at = local(zone, 2026, 11, 30, 15, 0)
-    history = [PastAttempt(i, at - timedelta(hours=i), 1, Disposition.BUSY) for i in (1, 2, 3)]
-    assert not POLICY.decide(account(zone), at, history, False).allowed
+def test_unknown_zone_uses_every_zone_of_the_numbers_country_under_reg_f() -> None:
+    assert {"America/New_York", "America/Los_Angeles", "Pacific/Honolulu"} <= set(region_zones("US"))
+    gate = PackGate(load_pack("us-regf"))
+    # 09:00 in New York is 04:00 in Honolulu: too early somewhere in the country
+    early = gate.decide(account(), datetime(2026, 11, 30, 9, tzinfo=NY), [], False)
+    assert not early.allowed and early.reasons[0].rule == "window"
+    late_morning = datetime(2026, 11, 30, 15, tzinfo=NY)  # 10:00 Honolulu, 15:00 New York
+    assert gate.decide(account(), late_morning, [], False).allowed
+
+
+def test_cn_blocks_an_unknown_zone() -> None:
+    gate = PackGate(load_pack("cn"))
+    decision = gate.decide(account(phone="+8613912345678"), datetime(2026, 11, 30, 4, tzinfo=UTC), [], False)
+    assert not decision.allowed and decision.next_allowed_at is None
 
 
 def test_opt_out_blocks_for_good() -> None:
-    decision = POLICY.decide(account("Asia/Shanghai"), local("Asia/Shanghai", 2026, 11, 30, 10, 0), [], True)
-    assert not decision.allowed
-    assert decision.reasons[0].rule == "opt-out"
+    decision = PackGate(load_pack("cn")).decide(
+        account("Asia/Shanghai"), datetime(2026, 11, 30, 4, tzinfo=UTC), [], True
+    )
+    assert not decision.allowed and decision.reasons[0].rule == "opt-out"
     assert decision.next_allowed_at is None
-
-
-def test_unknown_zone_blocks() -> None:
-    decision = POLICY.decide(account(), datetime(2026, 11, 30, 12, tzinfo=UTC), [], False)
-    assert not decision.allowed
-    assert decision.reasons[0].rule == "zone-unknown"
-
-
-def test_configurable_window() -> None:
-    policy = BasicPolicy(window_start=time(9), max_attempts_per_day=1)
-    zone = "Asia/Shanghai"
-    assert not policy.decide(account(zone), local(zone, 2026, 11, 30, 8, 30), [], False).allowed
-    at = local(zone, 2026, 11, 30, 9, 30)
-    assert policy.decide(account(zone), at, [], False).allowed
-    assert not policy.decide(account(zone), at, [past(1, at - timedelta(minutes=5))], False).allowed

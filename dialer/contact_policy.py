@@ -1,0 +1,609 @@
+"""The contact policy engine: may this contact happen now, why (not), and when at the earliest?
+
+Pure (no I/O, no clock): everything it needs arrives in a `Proposal`. Rules come from a policy
+pack (data, dialer/policies/*.yaml) with the lender's own stricter settings layered on top.
+See docs/policy.md for the rules, their sources and the JSON-lines format of `duecall policy check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache, partial
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+
+Channel = Literal["voice", "sms"]
+Direction = Literal["outbound", "inbound"]
+Outcome = Literal["answered", "no_answer", "voicemail", "busy", "not_in_service", "failed", "dropped"]
+CONSUMER = "consumer"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A daily range in the consumer's local time; end exclusive; may wrap midnight."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    time_zones: tuple[str, ...] = ()
+    inconvenient: tuple[TimeRange, ...] = ()
+    consents: tuple[Consent, ...] = ()
+    opted_out: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One entry of the contact history."""
+
+    ref: str  # how reasons point at it (index in the input, or attempt id)
+    at: datetime
+    channel: Channel
+    direction: Direction
+    person: str
+    debts: tuple[str, ...]
+    outcome: Outcome
+    conversation: bool = False
+    consented: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    id: str
+    at: datetime  # UTC
+    channel: Channel
+    person: str
+    debts: tuple[str, ...]
+    consumer: Consumer
+    history: tuple[Contact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule: str
+    detail: str
+    history: tuple[str, ...] = ()  # refs of the history entries the rule relied on
+    until: datetime | None = None  # when this rule stops blocking; None: never (by itself)
+    blocking: bool = True  # False: informative only (an allowed verdict's reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    id: str
+    allowed: bool
+    reasons: tuple[Finding, ...] = ()
+    next_allowed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LenderSettings:
+    """The lender's own, stricter rules, layered on a pack."""
+
+    max_voice_per_day: int | None = None
+    min_gap_unanswered_minutes: int | None = None
+    quiet_weekdays: tuple[int, ...] = ()  # 0 = Monday ... 6 = Sunday, local
+    holidays_country: str | None = None  # ISO country for the `holidays` package; None: off
+    holidays_subdivision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """A jurisdiction's rules, loaded from dialer/policies/<name>.yaml."""
+
+    name: str
+    window_start: time = time(8, 0)
+    window_end: time = time(21, 0)
+    max_voice_per_day: int | None = None  # per person, every dialled call counts (cn: 3)
+    consumer_only: bool = False  # never contact anyone but the consumer (cn)
+    calls_per_7_days: int | None = None  # per person per debt, Reg F counting (us-regf: 7, us-ma: 2)
+    conversation_bar_days: int | None = None  # no call for N days after a conversation, day 1 included
+    unknown_zone: Literal["block", "region"] = "block"
+    lender: LenderSettings = field(default_factory=LenderSettings)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The engine
+#
+# Decisions (see also docs/policy.md):
+# - Every rule is evaluated in the consumer's local calendar, in EVERY candidate zone, with zoneinfo.
+#   Where zones disagree the conservative reading wins: a day's count runs from the earliest local
+#   midnight to the latest, a time is convenient only if it is convenient in every zone.
+# - `Finding.until` is when that rule alone stops blocking; `Verdict.next_allowed_at` combines them by
+#   re-evaluating at the latest `until` until nothing blocks (bounded: _MAX_STEPS, HORIZON). None means
+#   never, or not within HORIZON: the caller may ask again later.
+# - A consent (Consumer.consents) covering the moment lifts the window and the inconvenient-time rules
+#   only (Reg F 1006.6(b)(1)). It does not lift the caps: a consented call is left out of the 7-in-7
+#   count (1006.14(b)(3)), but the proposal itself is still checked against the caps and the
+#   conversation bar (conservative; the history's `consented` flag is what the count looks at).
+# - 7-in-7 counts outbound voice calls to the person about the debt, except busy and not_in_service
+#   (not connected, 1006.14(b)(4)), consented calls and inbound calls. `failed` and `dropped` count: we
+#   cannot tell whether a failed call reached the network, so the conservative reading counts it.
+#   The 7 days are local calendar days d-6..d; windows ending after d (d+1..d+6) are checked too, so a
+#   history that already holds later calls (decided, not yet placed) is respected.
+# - The daily cap counts every outbound voice call dialled (busy, failed, consented too).
+# - Unanswered (min gap): every outbound voice outcome except `answered` (and any call with a
+#   conversation); the proposal waits N minutes after (and before) any unanswered call.
+# - Lender holidays and quiet weekdays block the whole local day in any zone, on every channel.
+# - SMS: opt-out, person, zone, window, inconvenient times, consent, holidays and quiet weekdays apply;
+#   the voice caps, 7-in-7, the conversation bar and the min gap don't.
+# - unknown_zone "region" means the caller resolves the number's region to its zones before asking;
+#   an empty `time_zones` still blocks here, whatever the pack says.
+# ---------------------------------------------------------------------------------------------------
+
+HORIZON = timedelta(days=60)
+_MAX_STEPS = 200
+_WINDOW_SEARCH_DAYS = 8
+_NOT_CONNECTED: frozenset[str] = frozenset({"busy", "not_in_service"})
+_EPSILON = timedelta(minutes=1)
+
+
+def load_pack(name: str, lender: LenderSettings | None = None) -> Pack:
+    """The pack dialer/policies/<name>.yaml with the lender's settings (see dialer.policy_packs).
+
+    The one function here that reads a file; it raises `ConfigError` naming the file and the field.
+    """
+    from dialer.policy_packs import load_pack as load  # lazy: policy_packs imports this module
+
+    return load(name, lender)
+
+
+def history_window(pack: Pack) -> timedelta:
+    """How far back the store must read history for `decide` with this pack (any zone)."""
+    days = max(1, 7 if pack.calls_per_7_days else 1, pack.conversation_bar_days or 1)
+    minutes = pack.lender.min_gap_unanswered_minutes or 0
+    return timedelta(days=days + 2, minutes=minutes)
+
+
+def decide(pack: Pack, proposal: Proposal) -> Verdict:
+    """May `proposal` happen at `proposal.at`? Every reason, and the earliest moment it may."""
+    _check_aware(proposal)
+    never = _never_findings(pack, proposal)
+    if never:
+        return Verdict(proposal.id, False, tuple(never), None)
+    ctx = _Ctx.build(pack, proposal)
+    findings = _evaluate(ctx, proposal.at)
+    blocking = tuple(f for f in findings if f.blocking)
+    if not blocking:
+        return Verdict(proposal.id, True, tuple(findings), proposal.at)
+    return Verdict(proposal.id, False, blocking, _next_allowed(ctx, proposal.at, blocking))
+
+
+def _check_aware(proposal: Proposal) -> None:
+    moments: list[tuple[str, datetime]] = [("at", proposal.at)]
+    moments += [(f"history {c.ref}", c.at) for c in proposal.history]
+    moments += [
+        (f"consent {i}", m) for i, c in enumerate(proposal.consumer.consents) for m in (c.start, c.end)
+    ]
+    for what, moment in moments:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"proposal {proposal.id}: {what} must be timezone-aware, got {moment}")
+
+
+def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
+    """The rules that block for good, whatever the time."""
+    found: list[Finding] = []
+    consumer = proposal.consumer
+    if proposal.channel in consumer.opted_out:
+        found.append(Finding("opt-out", f"the consumer opted out of {proposal.channel}"))
+    if pack.consumer_only and proposal.person != CONSUMER:
+        found.append(
+            Finding("person", f"pack {pack.name} contacts the consumer only, not {proposal.person!r}")
+        )
+    if not consumer.time_zones:
+        how = (
+            "the caller must resolve the number's region to its zones first"
+            if pack.unknown_zone == "region"
+            else f"pack {pack.name} blocks unknown zones"
+        )
+        found.append(Finding("zone-unknown", f"no time zone is known for this consumer: {how}"))
+    for name in consumer.time_zones:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            found.append(Finding("zone-invalid", f"unknown time zone {name!r}"))
+    if (
+        proposal.channel == "voice"
+        and not proposal.debts
+        and (pack.calls_per_7_days or pack.conversation_bar_days)
+    ):
+        found.append(Finding("debts", "a voice call must name the debts it is about (per-debt limits)"))
+    lender = pack.lender
+    if lender.holidays_country:
+        try:
+            _holiday_calendar(lender.holidays_country, lender.holidays_subdivision)
+        except NotImplementedError:
+            where = lender.holidays_country + (
+                f"/{lender.holidays_subdivision}" if lender.holidays_subdivision else ""
+            )
+            found.append(Finding("holiday", f"no holiday calendar for {where}"))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    pack: Pack
+    proposal: Proposal
+    zones: tuple[ZoneInfo, ...]
+    voice_cap: int | None
+    outbound_voice: tuple[Contact, ...]  # this person's outbound voice history, by time
+    voice: tuple[Contact, ...]  # this person's voice history, both directions, by time
+
+    @staticmethod
+    def build(pack: Pack, proposal: Proposal) -> _Ctx:
+        caps = [c for c in (pack.max_voice_per_day, pack.lender.max_voice_per_day) if c is not None]
+        voice = tuple(
+            sorted(
+                (c for c in proposal.history if c.person == proposal.person and c.channel == "voice"),
+                key=lambda c: c.at,
+            )
+        )
+        return _Ctx(
+            pack=pack,
+            proposal=proposal,
+            zones=tuple(ZoneInfo(name) for name in proposal.consumer.time_zones),
+            voice_cap=min(caps) if caps else None,
+            outbound_voice=tuple(c for c in voice if c.direction == "outbound"),
+            voice=voice,
+        )
+
+    @property
+    def zone_names(self) -> str:
+        return ", ".join(z.key for z in self.zones)
+
+
+def _evaluate(ctx: _Ctx, t: datetime) -> list[Finding]:
+    """Every time-dependent rule at `t` (blocking findings, and informative ones when they pass)."""
+    found: list[Finding] = []
+    found += _window_rules(ctx, t)
+    found += _calendar_rules(ctx, t)
+    if ctx.proposal.channel == "voice":
+        found += _daily_cap(ctx, t)
+        found += _seven_in_seven(ctx, t)
+        found += _conversation_bar(ctx, t)
+        found += _min_gap(ctx, t)
+    return found
+
+
+def _next_allowed(ctx: _Ctx, start: datetime, blocking: Sequence[Finding]) -> datetime | None:
+    t = start
+    for _ in range(_MAX_STEPS):
+        untils = [f.until for f in blocking]
+        if any(u is None for u in untils):
+            return None
+        latest = max(u for u in untils if u is not None)
+        t = latest if latest > t else t + _EPSILON
+        if t - start > HORIZON:
+            return None
+        blocking = [f for f in _evaluate(ctx, t) if f.blocking]
+        if not blocking:
+            return t
+    return None
+
+
+# --- local calendar helpers ------------------------------------------------------------------------
+
+
+def _local_date(t: datetime, zone: ZoneInfo) -> date:
+    return t.astimezone(zone).date()
+
+
+def _day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first moment of a local day, in UTC (a midnight inside a DST gap maps to the transition)."""
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
+
+
+def _span(zones: Sequence[ZoneInfo], t: datetime, first: int, last: int) -> tuple[datetime, datetime]:
+    """[earliest start of local day d+first, latest end of local day d+last) over the zones; d: t's day."""
+    lo = min(_day_start(_local_date(t, z) + timedelta(days=first), z) for z in zones)
+    hi = max(_day_start(_local_date(t, z) + timedelta(days=last + 1), z) for z in zones)
+    return lo, hi
+
+
+def _first_midnight(
+    zones: Sequence[ZoneInfo], t: datetime, ok: Callable[[datetime], bool], days: int = 61
+) -> datetime | None:
+    """The first local midnight (any zone) after `t` at which `ok` holds; the counts change only there."""
+    candidates = sorted(
+        {_day_start(_local_date(t, z) + timedelta(days=k), z) for z in zones for k in range(1, days + 1)}
+    )
+    return next((c for c in candidates if c > t and ok(c)), None)
+
+
+def _after(day: date, clock: time, zone: ZoneInfo, t: datetime) -> datetime:
+    """The first moment after `t` at which local `day clock` happens (either fold), else t + 1 min."""
+    moments = [datetime.combine(day, clock.replace(fold=fold), zone).astimezone(UTC) for fold in (0, 1)]
+    return min((m for m in moments if m > t), default=t + _EPSILON)
+
+
+def _hhmm(clock: time) -> str:
+    return f"{clock:%H:%M}"
+
+
+def _refs(contacts: Iterable[Contact]) -> tuple[str, ...]:
+    return tuple(c.ref for c in contacts)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
+
+
+# --- window, inconvenient times, consent -----------------------------------------------------------
+
+
+def _consent_covering(consumer: Consumer, t: datetime) -> Consent | None:
+    return next((c for c in consumer.consents if c.start <= t < c.end), None)
+
+
+def _next_consent_start(consumer: Consumer, t: datetime) -> datetime | None:
+    return min((c.start for c in consumer.consents if c.start > t and c.end > c.start), default=None)
+
+
+def _in_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> bool:
+    return all(pack.window_start <= t.astimezone(z).time() < pack.window_end for z in zones)
+
+
+def next_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> datetime | None:
+    """The earliest moment at or after `t` inside the pack's window in every zone (None: none soon)."""
+    if _in_window(pack, zones, t):
+        return t
+    candidates = {
+        datetime.combine(
+            _local_date(t, z) + timedelta(days=k), pack.window_start.replace(fold=fold), z
+        ).astimezone(UTC)
+        for z in zones
+        for k in range(-1, _WINDOW_SEARCH_DAYS + 1)
+        for fold in (0, 1)
+    }
+    return next((c for c in sorted(candidates) if c > t and _in_window(pack, zones, c)), None)
+
+
+def _in_range(r: TimeRange, clock: time) -> bool:
+    if r.start < r.end:
+        return r.start <= clock < r.end
+    if r.start > r.end:  # wraps midnight
+        return clock >= r.start or clock < r.end
+    return True  # start == end: the whole day
+
+
+def _range_end(r: TimeRange, local: datetime, zone: ZoneInfo, t: datetime) -> datetime | None:
+    if r.start == r.end:
+        return None
+    day = local.date()
+    if r.start > r.end and local.time() >= r.start:
+        day += timedelta(days=1)
+    return _after(day, r.end, zone, t)
+
+
+def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
+    pack, consumer = ctx.pack, ctx.proposal.consumer
+    local = ", ".join(f"{z.key} {t.astimezone(z):%Y-%m-%d %H:%M}" for z in ctx.zones)
+    consent = _consent_covering(consumer, t)
+    if consent is not None:
+        return [
+            Finding(
+                "consent",
+                f"the consumer agreed to contact from {consent.start:%Y-%m-%d %H:%M} to "
+                f"{consent.end:%Y-%m-%d %H:%M} UTC: the window and inconvenient times don't apply ({local})",
+                blocking=False,
+            )
+        ]
+    consent_next = _next_consent_start(consumer, t)
+    found: list[Finding] = []
+    span = f"{_hhmm(pack.window_start)}-{_hhmm(pack.window_end)}"
+    if _in_window(pack, ctx.zones, t):
+        found.append(Finding("window", f"inside {span} in every zone: {local}", blocking=False))
+    else:
+        nxt = next_window(pack, ctx.zones, t)
+        detail = f"outside {span} (pack {pack.name}): {local}"
+        if nxt is None:
+            detail += f"; the zones share no calling window in the next {_WINDOW_SEARCH_DAYS} days"
+        found.append(Finding("window", detail, until=_earliest(nxt, consent_next)))
+    hits: list[tuple[str, datetime | None]] = []
+    for zone in ctx.zones:
+        lt = t.astimezone(zone)
+        for r in consumer.inconvenient:
+            if _in_range(r, lt.time()):
+                hits.append(
+                    (
+                        f"{_hhmm(r.start)}-{_hhmm(r.end)} in {zone.key} ({lt:%H:%M})",
+                        _range_end(r, lt, zone, t),
+                    )
+                )
+    if hits:
+        ends = [end for _, end in hits]
+        until = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+        found.append(
+            Finding(
+                "inconvenient",
+                "the consumer said these times are inconvenient: " + "; ".join(d for d, _ in hits),
+                until=_earliest(until, consent_next),
+            )
+        )
+    return found
+
+
+# --- lender calendar: holidays and quiet weekdays --------------------------------------------------
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@lru_cache(maxsize=32)
+def _holiday_calendar(country: str, subdivision: str | None) -> holidays.HolidayBase:
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
+def _calendar_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
+    lender = ctx.pack.lender
+    found: list[Finding] = []
+    if lender.holidays_country:
+        cal = _holiday_calendar(lender.holidays_country, lender.holidays_subdivision)
+        hits = []
+        for zone in ctx.zones:
+            day = _local_date(t, zone)
+            if day in cal:
+                hits.append(
+                    (f"{day} {cal.get(day)} in {zone.key}", _day_start(day + timedelta(days=1), zone))
+                )
+        if hits:
+            found.append(
+                Finding(
+                    "holiday",
+                    "lender holiday: " + "; ".join(d for d, _ in hits),
+                    until=max(u for _, u in hits),
+                )
+            )
+    if lender.quiet_weekdays:
+        hits = []
+        for zone in ctx.zones:
+            day = _local_date(t, zone)
+            if day.weekday() in lender.quiet_weekdays:
+                hits.append(
+                    (
+                        f"{_WEEKDAYS[day.weekday()]} {day} in {zone.key}",
+                        _day_start(day + timedelta(days=1), zone),
+                    )
+                )
+        if hits:
+            found.append(
+                Finding(
+                    "quiet-day",
+                    "lender quiet weekday: " + "; ".join(d for d, _ in hits),
+                    until=max(u for _, u in hits),
+                )
+            )
+    return found
+
+
+# --- voice limits --------------------------------------------------------------------------------
+
+
+def _in(contacts: Iterable[Contact], lo: datetime, hi: datetime) -> list[Contact]:
+    return [c for c in contacts if lo <= c.at < hi]
+
+
+def _daily_cap(ctx: _Ctx, t: datetime) -> list[Finding]:
+    cap = ctx.voice_cap
+    if cap is None:
+        return []
+
+    def today(moment: datetime) -> list[Contact]:
+        return _in(ctx.outbound_voice, *_span(ctx.zones, moment, 0, 0))
+
+    calls = today(t)
+    where = ctx.zone_names + ("; from the earliest local midnight" if len(ctx.zones) > 1 else "")
+    if len(calls) < cap:
+        detail = f"call {len(calls) + 1} of {cap} voice calls today ({where})"
+        return [Finding("daily-cap", detail, _refs(calls), blocking=False)]
+    until = _first_midnight(ctx.zones, t, lambda m: len(today(m)) < cap)
+    refs = _refs(calls)
+    detail = f"{len(calls)} of {cap} voice calls today ({where}): history {', '.join(refs)}"
+    return [Finding("daily-cap", detail, refs, until=until)]
+
+
+def _seven_counted(ctx: _Ctx, debt: str) -> list[Contact]:
+    return [
+        c
+        for c in ctx.outbound_voice
+        if debt in c.debts and c.outcome not in _NOT_CONNECTED and not c.consented
+    ]
+
+
+def _seven_worst(
+    zones: Sequence[ZoneInfo], counted: Sequence[Contact], t: datetime, limit: int
+) -> list[Contact] | None:
+    """The calls of the first 7-day window holding t's local day that is full; None: room in all."""
+    for k in range(7):
+        calls = _in(counted, *_span(zones, t, k - 6, k))
+        if len(calls) >= limit:
+            return calls
+    return None
+
+
+def _seven_room(zones: Sequence[ZoneInfo], counted: Sequence[Contact], limit: int, t: datetime) -> bool:
+    return _seven_worst(zones, counted, t, limit) is None
+
+
+def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
+    limit = ctx.pack.calls_per_7_days
+    if limit is None:
+        return []
+    found: list[Finding] = []
+    first = ctx.zones[0]
+    day = _local_date(t, first)
+    days = f"{day - timedelta(days=6)}..{day} ({ctx.zone_names})"
+    for debt in ctx.proposal.debts:
+        counted = _seven_counted(ctx, debt)
+        full = _seven_worst(ctx.zones, counted, t, limit)
+        if full is None:
+            calls = _in(counted, *_span(ctx.zones, t, -6, 0))
+            detail = f"call {len(calls) + 1} of {limit} about debt {debt} in the 7 days {days}"
+            found.append(Finding("7-in-7", detail, _refs(calls), blocking=False))
+            continue
+        until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, limit))
+        refs = _refs(full)
+        detail = (
+            f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around {days} "
+            f"(busy, not-in-service, consented and inbound calls not counted): history {', '.join(refs)}"
+        )
+        found.append(Finding("7-in-7", detail, refs, until=until))
+    return found
+
+
+def _conversation_bar(ctx: _Ctx, t: datetime) -> list[Finding]:
+    n = ctx.pack.conversation_bar_days
+    if n is None:
+        return []
+    found: list[Finding] = []
+    for debt in ctx.proposal.debts:
+        bars: list[tuple[Contact, datetime]] = []
+        for c in ctx.voice:
+            if not c.conversation or debt not in c.debts or c.at > t:
+                continue
+            end = max(_day_start(_local_date(c.at, z) + timedelta(days=n), z) for z in ctx.zones)
+            if t < end:
+                bars.append((c, end))
+        if not bars:
+            continue
+        refs = _refs(c for c, _ in bars)
+        last = max(bars, key=lambda b: b[0].at)[0]
+        days = ", ".join(f"{z.key} {_local_date(last.at, z)}" for z in ctx.zones)
+        detail = (
+            f"a conversation about debt {debt} on {days} (day 1; {last.direction}, history {last.ref}) "
+            f"bars calls about it for {n} days: history {', '.join(refs)}"
+        )
+        found.append(Finding("conversation", detail, refs, until=max(e for _, e in bars)))
+    return found
+
+
+def _min_gap(ctx: _Ctx, t: datetime) -> list[Finding]:
+    minutes = ctx.pack.lender.min_gap_unanswered_minutes
+    if not minutes:
+        return []
+    gap = timedelta(minutes=minutes)
+    recent = [
+        c
+        for c in ctx.outbound_voice
+        if c.outcome != "answered" and not c.conversation and abs(t - c.at) < gap
+    ]
+    if not recent:
+        return []
+    refs = _refs(recent)
+    detail = (
+        f"unanswered call(s) less than {minutes} min apart from this one "
+        f"({', '.join(f'{c.ref} {c.outcome} at {c.at.astimezone(UTC):%H:%M} UTC' for c in recent)}): "
+        f"history {', '.join(refs)}"
+    )
+    return [Finding("min-gap", detail, refs, until=max(c.at for c in recent) + gap)]
