@@ -299,6 +299,7 @@ def _local_date(t: datetime, zone: ZoneInfo) -> date:
     return t.astimezone(zone).date()
 
 
+@lru_cache(maxsize=65536)
 def _day_start(day: date, zone: ZoneInfo) -> datetime:
     """The first moment of a local day, in UTC (a midnight inside a DST gap maps to the transition)."""
     return datetime.combine(day, time(0), zone).astimezone(UTC)
@@ -355,19 +356,30 @@ def _in_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> bool:
     return all(pack.window_start <= t.astimezone(z).time() < pack.window_end for z in zones)
 
 
-def next_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> datetime | None:
-    """The earliest moment at or after `t` inside the pack's window in every zone (None: none soon)."""
-    if _in_window(pack, zones, t):
-        return t
-    candidates = {
+def _window_starts(pack: Pack, zones: Sequence[ZoneInfo], t: datetime, k: int) -> list[datetime]:
+    """The window's start on local day d+k (d: t's local day) in each zone, both folds, in UTC."""
+    return [
         datetime.combine(
             _local_date(t, z) + timedelta(days=k), pack.window_start.replace(fold=fold), z
         ).astimezone(UTC)
         for z in zones
-        for k in range(-1, _WINDOW_SEARCH_DAYS + 1)
         for fold in (0, 1)
-    }
-    return next((c for c in sorted(candidates) if c > t and _in_window(pack, zones, c)), None)
+    ]
+
+
+def next_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> datetime | None:
+    """The earliest moment at or after `t` inside the pack's window in every zone (None: none soon)."""
+    if _in_window(pack, zones, t):
+        return t
+    # The answer is a window start in some zone. Walk the days in order; zones' local days differ
+    # by at most 26 hours, so once day k has a fit, days k+1 and k+2 may still hold an earlier one.
+    for k in range(-1, _WINDOW_SEARCH_DAYS + 1):
+        fits = [c for c in _window_starts(pack, zones, t, k) if c > t and _in_window(pack, zones, c)]
+        if fits:
+            later = [c for j in (1, 2) for c in _window_starts(pack, zones, t, k + j)]
+            fits += [c for c in later if c > t and _in_window(pack, zones, c)]
+            return min(fits)
+    return None
 
 
 def _in_range(r: TimeRange, clock: time) -> bool:
@@ -525,6 +537,8 @@ def _seven_worst(
     zones: Sequence[ZoneInfo], counted: Sequence[Contact], t: datetime, limit: int
 ) -> list[Contact] | None:
     """The calls of the first 7-day window holding t's local day that is full; None: room in all."""
+    if len(counted) < limit:
+        return None  # no window can be full: the common case, and cheap
     for k in range(7):
         calls = _in(counted, *_span(zones, t, k - 6, k))
         if len(calls) >= limit:
