@@ -201,6 +201,50 @@ def accounts_opt_out(ctx: click.Context, phone: str, channel: str) -> None:
     console.print(f"{phone}: opted out of {channel}.")
 
 
+@accounts.command("preferences")
+@click.argument("phone")
+@click.option(
+    "--inconvenient",
+    multiple=True,
+    metavar="HH:MM-HH:MM",
+    help="A daily time, local to the borrower, they said is inconvenient (repeatable).",
+)
+@click.option(
+    "--consent",
+    multiple=True,
+    metavar="FROM/TO",
+    help="A window (RFC 3339 times) in which they consented to be called (repeatable).",
+)
+@click.pass_context
+def accounts_preferences(
+    ctx: click.Context, phone: str, inconvenient: tuple[str, ...], consent: tuple[str, ...]
+) -> None:
+    """Record when a borrower may not (or may) be called; replaces what was recorded before."""
+    from datetime import datetime, time
+
+    from dialer.models import Preferences
+
+    try:
+        ranges = tuple(tuple(time.fromisoformat(x) for x in r.split("-")) for r in inconvenient)
+        windows = tuple(tuple(datetime.fromisoformat(x) for x in c.split("/")) for c in consent)
+        if any(len(r) != 2 for r in ranges) or any(len(w) != 2 or w[0].tzinfo is None for w in windows):
+            raise ValueError("expected HH:MM-HH:MM and FROM/TO with UTC offsets")
+    except ValueError as exc:
+        _fail(DueCallError(f"preferences: {exc}"))
+    prefs = Preferences(ranges, windows)  # type: ignore[arg-type]
+    s = _settings(ctx)
+
+    async def go() -> None:
+        store = await open_store(s)
+        try:
+            await store.set_preferences(phone, prefs, SystemClock().now())
+        finally:
+            await store.close()
+
+    run_async(go())
+    console.print(f"{phone}: {len(ranges)} inconvenient time(s), {len(windows)} consent window(s) recorded.")
+
+
 async def open_store(s: Settings) -> Store:
     return await Store.open(s.path(s.store.path), s.store.synchronous)
 

@@ -295,8 +295,8 @@ class Dialer:
         up.cancel()
 
     def _decide_at(self, now: datetime) -> Callable[..., Decision]:
-        def decide(account, history, opted_out):  # type: ignore[no-untyped-def]
-            return self.policy.decide(account, now, history, opted_out)
+        def decide(account, history, opted_out, prefs):  # type: ignore[no-untyped-def]
+            return self.policy.decide(account, now, history, opted_out, prefs)
 
         return decide
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 
 class Disposition(enum.StrEnum):
@@ -79,6 +79,14 @@ class PastAttempt:
     debt_id: str = ""  # the debt the call was about
     cause: str = ""  # the hangup cause (1: number not in service)
     outcome: str = ""  # what the borrower chose in the IVR ("" if nothing)
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """When the consumer said they may (consents) or may not (inconvenient) be called."""
+
+    inconvenient: tuple[tuple[time, time], ...] = ()  # local, daily; may wrap midnight
+    consents: tuple[tuple[datetime, datetime], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

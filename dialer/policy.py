@@ -20,18 +20,22 @@ import phonenumbers
 from dialer.config import PolicySettings
 from dialer.contact_policy import (
     CONSUMER,
+    Consent,
     Consumer,
     Contact,
     LenderSettings,
     Outcome,
     Pack,
     Proposal,
+    TimeRange,
     decide,
     history_window,
     load_pack,
 )
 from dialer.errors import ConfigError
-from dialer.models import Account, Decision, Disposition, PastAttempt, Reason
+from dialer.models import Account, Decision, Disposition, PastAttempt, Preferences, Reason
+
+NO_PREFERENCES = Preferences()
 
 
 class PolicyGate(Protocol):
@@ -43,7 +47,12 @@ class PolicyGate(Protocol):
         ...
 
     def decide(
-        self, account: Account, at: datetime, history: Sequence[PastAttempt], opted_out: bool
+        self,
+        account: Account,
+        at: datetime,
+        history: Sequence[PastAttempt],
+        opted_out: bool,
+        prefs: Preferences = NO_PREFERENCES,
     ) -> Decision: ...
 
 
@@ -128,10 +137,20 @@ class PackGate:
         return history_window(self.pack)
 
     def decide(
-        self, account: Account, at: datetime, history: Sequence[PastAttempt], opted_out: bool
+        self,
+        account: Account,
+        at: datetime,
+        history: Sequence[PastAttempt],
+        opted_out: bool,
+        prefs: Preferences = NO_PREFERENCES,
     ) -> Decision:
         zones = candidate_zones(self.pack, account)
-        consumer = Consumer(zones, opted_out=frozenset({"voice"}) if opted_out else frozenset())
+        consumer = Consumer(
+            zones,
+            inconvenient=tuple(TimeRange(a, b) for a, b in prefs.inconvenient),
+            consents=tuple(Consent(a, b) for a, b in prefs.consents),
+            opted_out=frozenset({"voice"}) if opted_out else frozenset(),
+        )
         proposal = Proposal(
             id=str(account.pk),
             at=at,

@@ -17,7 +17,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from dialer.models import (
     Decision,
     Disposition,
     PastAttempt,
+    Preferences,
     Target,
     TargetState,
 )
@@ -84,7 +85,7 @@ class CampaignStatus:
     outcomes: dict[str, int] = field(default_factory=dict)  # what answered borrowers chose
 
 
-Decide = Callable[[Account, Sequence[PastAttempt], bool], Decision]
+Decide = Callable[[Account, Sequence[PastAttempt], bool, Preferences], Decision]
 _ACCOUNT_COLUMNS = (
     "a.id, a.account_id, a.debt_id, a.name, a.phone_e164, a.time_zones, a.tz_derived, "
     "a.amount_minor, a.currency, a.due_date, a.language"
@@ -220,6 +221,22 @@ class Store:
         row = await (await self._conn.execute("SELECT count(*) FROM accounts")).fetchone()
         return int(row[0]) if row else 0
 
+    async def set_preferences(self, phone_e164: str, prefs: Preferences, now: datetime) -> None:
+        """Replace what the consumer said about when they may be called."""
+        inconvenient = json.dumps([[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in prefs.inconvenient])
+        consents = json.dumps([[to_db(a), to_db(b)] for a, b in prefs.consents])
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO contact_preferences (phone_e164, inconvenient, consents, updated_at) "
+                "VALUES (?,?,?,?) ON CONFLICT (phone_e164) DO UPDATE SET inconvenient=excluded.inconvenient, "
+                "consents=excluded.consents, updated_at=excluded.updated_at",
+                (phone_e164, inconvenient, consents, to_db(now)),
+            )
+
+    async def preferences(self, phone_e164: str) -> Preferences:
+        async with self._lock:
+            return await _preferences(self._conn, phone_e164)
+
     async def opt_out(self, phone_e164: str, channel: str, now: datetime, source: str) -> None:
         async with self._tx() as db:
             await db.execute(
@@ -317,7 +334,7 @@ class Store:
                 return Decision(False)  # another dialer took it, or it changed state
             history = await _history(db, account.phone_e164, history_since)
             opted_out = bool(row[2])
-            decision = decide(account, history, opted_out)
+            decision = decide(account, history, opted_out, await _preferences(db, account.phone_e164))
             if not decision.allowed:
                 await _defer(db, target, decision, now, opted_out)
                 return decision
@@ -477,6 +494,18 @@ async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> lis
         PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None, r[4], r[5], r[6] or "")
         for r in rows
     ]
+
+
+async def _preferences(db: aiosqlite.Connection, phone: str) -> Preferences:
+    rows = await db.execute_fetchall(
+        "SELECT inconvenient, consents FROM contact_preferences WHERE phone_e164=?", (phone,)
+    )
+    row = next(iter(rows), None)
+    if row is None:
+        return Preferences()
+    inconvenient = tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in json.loads(row[0]))
+    consents = tuple((from_db(a), from_db(b)) for a, b in json.loads(row[1]))
+    return Preferences(inconvenient, consents)
 
 
 async def _defer(

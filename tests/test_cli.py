@@ -83,3 +83,20 @@ def test_run_without_asterisk_set_up_says_what_to_do(tmp_path: Path) -> None:
     duecall(cfg, "campaign", "create", "nov")
     code, out = duecall(cfg, "run", "nov")
     assert code == 1 and "duecall asterisk up" in out
+
+
+def test_preferences_are_recorded_and_checked(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    code, out = duecall(
+        cfg,
+        "accounts",
+        "preferences",
+        "+12025550101",
+        "--inconvenient",
+        "12:00-13:00",
+        "--consent",
+        "2026-11-30T20:00:00-05:00/2026-11-30T23:00:00-05:00",
+    )
+    assert code == 0 and "1 inconvenient time(s), 1 consent window(s)" in out
+    code, out = duecall(cfg, "accounts", "preferences", "+12025550101", "--inconvenient", "noon")
+    assert code == 1 and "preferences:" in out

@@ -111,3 +111,17 @@ def test_opt_out_blocks_for_good() -> None:
     )
     assert not decision.allowed and decision.reasons[0].rule == "opt-out"
     assert decision.next_allowed_at is None
+
+
+def test_stated_inconvenient_times_and_consents_are_honoured() -> None:
+    from dialer.models import Preferences
+
+    gate = PackGate(load_pack("us-regf"))
+    lunch = Preferences(inconvenient=((time(12), time(13)),))
+    noon = datetime(2026, 11, 30, 12, 30, tzinfo=NY)
+    blocked = gate.decide(account("America/New_York"), noon, [], False, lunch)
+    assert not blocked.allowed and blocked.reasons[0].rule == "inconvenient"
+    assert blocked.next_allowed_at == datetime(2026, 11, 30, 13, 0, tzinfo=NY)
+    late = datetime(2026, 11, 30, 21, 30, tzinfo=NY)
+    consent = Preferences(consents=((late - timedelta(hours=1), late + timedelta(hours=1)),))
+    assert gate.decide(account("America/New_York"), late, [], False, consent).allowed

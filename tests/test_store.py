@@ -33,7 +33,7 @@ def record(account_id: str, phone: str = "+12025550101", name: str = "Test") -> 
     )
 
 
-def allow(account, history, opted_out):  # type: ignore[no-untyped-def]
+def allow(account, history, opted_out, prefs):  # type: ignore[no-untyped-def]
     return Decision(True, (Reason("test", f"{len(history)} earlier"),))
 
 
@@ -116,7 +116,7 @@ async def test_blocked_claim_reschedules_with_the_reason(store: Store) -> None:
     [target] = await store.due_targets(campaign.id, NOW, 10)
     later = NOW + timedelta(hours=9)
 
-    def block(account, history, opted_out):  # type: ignore[no-untyped-def]
+    def block(account, history, opted_out, prefs):  # type: ignore[no-untyped-def]
         return Decision(False, (Reason("window", "too late"),), later)
 
     assert isinstance(await store.claim(target, NOW, block, lambda i, at: "", "d", NOW), Decision)
@@ -133,7 +133,7 @@ async def test_opt_out_moves_the_target_out(store: Store) -> None:
     [target] = await store.due_targets(campaign.id, NOW, 10)
     seen = []
 
-    def gate(account, history, opted_out):  # type: ignore[no-untyped-def]
+    def gate(account, history, opted_out, prefs):  # type: ignore[no-untyped-def]
         seen.append(opted_out)
         return Decision(False, (Reason("opt-out", "asked"),))
 
@@ -169,3 +169,25 @@ async def test_finish_stores_result_events_and_next_step(store: Store) -> None:
     [again] = await store.due_targets(campaign.id, NOW + timedelta(minutes=10), 10)
     second = await store.claim(again, NOW, allow, lambda i, at: "", "d", NOW - timedelta(days=1))
     assert not isinstance(second, Decision) and second.attempt_no == 2
+
+
+async def test_preferences_reach_the_gate_inside_the_claim(store: Store) -> None:
+    from datetime import time
+
+    from dialer.models import Preferences
+
+    await store.upsert_accounts([record("A1")], NOW)
+    campaign = await store.create_campaign("c", NOW)
+    await store.add_targets(campaign.id, NOW)
+    prefs = Preferences(((time(12), time(13)),), ((NOW, NOW + timedelta(days=1)),))
+    await store.set_preferences("+12025550101", prefs, NOW)
+    assert await store.preferences("+12025550101") == prefs
+    seen = []
+
+    def gate(account, history, opted_out, got):  # type: ignore[no-untyped-def]
+        seen.append(got)
+        return Decision(False, (Reason("inconvenient", "lunch"),), NOW + timedelta(hours=1))
+
+    [target] = await store.due_targets(campaign.id, NOW, 10)
+    await store.claim(target, NOW, gate, lambda i, at: "", "d", NOW)
+    assert seen == [prefs]
