@@ -29,9 +29,10 @@ from dialer.ami import AmiEndpoint
 from dialer.asterisk_host import load_credentials, status
 from dialer.clock import ShiftedClock
 from dialer.config import load_settings
-from dialer.contact_policy import LenderSettings, load_pack
+from dialer.contact_policy import LenderSettings
 from dialer.engine import Dialer
 from dialer.policy import PackGate
+from dialer.policy_packs import load_pack
 from dialer.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

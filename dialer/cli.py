@@ -588,8 +588,9 @@ def policy_check(file: Any, policy_name: str | None) -> None:
     import json
     from functools import cache
 
-    from dialer.contact_policy import decide, load_pack
+    from dialer.contact_policy import decide
     from dialer.policy_io import check_lines
+    from dialer.policy_packs import load_pack
 
     packs = cache(load_pack)
     for out in check_lines(file, packs, policy_name, decide):

@@ -149,16 +149,6 @@ _NOT_CONNECTED: frozenset[str] = frozenset({"busy", "not_in_service"})
 _EPSILON = timedelta(minutes=1)
 
 
-def load_pack(name: str, lender: LenderSettings | None = None) -> Pack:
-    """The pack dialer/policies/<name>.yaml with the lender's settings (see dialer.policy_packs).
-
-    The one function here that reads a file; it raises `ConfigError` naming the file and the field.
-    """
-    from dialer.policy_packs import load_pack as load  # lazy: policy_packs imports this module
-
-    return load(name, lender)
-
-
 def history_window(pack: Pack) -> timedelta:
     """How far back the store must read history for `decide` with this pack (any zone)."""
     days = max(1, 7 if pack.calls_per_7_days else 1, pack.conversation_bar_days or 1)
@@ -457,45 +447,38 @@ def _holiday_calendar(country: str, subdivision: str | None) -> holidays.Holiday
     return holidays.country_holidays(country, subdiv=subdivision)
 
 
+def _whole_day(
+    ctx: _Ctx, t: datetime, rule: str, title: str, label: Callable[[date], str | None]
+) -> list[Finding]:
+    """Block the whole local day, in any zone, where `label` names the day (else it's not blocked)."""
+    hits = []
+    for zone in ctx.zones:
+        day = _local_date(t, zone)
+        name = label(day)
+        if name is not None:
+            hits.append((f"{name} in {zone.key}", _day_start(day + timedelta(days=1), zone)))
+    if not hits:
+        return []
+    return [Finding(rule, f"{title}: " + "; ".join(d for d, _ in hits), until=max(u for _, u in hits))]
+
+
 def _calendar_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
     lender = ctx.pack.lender
     found: list[Finding] = []
     if lender.holidays_country:
         cal = _holiday_calendar(lender.holidays_country, lender.holidays_subdivision)
-        hits = []
-        for zone in ctx.zones:
-            day = _local_date(t, zone)
-            if day in cal:
-                hits.append(
-                    (f"{day} {cal.get(day)} in {zone.key}", _day_start(day + timedelta(days=1), zone))
-                )
-        if hits:
-            found.append(
-                Finding(
-                    "holiday",
-                    "lender holiday: " + "; ".join(d for d, _ in hits),
-                    until=max(u for _, u in hits),
-                )
-            )
+        found += _whole_day(
+            ctx, t, "holiday", "lender holiday", lambda day: f"{day} {cal.get(day)}" if day in cal else None
+        )
     if lender.quiet_weekdays:
-        hits = []
-        for zone in ctx.zones:
-            day = _local_date(t, zone)
-            if day.weekday() in lender.quiet_weekdays:
-                hits.append(
-                    (
-                        f"{_WEEKDAYS[day.weekday()]} {day} in {zone.key}",
-                        _day_start(day + timedelta(days=1), zone),
-                    )
-                )
-        if hits:
-            found.append(
-                Finding(
-                    "quiet-day",
-                    "lender quiet weekday: " + "; ".join(d for d, _ in hits),
-                    until=max(u for _, u in hits),
-                )
-            )
+        quiet = lender.quiet_weekdays
+        found += _whole_day(
+            ctx,
+            t,
+            "quiet-day",
+            "lender quiet weekday",
+            lambda day: f"{_WEEKDAYS[day.weekday()]} {day}" if day.weekday() in quiet else None,
+        )
     return found
 
 

@@ -22,7 +22,7 @@ from rich.table import Table
 from dialer.accounts import ImportSettings
 from dialer.clock import SystemClock
 from dialer.config import Settings
-from dialer.demo_ivr import HELLO, IVR_START, Journey, plan_keys
+from dialer.demo_ivr import HELLO, IVR_START, Journey, plan_keys, say_seconds
 from dialer.importing import import_accounts
 from dialer.models import Account
 from dialer.store import Store
@@ -219,7 +219,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     console.print(f"[b]2. Import[/b]: {csv_path}")
     asyncio.run(_import_and_create(s, csv_path, console))
     console.print("[b]3. Simulated borrowers[/b]: timing their key presses to the prompts they will hear")
-    asyncio.run(program_borrowers(s, now))
+    asyncio.run(program_borrowers(s, now, [account_id for account_id, _, _ in plan]))
     console.print("[b]4. Campaign[/b]: calling (retries after 5 s, at most 2 attempts)")
     calls_started = time.monotonic()
     summary = asyncio.run(dial(s, "demo", SystemClock(), timedelta(seconds=30)))
@@ -245,7 +245,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     )
 
 
-async def program_borrowers(s: Settings, now: datetime) -> None:
+async def program_borrowers(s: Settings, now: datetime, account_ids: list[str]) -> None:
     """Tell each simulated borrower (AstDB) which keys to press when, or what to say."""
     from dialer.ami import AmiClient, AmiTimeouts
     from dialer.cli import build_ivr, endpoint
@@ -258,8 +258,10 @@ async def program_borrowers(s: Settings, now: datetime) -> None:
     task = asyncio.create_task(client.run())
     try:
         await client.wait_connected(10)
-        for account, last_four in await _demo_accounts(store):
-            values = await _sim_values(ivr, account, last_four, now)
+        for account_id in account_ids:
+            account = await store.account(account_id)
+            assert account is not None  # imported just before
+            values = await _sim_values(ivr, account, now)
             for key, value in values.items():
                 await client.send(
                     "DBPut", {"Family": f"sim/{account.phone_e164.lstrip('+')}", "Key": key, "Val": value}
@@ -271,17 +273,8 @@ async def program_borrowers(s: Settings, now: datetime) -> None:
         await store.close()
 
 
-async def _demo_accounts(store: Store) -> list[tuple[Account, str]]:
-    found = []
-    for i in range(1, 60):
-        account = await store.account(f"DEMO-{i:03d}")
-        if account is None:
-            break
-        found.append((account, account.phone_e164[-4:]))
-    return found
-
-
-async def _sim_values(ivr: IvrService, account: Account, last_four: str, now: datetime) -> dict[str, str]:
+async def _sim_values(ivr: IvrService, account: Account, now: datetime) -> dict[str, str]:
+    last_four = account.phone_e164[-4:]  # the simulated behaviour (docs/number-plan.md)
     journeys = {code: journey for code, _, journey in BEHAVIOURS if journey is not None}
     if last_four in journeys:
         journey = journeys[last_four]
@@ -292,15 +285,9 @@ async def _sim_values(ivr: IvrService, account: Account, last_four: str, now: da
     if last_four in VOICE_BORROWERS:
         script = ivr.script_for(account)
         yes = await ivr.prompts.render("네", ivr.voice(script))  # the borrower's spoken "yes"
-        spoken = await _spoken_seconds(ivr, account, ["intro", "confirm"])
+        spoken = await say_seconds(ivr, script, account, ["intro", "confirm"])
         return {"audio": playback_target(yes), "delay": f"{IVR_START + spoken - HELLO + 0.5:.1f}"}
     return {}
-
-
-async def _spoken_seconds(ivr: IvrService, account: Account, nodes: list[str]) -> float:
-    from dialer.demo_ivr import _say_seconds
-
-    return await _say_seconds(ivr, ivr.script_for(account), account, nodes)
 
 
 async def _import_and_create(s: Settings, csv_path: Path, console: Console) -> None:

@@ -37,7 +37,7 @@ def _seconds(wav: Path) -> float:
     return frames / rate
 
 
-async def _say_seconds(ivr: IvrService, script: Script, account: Account, nodes: list[str]) -> float:
+async def say_seconds(ivr: IvrService, script: Script, account: Account, nodes: list[str]) -> float:
     total = 0.0
     for node in nodes:
         text = script.nodes[node].say.format(**account_fields(script, account))
@@ -65,13 +65,13 @@ def _after(script: Script, node: str, keys: str) -> str | None:
 async def plan_keys(ivr: IvrService, account: Account, journey: Journey) -> tuple[str, float]:
     """The simulated borrower's key string and its delay after "hello"."""
     script = ivr.script_for(account)
-    at = IVR_START + await _say_seconds(ivr, script, account, _chain(script, script.start))
+    at = IVR_START + await say_seconds(ivr, script, account, _chain(script, script.start))
     times: list[float] = []
     for node, keys in journey.presses:
         at += INTO_PROMPT
         times.append(at)
         after = _after(script, node, keys)
-        at += len(keys) * DIGIT + await _say_seconds(ivr, script, account, _chain(script, after))
+        at += len(keys) * DIGIT + await say_seconds(ivr, script, account, _chain(script, after))
     text = journey.presses[0][1]
     for (_, keys), (prev_at, next_at) in zip(journey.presses[1:], itertools.pairwise(times), strict=True):
         gap = next_at - prev_at - DIGIT * len(text.split("W")[-1])

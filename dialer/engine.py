@@ -117,7 +117,6 @@ class Dialer:
         self._instance = ""
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._calls_answered: dict[str, datetime] = {}
 
     def stop(self) -> None:
         """Stop placing calls; calls in flight may finish within the grace period."""
@@ -242,10 +241,10 @@ class Dialer:
             self.pacer.release()
             await self._wait_connected()
             return
-        if self.ivr is not None:
-            await self.ivr.render_account(
-                target.account
-            )  # cached; before the claim so a TTS failure costs no attempt
+        fields = await self._render_prompts(target) if self.ivr is not None else {}
+        if fields is None:
+            self.pacer.release()
+            return
         now = self.clock.now()
         outcome = await self.store.claim(
             target,
@@ -268,24 +267,23 @@ class Dialer:
         self.summary.placed += 1
         tracked = self._track(outcome)
         if self.ivr is not None:
-            self.ivr.register(
-                tracked.call.key,
-                target.account,
-                Path(outcome.recording_path).with_name(f"{outcome.id}-replies"),
-            )
+            replies = Path(outcome.recording_path).with_name(f"{outcome.id}-replies")
+            self.ivr.register(tracked.call.key, target.account, fields, replies)
         self._start_call(tracked, originate=True)
 
-    async def _render_prompts(self, target: Target) -> bool:
-        """Before the claim, so a failure costs no attempt; cached after the first call."""
+    async def _render_prompts(self, target: Target) -> dict[str, str] | None:
+        """The account's spoken fields, its prompts rendered (cached after the first call).
+
+        Before the claim, so a failure costs no attempt: the account is held back an hour instead.
+        """
         assert self.ivr is not None
         try:
-            await self.ivr.render_account(target.account)
+            return await self.ivr.render_account(target.account)
         except (DueCallError, ValueError) as exc:
             log.error("account %s: cannot prepare its prompts: %s", target.account.account_id, exc)
             later = self.clock.now() + timedelta(hours=1)
             await self.store.defer(target, Decision(False, (Reason("prompts", str(exc)),), later))
-            return False
-        return True
+            return None
 
     async def _wait_connected(self) -> None:
         stop = asyncio.ensure_future(self._stop.wait())
@@ -326,9 +324,7 @@ class Dialer:
             if not call.complete:
                 await self._reconcile(tracked)
             result = call.finish(self.clock.now(), "" if call.complete else "no final event from Asterisk")
-            if call.answered_at is not None:
-                self._calls_answered[call.key] = call.answered_at
-            await self._store_result(call.attempt, self._with_ivr(call.key, result))
+            await self._store_result(call.attempt, self._with_ivr(call, result))
         finally:
             self._calls.pop(call.key, None)
             self._originates.pop(tracked.action_id, None)
@@ -398,15 +394,15 @@ class Dialer:
                 return
             tracked.changed.clear()
 
-    def _with_ivr(self, key: str, result: CallResult) -> CallResult:
-        prepared = self.ivr.take(key) if self.ivr is not None else None
+    def _with_ivr(self, call: Call, result: CallResult) -> CallResult:
+        prepared = self.ivr.take(call.key) if self.ivr is not None else None
         if prepared is None or prepared.result is None:
             return result
         r = prepared.result
-        answered = self._calls_answered.pop(key, None)
-        if answered is not None and prepared.first_prompt_at is not None:
+        if call.answered_at is not None and prepared.first_prompt_at is not None:
             # From the answer (DueCallAnswer, before AMD) to the first prompt's audio.
-            self.summary.answer_to_audio.append((prepared.first_prompt_at - answered).total_seconds())
+            delay = prepared.first_prompt_at - call.answered_at
+            self.summary.answer_to_audio.append(delay.total_seconds())
         steps = tuple(IvrStep(s.at, s.node, s.kind, dict(s.detail)) for s in r.steps)
         keys = "".join(
             str(s.detail.get("digit") or s.detail.get("digits") or "") for s in r.steps if s.kind == "key"

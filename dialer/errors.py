@@ -20,6 +20,14 @@ class DueCallError(Exception):
     """Root of every error DueCall raises on purpose."""
 
 
+def field_path(loc: tuple[str | int, ...]) -> str:
+    """A field's place for an error message: ("nodes", "menu", "options", 2) -> nodes.menu.options[2]."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 class ConfigError(DueCallError):
     pass
 

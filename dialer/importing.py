@@ -50,7 +50,6 @@ async def import_accounts(
 ) -> ImportReport:
     # read_accounts checks the whole file first and raises ImportFileError before any row.
     rows = await asyncio.to_thread(read_accounts, path, settings)
-    header = await asyncio.to_thread(read_header, path)
     import_id = await store.start_import(str(path), now)
     inserted = updated = total = 0
     rejects: list[RejectedRow] = []
@@ -69,6 +68,7 @@ async def import_accounts(
     written = None
     if rejects:
         rejects_file.parent.mkdir(parents=True, exist_ok=True)
+        header = await asyncio.to_thread(read_header, path)  # only needed for the rejects file
         await asyncio.to_thread(write_rejects, rejects_file, header, rejects)
         written = rejects_file
     return ImportReport(import_id, total, inserted, updated, tuple(rejects), written)

@@ -30,10 +30,10 @@ from dialer.contact_policy import (
     TimeRange,
     decide,
     history_window,
-    load_pack,
 )
 from dialer.errors import ConfigError
 from dialer.models import Account, Decision, Disposition, PastAttempt, Preferences, Reason
+from dialer.policy_packs import load_pack
 
 NO_PREFERENCES = Preferences()
 

@@ -23,6 +23,7 @@ from dialer.contact_policy import (
     TimeRange,
     Verdict,
 )
+from dialer.errors import field_path
 
 
 class _In(BaseModel):
@@ -112,13 +113,6 @@ class ProposalIn(_In):
         return Proposal(self.id, self.at, self.channel, self.person, tuple(self.debts), consumer, history)
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _error_line(number: int, raw: str, message: str) -> dict[str, Any]:
     ident = None
     try:
@@ -158,7 +152,7 @@ def check_lines(
             parsed = ProposalIn.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = _field(tuple(first["loc"])) or "(line)"
+            where = field_path(tuple(first["loc"])) or "(line)"
             message = first["msg"].removeprefix("Value error, ")
             yield _error_line(number, raw, f"{where}: {message}")
             continue

@@ -27,14 +27,13 @@ from dataclasses import dataclass
 
 from dialer.errors import DueCallError
 from ivr.agi_protocol import (
-    MAX_ENV_LINES,
     AgiParseError,
     AgiReply,
     ReplyAssembler,
+    add_env_line,
     build_command,
     digit_of,
     env_args,
-    parse_env_line,
 )
 
 log = logging.getLogger(__name__)
@@ -339,10 +338,7 @@ class AgiServer:
                     line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                     if not line:
                         break
-                    if len(env) >= MAX_ENV_LINES:
-                        raise AgiParseError(f"more than {MAX_ENV_LINES} environment lines")
-                    key, value = parse_env_line(line)
-                    env[key] = value
+                    add_env_line(env, line)
         except TimeoutError:
             log.warning("FastAGI %s: no complete AGI environment within %g s", peer, self._header_timeout)
             return None

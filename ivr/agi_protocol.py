@@ -66,16 +66,21 @@ def parse_env_line(line: str) -> tuple[str, str]:
     return key, value[1:] if value.startswith(" ") else value
 
 
+def add_env_line(env: dict[str, str], line: str) -> None:
+    """Add one `agi_*: value` line to `env`, refusing an environment that never ends."""
+    if len(env) >= MAX_ENV_LINES:
+        raise AgiParseError(f"more than {MAX_ENV_LINES} environment lines")
+    key, value = parse_env_line(line)
+    env[key] = value
+
+
 def parse_environment(block: str) -> dict[str, str]:
     """The whole environment block; a blank line (or the end of the text) ends it."""
     env: dict[str, str] = {}
     for line in block.replace("\r\n", "\n").split("\n"):
         if not line:
             break
-        if len(env) >= MAX_ENV_LINES:
-            raise AgiParseError(f"more than {MAX_ENV_LINES} environment lines")
-        key, value = parse_env_line(line)
-        env[key] = value
+        add_env_line(env, line)
     return env
 
 

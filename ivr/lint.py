@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from dialer.errors import ConfigError
-from ivr.script import DEBT_FIELDS, Node, Outcome, Problem, Script, dotted, line_index, load_script
+from dialer.errors import ConfigError, field_path
+from ivr.script import DEBT_FIELDS, Node, Outcome, Problem, Script, load_located
 
 CHECKS = (
     "lender_in_first_prompt",
@@ -142,6 +142,5 @@ _CHECKERS = {
 
 def lint_file(path: Path, policy: str) -> list[str]:
     """Lint a script file; problems read `file:line: field: message`."""
-    script = load_script(path)
-    where = line_index(yaml.compose(path.read_text(encoding="utf-8")))
-    return [f"{path}:{where.find(loc)}: {dotted(loc)}: {msg}" for loc, msg in lint(script, policy)]
+    script, where = load_located(path)
+    return [f"{path}:{where.find(loc)}: {field_path(loc)}: {msg}" for loc, msg in lint(script, policy)]

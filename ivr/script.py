@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialer.errors import DueCallError
+from dialer.errors import DueCallError, field_path
 
 # Fields a template may use. The first group differs per account (rendered before each call).
 ACCOUNT_FIELDS = frozenset({"name", "amount", "currency", "due_date"})
@@ -136,29 +136,36 @@ def line_index(root: yaml.Node | None) -> _Lines:
     return _Lines(lines)
 
 
-def dotted(loc: Loc) -> str:
-    return _dotted(loc)
-
-
-def _dotted(path: Loc) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def load_script(path: Path) -> Script:
+    return load_located(path)[0]
+
+
+def load_located(path: Path) -> tuple[Script, _Lines]:
+    """The script and where each of its fields is in the file (for later messages, e.g. lint)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScriptError([f"{path}: cannot read: {exc}"]) from exc
-    return parse_script(text, path)
+    return _parse(text, path)
 
 
 def parse_script(text: str, path: Path) -> Script:
+    return _parse(text, path)[0]
+
+
+def _compose(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree (for line numbers) and the data built from it: one parse."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text)
-        data: Any = yaml.safe_load(text)
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _parse(text: str, path: Path) -> tuple[Script, _Lines]:
+    try:
+        root, data = _compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -170,10 +177,10 @@ def parse_script(text: str, path: Path) -> Script:
         script = Script.model_validate({**data, "name": path.stem})
     except ValidationError as exc:
         raise ScriptError(_schema_problems(path, where, exc)) from exc
-    problems = [f"{path}:{where.find(p)}: {_dotted(p)}: {msg}" for p, msg in _semantic_problems(script)]
+    problems = [f"{path}:{where.find(p)}: {field_path(p)}: {msg}" for p, msg in _semantic_problems(script)]
     if problems:
         raise ScriptError(problems)
-    return script
+    return script, where
 
 
 def _schema_problems(path: Path, where: _Lines, error: ValidationError) -> list[str]:
@@ -183,7 +190,7 @@ def _schema_problems(path: Path, where: _Lines, error: ValidationError) -> list[
         hint = ""
         if isinstance(item.get("input"), bool):  # YAML 1.1 reads yes/no/on/off as booleans
             hint = " (YAML read a yes/no word as true/false: put it in quotes)"
-        out.append(f"{path}:{where.find(loc)}: {_dotted(loc) or '(file)'}: {item['msg']}{hint}")
+        out.append(f"{path}:{where.find(loc)}: {field_path(loc) or '(file)'}: {item['msg']}{hint}")
     return out
 
 

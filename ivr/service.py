@@ -127,8 +127,11 @@ class IvrService:
         if self.recognizer is not None:
             await self.recognizer.close()
 
-    async def render_account(self, account: Account) -> None:
-        """Render this account's prompts (before its call is placed: no dead air after the answer)."""
+    async def render_account(self, account: Account) -> dict[str, str]:
+        """Render this account's prompts (before its call is placed: no dead air after the answer).
+
+        Returns the account's spoken fields, for `register`.
+        """
         script = self.script_for(account)
         fields = account_fields(script, account)
         voice = self.voice(script)
@@ -138,11 +141,11 @@ class IvrService:
             if _uses(t, ACCOUNT_FIELDS) and not _uses(t, CALL_FIELDS)
         ]
         await asyncio.gather(*(self.prompts.render(t, voice) for t in texts))
+        return fields
 
-    def register(self, key: str, account: Account, recordings: Path) -> None:
+    def register(self, key: str, account: Account, fields: dict[str, str], recordings: Path) -> None:
         """The call `key` is about to be placed for `account`: its FastAGI session will find this."""
-        script = self.script_for(account)
-        self._calls[key] = Prepared(script, account, account_fields(script, account), recordings)
+        self._calls[key] = Prepared(self.script_for(account), account, fields, recordings)
 
     def take(self, key: str) -> Prepared | None:
         """The call's IVR state, once; the engine calls this when the call has ended."""

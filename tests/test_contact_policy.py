@@ -20,10 +20,9 @@ from dialer.contact_policy import (
     TimeRange,
     Verdict,
     decide,
-    load_pack,
 )
 from dialer.errors import ConfigError
-from dialer.policy_packs import load_pack_file
+from dialer.policy_packs import load_pack, load_pack_file
 
 NY = "America/New_York"
 LA = "America/Los_Angeles"

@@ -25,10 +25,10 @@ from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk_host import AmiCredentials
 from dialer.clock import SystemClock
 from dialer.config import Settings
-from dialer.contact_policy import load_pack
 from dialer.engine import Dialer
 from dialer.errors import AmiActionFailed
 from dialer.policy import PackGate
+from dialer.policy_packs import load_pack
 from dialer.store import Store
 from tests.conftest import daytime_zone, make_settings
 from tests.test_dialer_asterisk import attempts, prepare

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dialer.config import PolicySettings
-from dialer.contact_policy import load_pack
 from dialer.errors import ConfigError
 from dialer.models import Account, Disposition, PastAttempt
 from dialer.policy import PackGate, contact_of, outcome_of, pack_from_settings, region_zones
+from dialer.policy_packs import load_pack
 
 NY = ZoneInfo("America/New_York")
 
