@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import signal
 import sys
@@ -193,7 +194,7 @@ def accounts_opt_out(ctx: click.Context, phone: str, channel: str) -> None:
         store = await open_store(s)
         try:
             for name in ["voice", "sms"] if channel == "all" else [channel]:
-                await store.opt_out(phone, name, SystemClock().now(), "operator")
+                await store.opt_out(phone, name, SystemClock().now(), "operator", actor=operator())
         finally:
             await store.close()
 
@@ -237,12 +238,17 @@ def accounts_preferences(
     async def go() -> None:
         store = await open_store(s)
         try:
-            await store.set_preferences(phone, prefs, SystemClock().now())
+            await store.set_preferences(phone, prefs, SystemClock().now(), operator())
         finally:
             await store.close()
 
     run_async(go())
     console.print(f"{phone}: {len(ranges)} inconvenient time(s), {len(windows)} consent window(s) recorded.")
+
+
+def operator() -> str:
+    """Who the audit trail names for commands run by hand."""
+    return f"operator:{getpass.getuser()}"
 
 
 async def open_store(s: Settings) -> Store:
@@ -268,7 +274,7 @@ def campaign_create(ctx: click.Context, name: str, account_ids: tuple[str, ...])
     async def go() -> int:
         store = await open_store(s)
         try:
-            found = await store.create_campaign(name, SystemClock().now())
+            found = await store.create_campaign(name, SystemClock().now(), operator())
             return await store.add_targets(found.id, SystemClock().now(), list(account_ids) or None)
         finally:
             await store.close()
@@ -323,9 +329,10 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
         model = find_model(None if i.speech_model == "package" else str(s.path(Path(i.speech_model))))
         recognizer = Recognizer(model, i.speech_workers)
 
-    async def opt_out(account: Account) -> None:
+    async def opt_out(account: Account, call_key: str) -> None:
+        attempt_id = int(call_key.rsplit("-", 1)[1])  # keys are <instance>-<attempt id>
         for channel in ("voice", "sms"):  # recorded at once: no further calls or SMS
-            await store.opt_out(account.phone_e164, channel, clock.now(), "ivr")
+            await store.opt_out(account.phone_e164, channel, clock.now(), "ivr", attempt_id=attempt_id)
 
     prompts = PromptCache(s.path(i.prompts_dir), i.tts_workers)
     paths = [s.path(p) for p in i.scripts]

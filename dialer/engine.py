@@ -94,6 +94,7 @@ class Dialer:
         self.policy = policy
         self.clock = clock
         self.dialer_id = dialer_id or socket.gethostname()
+        self._actor = f"dialer:{self.dialer_id}"
         self.ivr = ivr
         d, a = settings.dialer, settings.asterisk
         self.ami = AmiClient(
@@ -282,7 +283,8 @@ class Dialer:
         except (DueCallError, ValueError) as exc:
             log.error("account %s: cannot prepare its prompts: %s", target.account.account_id, exc)
             later = self.clock.now() + timedelta(hours=1)
-            await self.store.defer(target, Decision(False, (Reason("prompts", str(exc)),), later))
+            decision = Decision(False, (Reason("prompts", str(exc)),), later)
+            await self.store.defer(target, decision, self.clock.now(), self._actor)
             return None
 
     async def _wait_connected(self) -> None:
@@ -415,7 +417,7 @@ class Dialer:
 
     async def _store_result(self, attempt: Attempt, result: CallResult) -> None:
         update = after_attempt(result.disposition, attempt.attempt_no, self.settings.retry, result.ended_at)
-        await self.store.finish_attempt(attempt, result, update)
+        await self.store.finish_attempt(attempt, result, update, self._actor)
         self.summary.finished += 1
         log.info("attempt %d (%s): %s %s", attempt.id, attempt.phone_e164, result.disposition, result.note)
 

@@ -24,8 +24,11 @@ from typing import Any
 
 import aiosqlite
 
+from audit.chain import AuditEvent
+from audit.chain import append as append_audit
 from dialer.accounts import AccountRecord, RejectedRow
 from dialer.errors import StoreError
+from dialer.flags import decided_flags, ended_flags
 from dialer.models import (
     Account,
     Attempt,
@@ -137,6 +140,16 @@ class Store:
     async def close(self) -> None:
         await self._conn.close()
 
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """The connection, for read-side query modules (audit/search.py); writes go through methods."""
+        return self._conn
+
+    async def audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append facts to the audit chain in their own transaction."""
+        async with self._tx() as db:
+            await append_audit(db, events, to_db)
+
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
@@ -196,12 +209,32 @@ class Store:
                 [(import_id, r.row_number, r.reason, r.raw) for r in rejects],
             )
 
-    async def finish_import(self, import_id: int, rows: int, counts: ImportCounts, rejected: int) -> None:
+    async def finish_import(
+        self,
+        import_id: int,
+        rows: int,
+        counts: ImportCounts,
+        rejected: int,
+        now: datetime | None = None,
+        actor: str = "operator",
+    ) -> None:
         async with self._tx() as db:
             await db.execute(
                 "UPDATE imports SET rows=?, inserted=?, updated=?, rejected=? WHERE id=?",
                 (rows, counts.inserted, counts.updated, rejected, import_id),
             )
+            found = await db.execute_fetchall("SELECT file, started_at FROM imports WHERE id=?", (import_id,))
+            file, started = next(iter(found))
+            data = {
+                "import_id": import_id,
+                "file": file,
+                "rows": rows,
+                "inserted": counts.inserted,
+                "updated": counts.updated,
+                "rejected": rejected,
+            }
+            at = now or from_db(started)
+            await append_audit(db, [AuditEvent("accounts.imported", at, actor, data)], to_db)
 
     async def rejects(self, import_id: int) -> list[tuple[int, str]]:
         cur = await self._conn.execute(
@@ -221,7 +254,9 @@ class Store:
         row = await (await self._conn.execute("SELECT count(*) FROM accounts")).fetchone()
         return int(row[0]) if row else 0
 
-    async def set_preferences(self, phone_e164: str, prefs: Preferences, now: datetime) -> None:
+    async def set_preferences(
+        self, phone_e164: str, prefs: Preferences, now: datetime, actor: str = "operator"
+    ) -> None:
         """Replace what the consumer said about when they may be called."""
         inconvenient = json.dumps([[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in prefs.inconvenient])
         consents = json.dumps([[to_db(a), to_db(b)] for a, b in prefs.consents])
@@ -232,27 +267,49 @@ class Store:
                 "consents=excluded.consents, updated_at=excluded.updated_at",
                 (phone_e164, inconvenient, consents, to_db(now)),
             )
+            data = {
+                "phone": phone_e164,
+                "inconvenient": json.loads(inconvenient),
+                "consents": json.loads(consents),
+            }
+            await append_audit(db, [AuditEvent("preferences.set", now, actor, data)], to_db)
 
     async def preferences(self, phone_e164: str) -> Preferences:
         async with self._lock:
             return await _preferences(self._conn, phone_e164)
 
-    async def opt_out(self, phone_e164: str, channel: str, now: datetime, source: str) -> None:
+    async def opt_out(
+        self,
+        phone_e164: str,
+        channel: str,
+        now: datetime,
+        source: str,
+        *,
+        actor: str = "",
+        attempt_id: int | None = None,
+    ) -> None:
         async with self._tx() as db:
-            await db.execute(
+            cur = await db.execute(
                 "INSERT INTO opt_outs (phone_e164, channel, at, source) VALUES (?,?,?,?) "
                 "ON CONFLICT (phone_e164, channel) DO NOTHING",
                 (phone_e164, channel, to_db(now), source),
             )
+            data = {"phone": phone_e164, "channel": channel, "source": source, "new": cur.rowcount == 1}
+            where = await _attempt_keys(db, attempt_id)
+            event = AuditEvent("consumer.opted_out", now, actor or source, data, *where)
+            await append_audit(db, [event], to_db)
 
     # -- campaigns --------------------------------------------------------
 
-    async def create_campaign(self, name: str, now: datetime) -> Campaign:
+    async def create_campaign(self, name: str, now: datetime, actor: str = "operator") -> Campaign:
         async with self._tx() as db:
-            await db.execute(
+            cur = await db.execute(
                 "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                 (name, to_db(now)),
             )
+            if cur.rowcount == 1:
+                event = AuditEvent("campaign.created", now, actor, {"name": name}, cur.lastrowid)
+                await append_audit(db, [event], to_db)
         found = await self.campaign(name)
         assert found is not None
         return found
@@ -335,18 +392,23 @@ class Store:
             history = await _history(db, account.phone_e164, history_since)
             opted_out = bool(row[2])
             decision = decide(account, history, opted_out, await _preferences(db, account.phone_e164))
+            actor = f"dialer:{dialer_id}"
             if not decision.allowed:
-                await _defer(db, target, decision, now, opted_out)
+                await _defer(db, target, decision, now, opted_out, actor)
                 return decision
-            return await _insert_attempt(db, target, row[1] + 1, now, decision, recording_for, dialer_id)
+            attempt = await _insert_attempt(db, target, row[1] + 1, now, decision, recording_for, dialer_id)
+            await _audit_decided(db, target, attempt, decision, actor)
+            return attempt
 
-    async def defer(self, target: Target, decision: Decision) -> None:
+    async def defer(self, target: Target, decision: Decision, now: datetime, actor: str) -> None:
         """Hold a target back without an attempt (e.g. its prompts could not be rendered)."""
         async with self._tx() as db:
-            await _defer(db, target, decision, decision.next_allowed_at or target.next_at, False)
+            await _defer(db, target, decision, now, False, actor)
 
-    async def finish_attempt(self, attempt: Attempt, result: CallResult, update: TargetUpdate) -> None:
-        """Store how the call ended and where its target goes next: one transaction."""
+    async def finish_attempt(
+        self, attempt: Attempt, result: CallResult, update: TargetUpdate, actor: str = "dialer"
+    ) -> None:
+        """Store how the call ended, where its target goes next, and its audit events: one transaction."""
         async with self._tx() as db:
             await db.execute(_FINISH_ATTEMPT, _finish_params(attempt.id, result))
             await db.execute(
@@ -370,6 +432,7 @@ class Store:
                     for at, kind, data in result.events
                 ],
             )
+            await _audit_ended(db, attempt, result, update, actor)
 
     async def open_attempts(self, campaign_id: int) -> list[Attempt]:
         cur = await self._conn.execute(
@@ -442,6 +505,19 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+async def _attempt_keys(db: aiosqlite.Connection, attempt_id: int | None) -> tuple[Any, Any, Any]:
+    """(campaign id, attempt id, account id) of an attempt, for its audit events."""
+    if attempt_id is None:
+        return None, None, None
+    rows = await db.execute_fetchall(
+        "SELECT t.campaign_id, a.account_id FROM attempts t JOIN accounts a ON a.id=t.account_pk "
+        "WHERE t.id=?",
+        (attempt_id,),
+    )
+    row = next(iter(rows), None)
+    return (row[0], attempt_id, row[1]) if row else (None, None, None)
+
+
 async def _existing_ids(db: aiosqlite.Connection, ids: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for start in range(0, len(ids), 900):
@@ -509,7 +585,7 @@ async def _preferences(db: aiosqlite.Connection, phone: str) -> Preferences:
 
 
 async def _defer(
-    db: aiosqlite.Connection, target: Target, decision: Decision, now: datetime, opted_out: bool
+    db: aiosqlite.Connection, target: Target, decision: Decision, now: datetime, opted_out: bool, actor: str
 ) -> None:
     note = "; ".join(f"{r.rule}: {r.detail}" for r in decision.reasons)
     if opted_out:
@@ -522,6 +598,48 @@ async def _defer(
         "UPDATE targets SET state=?, next_at=?, note=? WHERE campaign_id=? AND account_pk=?",
         (state.value, to_db(next_at), note, target.campaign_id, target.account.pk),
     )
+    data = {
+        "phone": target.account.phone_e164,
+        "reasons": _reasons(decision),
+        "next_allowed_at": to_db(decision.next_allowed_at) if decision.next_allowed_at else None,
+        "target_state": state.value,
+    }
+    event = AuditEvent(
+        "contact.blocked", now, actor, data, target.campaign_id, None, target.account.account_id
+    )
+    await append_audit(db, [event], to_db)
+
+
+def _reasons(decision: Decision) -> list[dict[str, str]]:
+    return [{"rule": r.rule, "detail": r.detail} for r in decision.reasons]
+
+
+async def _audit_decided(
+    db: aiosqlite.Connection, target: Target, attempt: Attempt, decision: Decision, actor: str
+) -> None:
+    flags = decided_flags(target.account, decision)
+    await db.executemany(
+        "INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)",
+        [(attempt.id, f) for f in flags],
+    )
+    data = {
+        "phone": attempt.phone_e164,
+        "attempt_no": attempt.attempt_no,
+        "debt_id": target.account.debt_id,
+        "reasons": _reasons(decision),
+        "flags": flags,
+        "recording": attempt.recording_path,
+    }
+    event = AuditEvent(
+        "attempt.decided",
+        attempt.decided_at,
+        actor,
+        data,
+        attempt.campaign_id,
+        attempt.id,
+        target.account.account_id,
+    )
+    await append_audit(db, [event], to_db)
 
 
 async def _insert_attempt(
@@ -592,6 +710,52 @@ async def _store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResu
             for i, st in enumerate(ivr.steps)
         ],
     )
+
+
+async def _audit_ended(
+    db: aiosqlite.Connection, attempt: Attempt, result: CallResult, update: TargetUpdate, actor: str
+) -> None:
+    flags = ended_flags(result)
+    await db.executemany(
+        "INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)",
+        [(attempt.id, f) for f in flags],
+    )
+    rows = await db.execute_fetchall("SELECT account_id FROM accounts WHERE id=?", (attempt.account_pk,))
+    account_id = next(iter(rows))[0]
+
+    def event(kind: str, at: datetime, who: str, data: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(kind, at, who, data, attempt.campaign_id, attempt.id, account_id)
+
+    timeline = [event(f"call.{kind}", at, actor, dict(data)) for at, kind, data in result.events]
+    ivr = result.ivr
+    if ivr is not None:
+        timeline += [
+            event(f"ivr.{st.kind}", st.at, "ivr", {"node": st.node, **st.detail}) for st in ivr.steps
+        ]
+    timeline.sort(key=lambda e: e.at)  # stable: same-time events keep their order
+    if ivr is not None:
+        outcome = {
+            "outcome": ivr.outcome,
+            "script": ivr.script,
+            "promised_date": ivr.promised_date.isoformat() if ivr.promised_date else None,
+            "promised_amount_minor": ivr.promised_amount_minor,
+            "right_party": ivr.right_party,
+        }
+        timeline.append(event("call.outcome", result.ended_at, "ivr", outcome))
+    ended = {
+        "disposition": result.disposition.value,
+        "dial_status": result.dial_status,
+        "cause": result.cause,
+        "amd_status": result.amd_status,
+        "digits": result.digits,
+        "note": result.note,
+        "answered_at": to_db(result.answered_at) if result.answered_at else None,
+        "next_state": update.state.value,
+        "next_at": to_db(update.next_at),
+        "flags": flags,
+    }
+    timeline.append(event("call.ended", result.ended_at, actor, ended))
+    await append_audit(db, timeline, to_db)
 
 
 _FINISH_ATTEMPT = """

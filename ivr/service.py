@@ -26,7 +26,7 @@ from ivr.spoken import currency_name, spoken_amount, spoken_date, spoken_digits
 from ivr.tts import PromptCache, Voice, playback_target, voice_for
 
 log = logging.getLogger(__name__)
-OptOut = Callable[[Account], Awaitable[None]]
+OptOut = Callable[[Account, str], Awaitable[None]]  # (account, call key)
 
 
 def account_fields(script: Script, account: Account) -> dict[str, str]:
@@ -158,7 +158,7 @@ class IvrService:
         io = AgiIo(self, session, prepared)
 
         async def opt_out() -> None:
-            await self.on_opt_out(prepared.account)
+            await self.on_opt_out(prepared.account, session.call_key)
 
         flow = IvrRun(
             prepared.script,
