@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from audit.changes import record_config
 from dialer import asterisk_host
 from dialer.accounts import ImportSettings
 from dialer.ami import AmiEndpoint
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ivr.service import IvrService
 
 # Not a terminal (CI logs, pipes): wide enough that tables stay readable.
+log = logging.getLogger(__name__)
 console = Console(width=None if sys.stdout.isatty() else 140)
 T = TypeVar("T")
 
@@ -307,6 +309,9 @@ async def dial(
         policy = PackGate(pack_from_settings(s.policy))
         ivr = build_ivr(s, store, clock) if s.ivr.enabled else None
         dialer = Dialer(s, store, found, policy, clock, endpoint(s), ivr=ivr, **dialer_args)
+        changed = await record_config(store, s, clock.now(), f"dialer:{dialer.dialer_id}")
+        if changed:
+            log.info("configuration changes recorded in the audit trail: %s", ", ".join(changed))
         try:
             with _signals(dialer.stop):
                 return await dialer.run(idle_horizon)
@@ -602,3 +607,10 @@ def policy_check(file: Any, policy_name: str | None) -> None:
     packs = cache(load_pack)
     for out in check_lines(file, packs, policy_name, decide):
         click.echo(json.dumps(out, ensure_ascii=False))
+
+
+# The audit commands live with the audit trail; they use this module's helpers, hence the late import.
+from audit.cli import audit, recordings  # noqa: E402
+
+main.add_command(audit)
+main.add_command(recordings)

@@ -102,6 +102,16 @@ class IvrSettings(_Section):
     tts_workers: int = Field(2, ge=1, le=32)
 
 
+class AuditSettings(_Section):
+    # How long call recordings are kept (from the call's date); `duecall recordings purge` removes
+    # older ones. Their hashes and the chain stay. 3 years covers the usual US (Reg F 1006.100:
+    # 3 years after the last collection activity) and Chinese practice; a lender may need longer.
+    recordings_retention: Duration = timedelta(days=3 * 365 + 1)
+    # A file (or "" for none) where `duecall audit anchor` appends the chain's head; keep a copy
+    # off this machine: it is what shows the newest events were never cut off.
+    anchor_file: Path = Path("var/audit-anchors.log")
+
+
 class ImportSettingsModel(_Section):
     default_region: str = Field("US", pattern="^[A-Z]{2}$")
     default_currency: str | None = Field("USD", pattern="^[A-Z]{3}$")
@@ -147,6 +157,7 @@ class Settings(_Section):
     accounts: ImportSettingsModel = ImportSettingsModel()
     policy: PolicySettings = PolicySettings()
     ivr: IvrSettings = IvrSettings()
+    audit: AuditSettings = AuditSettings()
     # A disposition without a rule is final (answered calls are never retried).
     retry: dict[Disposition, RetryRule] = Field(default_factory=_default_retry)
     root: Path = Path(".")

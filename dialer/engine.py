@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audit.recordings import seal
 from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.ami_protocol import Message
 from dialer.calls import Call
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0  # a call's last event follows its first end event within this
+SEAL_SECONDS = 30.0  # MixMonitor closes a recording well within this after the hangup
 
 
 @dataclass
@@ -333,6 +335,20 @@ class Dialer:
             if originate:
                 self.pacer.release()
         await self._forget_in_astdb(call.key)
+        await self._seal(call.attempt, answered=result.answered_at is not None)
+
+    async def _seal(self, attempt: Attempt, answered: bool) -> None:
+        """Hash the call's recordings once Asterisk has closed them, and put them in the chain.
+
+        After the result is stored and the line is free: sealing waits on Asterisk, not on the call.
+        """
+        try:
+            found = await seal(attempt.recording_path, SEAL_SECONDS)
+        except OSError as exc:
+            log.error("attempt %d: cannot read its recording: %s", attempt.id, exc)
+            return
+        if found or answered:  # an answered call without a file is recorded as missing
+            await self.store.add_recordings(attempt, found, self.clock.now(), self._actor)
 
     async def _originate(self, tracked: _Tracked) -> None:
         call, d = tracked.call, self.settings.dialer
@@ -479,6 +495,8 @@ class Dialer:
 
     async def _reconcile_leftovers(self) -> None:
         """Attempts a previous run left open: finish them from AstDB, adopt live calls, or close them."""
+        for attempt in await self.store.unsealed(self.campaign.id):
+            await self._seal(attempt, answered=True)
         leftovers = await self.store.open_attempts(self.campaign.id)
         if not leftovers:
             return
@@ -499,8 +517,10 @@ class Dialer:
                 else "outcome lost: no result in Asterisk after restart"
             )
             self._calls.pop(call.key, None)
-            await self._store_result(attempt, call.finish(self.clock.now(), note))
+            result = call.finish(self.clock.now(), note)
+            await self._store_result(attempt, result)
             await self._forget_in_astdb(call.key)
+            await self._seal(attempt, answered=result.answered_at is not None)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -26,6 +26,7 @@ import aiosqlite
 
 from audit.chain import AuditEvent
 from audit.chain import append as append_audit
+from audit.recordings import RecordingFacts
 from dialer.accounts import AccountRecord, RejectedRow
 from dialer.errors import StoreError
 from dialer.flags import decided_flags, ended_flags
@@ -433,6 +434,81 @@ class Store:
                 ],
             )
             await _audit_ended(db, attempt, result, update, actor)
+
+    # -- recordings -------------------------------------------------------
+
+    async def add_recordings(
+        self, attempt: Attempt, found: Sequence[RecordingFacts], now: datetime, actor: str
+    ) -> None:
+        """Store a call's sealed recordings, each with a `recording.stored` event; or note none was found."""
+        async with self._tx() as db:
+            keys = await _attempt_keys(db, attempt.id)
+            events = []
+            for r in found:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO recordings (attempt_id, path, kind, sha256, bytes, duration_ms, "
+                    "stored_at) VALUES (?,?,?,?,?,?,?)",
+                    (attempt.id, r.path, r.kind, r.sha256, r.bytes, r.duration_ms, to_db(now)),
+                )
+                if cur.rowcount == 1:
+                    data = {
+                        "path": r.path,
+                        "kind": r.kind,
+                        "sha256": r.sha256,
+                        "bytes": r.bytes,
+                        "duration_ms": r.duration_ms,
+                        "complete": r.complete,
+                    }
+                    events.append(AuditEvent("recording.stored", now, actor, data, *keys))
+            if not found:
+                data = {"path": f"{attempt.recording_path}.wav"}
+                events.append(AuditEvent("recording.missing", now, actor, data, *keys))
+            await append_audit(db, events, to_db)
+
+    async def unsealed(self, campaign_id: int) -> list[Attempt]:
+        """Answered attempts that ended without their recording sealed (a crash in between)."""
+        cur = await self._conn.execute(
+            "SELECT id, campaign_id, account_pk, phone_e164, attempt_no, decided_at, recording_path "
+            "FROM attempts t WHERE campaign_id=? AND state='ended' AND answered_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.attempt_id=t.id) "
+            "AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.attempt_id=t.id "
+            "AND e.kind='recording.missing') ORDER BY id",
+            (campaign_id,),
+        )
+        return [Attempt(r[0], r[1], r[2], r[3], r[4], from_db(r[5]), r[6]) for r in await cur.fetchall()]
+
+    async def purgeable(self, called_before: datetime) -> list[tuple[int, str, str]]:
+        """(attempt id, path, sha256) of kept recordings of calls decided before `called_before`."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT r.attempt_id, r.path, r.sha256 FROM recordings r JOIN attempts t ON t.id=r.attempt_id "
+            "WHERE r.purged_at IS NULL AND t.decided_at<? ORDER BY r.attempt_id, r.path",
+            (to_db(called_before),),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def mark_purged(
+        self, attempt_id: int, path: str, sha256: str, now: datetime, actor: str, reason: str
+    ) -> None:
+        """The file is gone: say so in the table and the chain (the hash stays)."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE recordings SET purged_at=? WHERE attempt_id=? AND path=?",
+                (to_db(now), attempt_id, path),
+            )
+            keys = await _attempt_keys(db, attempt_id)
+            data = {"path": path, "sha256": sha256, "reason": reason}
+            await append_audit(db, [AuditEvent("recording.purged", now, actor, data, *keys)], to_db)
+
+    async def config_hashes(self) -> dict[str, str]:
+        """The latest recorded SHA-256 of every configuration file and script the chain knows."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT data FROM audit_events WHERE kind='config.changed' ORDER BY seq"
+        )
+        latest: dict[str, str] = {}
+        for (data,) in rows:
+            loaded = json.loads(data)
+            latest[loaded["path"]] = loaded["sha256"]
+        return latest
 
     async def open_attempts(self, campaign_id: int) -> list[Attempt]:
         cur = await self._conn.execute(

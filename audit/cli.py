@@ -1,0 +1,117 @@
+"""`duecall audit ...` and `duecall recordings ...`: verify the trail, anchor its head, purge by retention."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from audit.verify import VerifyReport, head, verify
+from dialer.cli import _fail, _settings, console, open_store, operator, run_async
+from dialer.clock import SystemClock
+from dialer.config import Settings
+
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit trail and the auditors' web page."""
+
+
+@audit.command("verify")
+@click.option(
+    "--anchors",
+    type=click.Path(path_type=Path),
+    help="Heads recorded earlier (default: [audit] anchor_file).",
+)
+@click.pass_context
+def verify_command(ctx: click.Context, anchors: Path | None) -> None:
+    """Check every link of the chain and every recording's hash; name the first broken link."""
+    s = _settings(ctx)
+    anchor_file = anchors or _anchor_file(s)
+    try:
+        report = verify(s.path(s.store.path), anchor_file)
+    except (OSError, ValueError) as error:
+        _fail(error)
+        return
+    _print_report(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def _print_report(r: VerifyReport) -> None:
+    console.print(
+        f"chain: {r.events} events checked in {r.chain_seconds:.2f} s; head {r.head_seq} {r.head_hash}"
+    )
+    if r.broken is not None:
+        console.print(f"[red]BROKEN[/red] at {r.broken}", highlight=False)
+    console.print(
+        f"recordings: {r.recordings_checked} checked in {r.recordings_seconds:.2f} s, "
+        f"{r.recordings_purged} purged by retention"
+    )
+    for problem in r.recording_problems:
+        console.print(f"[red]RECORDING[/red] {problem}", highlight=False)
+    if r.anchors_checked:
+        console.print(f"anchors: {r.anchors_checked} checked")
+    for problem in r.anchor_problems:
+        console.print(f"[red]ANCHOR[/red] {problem}", highlight=False)
+    console.print("[green]verified[/green]" if r.ok else "[red]verification FAILED[/red]")
+
+
+def _anchor_file(s: Settings) -> Path | None:
+    return s.path(s.audit.anchor_file) if str(s.audit.anchor_file) else None
+
+
+@audit.command("anchor")
+@click.pass_context
+def anchor_command(ctx: click.Context) -> None:
+    """Append the chain's head to the anchor file; keep a copy of that file off this machine."""
+    s = _settings(ctx)
+    target = _anchor_file(s)
+    if target is None:
+        _fail(ValueError("no [audit] anchor_file is set"))
+        return
+    seq, digest = head(s.path(s.store.path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as f:
+        f.write(f"{seq} {digest} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n")
+    console.print(f"{target}: head {seq} {digest}")
+
+
+@click.group()
+def recordings() -> None:
+    """Call recordings: retention."""
+
+
+@recordings.command("purge")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.pass_context
+def purge_command(ctx: click.Context, dry_run: bool) -> None:
+    """Remove recordings older than [audit] recordings_retention; each removal goes into the chain."""
+    s = _settings(ctx)
+    removed = run_async(purge(s, SystemClock().now(), dry_run, operator()))
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{verb} {removed} recordings (retention {s.audit.recordings_retention.days} days)")
+
+
+async def purge(s: Settings, now: datetime, dry_run: bool, actor: str) -> int:
+    retention: timedelta = s.audit.recordings_retention
+    store = await open_store(s)
+    try:
+        due = await store.purgeable(now - retention)
+        for attempt_id, path, sha256 in due:
+            console.print(f"{'would remove' if dry_run else 'removing'} {path} (attempt {attempt_id})")
+            if dry_run:
+                continue
+            Path(path).unlink(missing_ok=True)
+            _remove_if_empty(Path(path).parent)
+            reason = f"retention {retention.days} days"
+            await store.mark_purged(attempt_id, path, sha256, now, actor, reason)
+    finally:
+        await store.close()
+    return len(due)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.name.endswith("-replies") and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

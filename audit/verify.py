@@ -1,0 +1,172 @@
+"""`duecall audit verify`: re-check every link of the chain and every recording against it.
+
+The chain is the authority: a recording's expected hash comes from its
+`recording.stored` event, not from the recordings table, so changing a file and
+the table together is still caught. The database is opened read-only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audit.chain import COLUMNS, BrokenLink, StoredEvent, check_link, first_break
+from audit.recordings import sha256_file
+
+BATCH = 5000
+HASH_THREADS = 4  # hashlib releases the GIL on large buffers: files hash in parallel
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    seq: int  # the recording.stored event
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class VerifyReport:
+    events: int = 0
+    head_seq: int = 0
+    head_hash: str = ""
+    broken: BrokenLink | None = None
+    recordings_checked: int = 0
+    recordings_purged: int = 0
+    recording_problems: list[str] = field(default_factory=list)
+    anchors_checked: int = 0
+    anchor_problems: list[str] = field(default_factory=list)
+    chain_seconds: float = 0.0
+    recordings_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None and not self.recording_problems and not self.anchor_problems
+
+
+def connect_read_only(db_path: Path) -> sqlite3.Connection:
+    if not db_path.exists():
+        raise FileNotFoundError(f"{db_path}: no such database")
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+
+
+def stored_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[StoredEvent]:
+    cur = conn.execute(f"SELECT {COLUMNS} FROM audit_events WHERE seq>? ORDER BY seq", (after,))
+    while rows := cur.fetchmany(BATCH):
+        for row in rows:
+            yield StoredEvent(*row)
+
+
+def verify(db_path: Path, anchors: Path | None = None) -> VerifyReport:
+    report = VerifyReport()
+    conn = connect_read_only(db_path)
+    try:
+        started = time.perf_counter()
+        expected, purged = _walk(conn, report)
+        report.chain_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        _check_table(conn, expected, purged, report)
+        _check_files(expected, purged, report)
+        report.recordings_seconds = time.perf_counter() - started
+        if anchors is not None and anchors.exists():
+            _check_anchors(conn, anchors, report)
+    finally:
+        conn.close()
+    return report
+
+
+def _walk(conn: sqlite3.Connection, report: VerifyReport) -> tuple[dict[str, Expected], set[str]]:
+    """Check every link; collect what the chain says each recording is."""
+    expected: dict[str, Expected] = {}
+    purged: set[str] = set()
+
+    def watched() -> Iterator[StoredEvent]:
+        for event in stored_events(conn):
+            if event.kind == "recording.stored":
+                data = event.payload()
+                expected[data["path"]] = Expected(event.seq, data["sha256"], int(data["bytes"]))
+                purged.discard(data["path"])
+            elif event.kind == "recording.purged":
+                purged.add(event.payload()["path"])
+            yield event
+
+    count, head, broken = first_break(watched())
+    report.events, report.head_seq, report.head_hash, report.broken = count, count, head, broken
+    if broken is None:
+        total = conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+        report.events = total
+    return expected, purged
+
+
+def _check_table(
+    conn: sqlite3.Connection, expected: dict[str, Expected], purged: set[str], report: VerifyReport
+) -> None:
+    """The recordings table must agree with the chain (the web page shows the table's rows)."""
+    for path, sha, purged_at in conn.execute("SELECT path, sha256, purged_at FROM recordings ORDER BY path"):
+        fact = expected.get(path)
+        if fact is None:
+            report.recording_problems.append(f"{path}: in the recordings table but never stored in the chain")
+        elif fact.sha256 != sha:
+            report.recording_problems.append(
+                f"{path}: the recordings table's hash differs from the chain's (event {fact.seq})"
+            )
+        elif purged_at is not None and path not in purged:
+            report.recording_problems.append(f"{path}: marked purged, but the chain has no purge of it")
+
+
+def _check_files(expected: dict[str, Expected], purged: set[str], report: VerifyReport) -> None:
+    kept = sorted((p, e) for p, e in expected.items() if p not in purged)
+    report.recordings_purged = len(expected) - len(kept)
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        results = list(pool.map(lambda item: _file_problem(*item), kept))
+    report.recordings_checked = len(kept)
+    report.recording_problems += [p for p in results if p]
+
+
+def _file_problem(path: str, fact: Expected) -> str:
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        digest = sha256_file(file)
+    except FileNotFoundError:
+        return f"{path}: missing (stored in event {fact.seq}, never purged)"
+    except OSError as exc:
+        return f"{path}: cannot be read: {exc}"
+    if digest != fact.sha256:
+        return f"{path}: content changed since event {fact.seq} stored it ({size} bytes, was {fact.bytes})"
+    return ""
+
+
+def _check_anchors(conn: sqlite3.Connection, anchors: Path, report: VerifyReport) -> None:
+    """Heads recorded earlier must still be in the chain: nothing was cut off or rewritten."""
+    for number, line in enumerate(anchors.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts or line.startswith("#"):
+            continue
+        if len(parts) < 2 or not parts[0].isdigit():
+            report.anchor_problems.append(f"{anchors}:{number}: not 'SEQ HASH [TIME]'")
+            continue
+        seq, digest = int(parts[0]), parts[1]
+        row: Any = conn.execute("SELECT hash FROM audit_events WHERE seq=?", (seq,)).fetchone()
+        report.anchors_checked += 1
+        if row is None:
+            report.anchor_problems.append(f"{anchors}:{number}: event {seq} is gone (the chain was cut)")
+        elif row[0] != digest:
+            report.anchor_problems.append(f"{anchors}:{number}: event {seq} has another hash (rewritten)")
+
+
+def head(db_path: Path) -> tuple[int, str]:
+    """The newest event's (seq, hash), for an anchor; (0, genesis) on an empty chain."""
+    conn = connect_read_only(db_path)
+    try:
+        row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return (int(row[0]), str(row[1])) if row else (0, "0" * 64)
+
+
+__all__ = ["VerifyReport", "check_link", "head", "verify"]
