@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,8 +104,7 @@ async def purge(s: Settings, now: datetime, dry_run: bool, actor: str) -> int:
             console.print(f"{'would remove' if dry_run else 'removing'} {path} (attempt {attempt_id})")
             if dry_run:
                 continue
-            Path(path).unlink(missing_ok=True)
-            _remove_if_empty(Path(path).parent)
+            await asyncio.to_thread(_remove, Path(path))
             reason = f"retention {retention.days} days"
             await store.mark_purged(attempt_id, path, sha256, now, actor, reason)
     finally:
@@ -112,6 +112,8 @@ async def purge(s: Settings, now: datetime, dry_run: bool, actor: str) -> int:
     return len(due)
 
 
-def _remove_if_empty(folder: Path) -> None:
+def _remove(file: Path) -> None:
+    file.unlink(missing_ok=True)
+    folder = file.parent
     if folder.name.endswith("-replies") and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
