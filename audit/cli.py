@@ -60,7 +60,7 @@ def _print_report(r: VerifyReport) -> None:
 
 
 def _anchor_file(s: Settings) -> Path | None:
-    return s.path(s.audit.anchor_file) if str(s.audit.anchor_file) else None
+    return s.path(Path(s.audit.anchor_file)) if s.audit.anchor_file else None
 
 
 @audit.command("anchor")

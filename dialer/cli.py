@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import importlib
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 from rich.console import Console
@@ -56,7 +57,23 @@ def run_async(coro: Awaitable[T]) -> T:
         raise AssertionError("unreachable") from None
 
 
-@click.group()
+class _Commands(click.Group):
+    """Adds the command groups that live in other packages (audit/), imported only when used."""
+
+    elsewhere: ClassVar[dict[str, str]] = {"audit": "audit.cli:audit", "recordings": "audit.cli:recordings"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.elsewhere])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.elsewhere:
+            module, name = self.elsewhere[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 @click.option(
     "--config",
     "config_path",
@@ -607,10 +624,3 @@ def policy_check(file: Any, policy_name: str | None) -> None:
     packs = cache(load_pack)
     for out in check_lines(file, packs, policy_name, decide):
         click.echo(json.dumps(out, ensure_ascii=False))
-
-
-# The audit commands live with the audit trail; they use this module's helpers, hence the late import.
-from audit.cli import audit, recordings  # noqa: E402
-
-main.add_command(audit)
-main.add_command(recordings)

@@ -109,7 +109,7 @@ class AuditSettings(_Section):
     recordings_retention: Duration = timedelta(days=3 * 365 + 1)
     # A file (or "" for none) where `duecall audit anchor` appends the chain's head; keep a copy
     # off this machine: it is what shows the newest events were never cut off.
-    anchor_file: Path = Path("var/audit-anchors.log")
+    anchor_file: str = "var/audit-anchors.log"
 
 
 class ImportSettingsModel(_Section):
