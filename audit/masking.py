@@ -1,0 +1,93 @@
+"""Masking names and phone numbers for auditors who may not see them in full.
+
+Pure functions. A masked number keeps its country calling code and last four
+digits (enough to tell calls apart and to see the country rules that applied);
+a masked name keeps the first character of each word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import phonenumbers
+
+BULLET = "•"
+_KEEP_DIGITS = 4
+_PHONE_KEYS = frozenset({"phone", "phone_e164", "number"})
+
+
+def mask_phone(number: str) -> str:
+    """'+8613912341234' -> '+86 •••••••1234'. Unparseable input keeps only its last 4 digits."""
+    digits = re.sub(r"\D", "", number)
+    try:
+        parsed = phonenumbers.parse(number if number.startswith("+") else f"+{digits}", None)
+        code = str(parsed.country_code)
+    except phonenumbers.NumberParseException:
+        return _bullets_but_last(digits)
+    national = digits[len(code) :] if digits.startswith(code) else digits
+    return f"+{code} {_bullets_but_last(national)}"
+
+
+def _bullets_but_last(digits: str) -> str:
+    if len(digits) <= _KEEP_DIGITS:
+        return BULLET * len(digits)  # too short: the last four would be the whole number
+    return BULLET * (len(digits) - _KEEP_DIGITS) + digits[-_KEEP_DIGITS:]
+
+
+def mask_name(name: str) -> str:
+    """'Wei Zhang' -> 'W•• Z••••'; '张伟' -> '张•' (a CJK name is one word)."""
+    return " ".join(_mask_word(word) for word in name.split())
+
+
+def _mask_word(word: str) -> str:
+    return word[0] + BULLET * max(1, len(word) - 1)
+
+
+class Masker:
+    """Masks one account's name and number wherever they appear: text, event data, transcripts."""
+
+    def __init__(self, name: str, phone: str) -> None:
+        self.name, self.phone = name, phone
+        pairs: dict[str, str] = {}
+        if name.strip():
+            pairs[name] = mask_name(name)
+            for word in name.split():
+                if len(word) > 1:  # one letter says nothing and would mask every such letter
+                    pairs[word] = _mask_word(word)
+        if phone:
+            masked = mask_phone(phone)
+            pairs[phone] = masked
+            if phone.startswith("+"):
+                pairs[phone[1:]] = masked  # Asterisk writes numbers without the '+'
+        # Longest first, so the full name wins over its words.
+        self._pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+    def text(self, value: str) -> str:
+        for plain, masked in self._pairs:
+            value = value.replace(plain, masked)
+        return value
+
+    def data(self, value: Any) -> Any:
+        """A copy of JSON-like data with every string masked."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {
+                k: (mask_phone(v) if k in _PHONE_KEYS and isinstance(v, str) and v else self.data(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+class Plain(Masker):
+    """The same interface, masking nothing (an admin who chose to see names and numbers)."""
+
+    def __init__(self) -> None:
+        super().__init__("", "")
+
+    def data(self, value: Any) -> Any:
+        return value

@@ -1,0 +1,464 @@
+"""The auditors' web page: find calls, replay one, check its hashes, export evidence.
+
+Server-rendered (Jinja2), no scripts. Every page view, reveal and export is
+appended to the audit chain with the auditor's name. `auditor` users are
+read-only and always see masked names and numbers; `admin` users may reveal
+them (each reveal is logged) and manage users.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from audit.chain import AuditEvent
+from audit.masking import Masker, Plain
+from audit.search import CallFilter, CallRow, call_detail, choices, export_rows, recordings, search
+from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
+from audit.web.evidence import build_bundle, call_view, inside
+from audit.web.security import SECRET_NAME, SecurityHeaders, csrf_ok, csrf_token, session_secret
+from dialer.config import Settings
+from dialer.models import Disposition
+from dialer.store import Store
+from ivr.script import Outcome
+
+HERE = Path(__file__).resolve().parent
+SESSION_HOURS = 8
+FAILED_LIMIT = 5  # failed sign-ins per name ...
+FAILED_WINDOW = 15 * 60.0  # ... within this many seconds lock that name out for as long
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class State:
+    store: Store
+    recordings_dir: Path
+    failures: dict[str, list[float]] = field(default_factory=dict)
+
+
+def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
+    """The page for the database and recordings that `settings` name.
+
+    `secure_cookie`: send the session cookie over HTTPS only (when served behind TLS).
+    """
+    db_path = settings.path(settings.store.path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    secret = session_secret(db_path.parent / SECRET_NAME)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await Store.open(db_path, settings.store.synchronous)
+        app.state.audit = State(store, settings.path(settings.dialer.recordings_dir).resolve())
+        try:
+            yield
+        finally:
+            await store.close()
+
+    routes = [
+        Route("/", home),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/calls", calls_page),
+        Route("/calls.csv", calls_csv),
+        Route("/calls/{attempt_id:int}", call_page),
+        Route("/calls/{attempt_id:int}/recording", recording),
+        Route("/calls/{attempt_id:int}/recording/{n:int}", recording),
+        Route("/calls/{attempt_id:int}/export", export, methods=["POST"]),
+        Route("/reveal", reveal, methods=["POST"]),
+        Route("/admin/auditors", auditors_page, methods=["GET"]),
+        Route("/admin/auditors", auditors_create, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret,
+            session_cookie="duecall_audit",
+            max_age=SESSION_HOURS * 3600,
+            same_site="strict",
+            https_only=secure_cookie,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+_env.filters["utc"] = lambda text: f"{text[:19].replace('T', ' ')} UTC" if text else ""
+templates = Jinja2Templates(env=_env)
+
+
+# -- plumbing ---------------------------------------------------------------
+
+
+def _state(request: Request) -> State:
+    found: State = request.app.state.audit
+    return found
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _signed_in(request: Request) -> Auditor | None:
+    """The session's user, re-read each time so that disabling or demoting takes effect at once."""
+    name, since = request.session.get("user"), request.session.get("since")
+    if not isinstance(name, str) or not isinstance(since, int | float):
+        return None
+    user = await get_user(_state(request).store, name)
+    if user is None or user.disabled_at is not None or time.time() - since > SESSION_HOURS * 3600:
+        request.session.clear()
+        return None
+    return user
+
+
+def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Handler]:
+    """Sign-in (pages redirect, other endpoints get 401), then role, then CSRF on every POST."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def inner(request: Request) -> Response:
+            user = await _signed_in(request)
+            if user is None:
+                if page and request.method == "GET":
+                    target = urlencode(
+                        {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+                    )
+                    return RedirectResponse(f"/login?{target}", status_code=303)
+                return PlainTextResponse("Sign in first.", status_code=401)
+            if admin and not user.is_admin:
+                return _error(request, 403, "This page is for admins only.")
+            if request.method == "POST" and not await csrf_ok(request):
+                return _error(request, 403, "The form was stale or not ours (CSRF check failed). Reload it.")
+            request.state.user = user
+            return await handler(request)
+
+        return inner
+
+    return wrap
+
+
+def _user(request: Request) -> Auditor:
+    user: Auditor = request.state.user
+    return user
+
+
+def _revealed(request: Request) -> bool:
+    return _user(request).is_admin and request.session.get("reveal") is True
+
+
+async def _log(request: Request, kind: str, data: dict[str, Any], attempt: CallRow | None = None) -> None:
+    """Append what this auditor did to the chain."""
+    user = getattr(request.state, "user", None)
+    actor = f"auditor:{user.name}" if user else "web:anonymous"
+    ids: dict[str, Any] = {}
+    if attempt is not None:
+        ids = {"attempt_id": attempt.id, "account_id": attempt.account_id}
+    await _state(request).store.audit([AuditEvent(kind, _now(), actor, data, **ids)])
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    user = getattr(request.state, "user", None)
+    base = {"user": user, "csrf": csrf_token(request), "revealed": bool(user) and _revealed(request)}
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    return _render(request, "error.html", {"status": status, "message": message}, status)
+
+
+def _safe_next(value: object) -> str:
+    """Only a path on this site (no scheme, no '//host'), so the login cannot redirect elsewhere."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/calls"
+
+
+# -- signing in -------------------------------------------------------------
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/calls", status_code=303)
+
+
+async def login_form(request: Request) -> Response:
+    return _render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": ""})
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
+    nxt = _safe_next(form.get("next"))
+    if not await csrf_ok(request):
+        return _error(request, 403, "The form was stale (CSRF check failed). Reload the sign-in page.")
+    state = _state(request)
+    recent = [t for t in state.failures.get(name, []) if time.monotonic() - t < FAILED_WINDOW]
+    user = None if len(recent) >= FAILED_LIMIT else await authenticate(state.store, name, password)
+    if user is None:
+        state.failures[name] = [*recent, time.monotonic()]
+        await _log(request, "audit.sign_in_failed", {"name": name, "client": _client(request)})
+        message = "Wrong name or password, or the user is disabled."
+        if len(recent) >= FAILED_LIMIT:
+            message = "Too many failed attempts for this name; try again in 15 minutes."
+        return _render(request, "login.html", {"next": nxt, "error": message}, 401)
+    state.failures.pop(name, None)
+    request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    request.session.update({"user": user.name, "since": time.time()})
+    request.state.user = user
+    await _log(request, "audit.sign_in", {"name": user.name, "role": user.role, "client": _client(request)})
+    return RedirectResponse(nxt, status_code=303)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@guarded(page=False)
+async def logout(request: Request) -> Response:
+    await _log(request, "audit.sign_out", {})
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@guarded(admin=True, page=False)
+async def reveal(request: Request) -> Response:
+    form = await request.form()
+    on = form.get("on") == "1"
+    request.session["reveal"] = on
+    await _log(request, "audit.reveal", {"on": on, "page": _safe_next(form.get("back"))})
+    return RedirectResponse(_safe_next(form.get("back")), status_code=303)
+
+
+# -- calls ------------------------------------------------------------------
+
+
+def _filters(request: Request) -> tuple[CallFilter, list[str]]:
+    q = request.query_params
+    errors: list[str] = []
+
+    def day(key: str) -> date | None:
+        text = q.get(key, "").strip()
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            errors.append(f"{key}: {text!r} is not a date like 2025-01-31")
+            return None
+
+    f = CallFilter(
+        date_from=day("from"),
+        date_to=day("to"),
+        account_id=q.get("account", "").strip(),
+        campaign=q.get("campaign", "").strip(),
+        outcome=q.get("outcome", "").strip(),
+        disposition=q.get("disposition", "").strip(),
+        flag=q.get("flag", "").strip(),
+    )
+    return f, errors
+
+
+def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
+    m = Plain() if revealed else Masker(row.name, row.phone_e164)
+    return {"call": row, "name": m.text(row.name), "phone": m.text(row.phone_e164)}
+
+
+@guarded()
+async def calls_page(request: Request) -> Response:
+    f, errors = _filters(request)
+    try:
+        page_no = int(request.query_params.get("page", "1"))
+    except ValueError:
+        page_no = 1
+    conn = _state(request).store.conn
+    found = await search(conn, f, page_no)
+    await _log(
+        request,
+        "audit.view",
+        {"page": "/calls", "filters": f.as_dict(), "n": found.page, "revealed": _revealed(request)},
+    )
+    query = f.as_dict()
+    return _render(
+        request,
+        "calls.html",
+        {
+            "filters": query,
+            "errors": errors,
+            "found": found,
+            "rows": [_masked_row(r, _revealed(request)) for r in found.rows],
+            "options": {
+                **await choices(conn),
+                "outcome": [o.value for o in Outcome],
+                "disposition": [d.value for d in Disposition],
+            },
+            "query": urlencode(query),
+            "page_link": lambda n: "/calls?" + urlencode({**query, "page": n}),
+        },
+    )
+
+
+_CSV_HEADER = [
+    "attempt_id", "decided_at", "answered_at", "ended_at", "attempt_no", "disposition", "outcome",
+    "account_id", "name", "phone", "campaign",
+]  # fmt: skip
+
+
+def _cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "@", "\t", "\r") or (
+        text[:1] in ("+", "-") and not text[1:].replace(" ", "").isdigit()
+    ):
+        return "'" + text
+    return text
+
+
+@guarded(page=False)
+async def calls_csv(request: Request) -> Response:
+    f, errors = _filters(request)
+    if errors:
+        return PlainTextResponse("\n".join(errors), status_code=400)
+    revealed = _revealed(request)
+    await _log(request, "audit.export", {"what": "calls.csv", "filters": f.as_dict(), "revealed": revealed})
+    conn = _state(request).store.conn
+
+    async def body() -> AsyncIterator[str]:
+        yield _csv_line(_CSV_HEADER)
+        async for chunk in export_rows(conn, f):
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerows(_csv_values(row, revealed) for row in chunk)
+            yield out.getvalue()
+
+    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+    headers = {"Content-Disposition": f'attachment; filename="duecall-calls-{stamp}.csv"'}
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _csv_values(row: CallRow, revealed: bool) -> list[str]:
+    m = _masked_row(row, revealed)
+    values = (row.id, row.decided_at, row.answered_at, row.ended_at, row.attempt_no, row.disposition)
+    rest = (row.outcome, row.account_id, m["name"], m["phone"], row.campaign)
+    return [_cell(v) for v in (*values, *rest)]
+
+
+def _csv_line(values: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(values)
+    return out.getvalue()
+
+
+async def _call_or_404(request: Request) -> Any:
+    detail = await call_detail(_state(request).store.conn, int(request.path_params["attempt_id"]))
+    if detail is None:
+        return _error(request, 404, "No such call.")
+    return detail
+
+
+@guarded()
+async def call_page(request: Request) -> Response:
+    detail = await _call_or_404(request)
+    if isinstance(detail, Response):
+        return detail
+    revealed = _revealed(request)
+    view = await call_view(_state(request).store.conn, detail, _state(request).recordings_dir, revealed)
+    await _log(request, "audit.view", {"page": f"/calls/{detail.call.id}", "revealed": revealed}, detail.call)
+    return _render(request, "call.html", {"v": view})
+
+
+@guarded(page=False)
+async def recording(request: Request) -> Response:
+    """A recording of the call, found by attempt id in the recordings table, never by a given path."""
+    attempt_id, n = int(request.path_params["attempt_id"]), int(request.path_params.get("n", 0))
+    found = await recordings(_state(request).store.conn, attempt_id)
+    if n >= len(found):
+        return PlainTextResponse("No such recording.", status_code=404)
+    rec = found[n]
+    if rec.purged_at:
+        return PlainTextResponse("This recording was purged (retention).", status_code=410)
+    path = inside(Path(rec.path), _state(request).recordings_dir)
+    if path is None:
+        return PlainTextResponse("No such recording.", status_code=404)
+    # The player asks for the start first, then ranges: log the listen once, not every range.
+    if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
+        detail = await call_detail(_state(request).store.conn, attempt_id)
+        call = detail.call if detail else None
+        await _log(request, "audit.view", {"page": request.url.path, "recording": n}, call)
+    return FileResponse(path, media_type="audio/wav", content_disposition_type="inline")
+
+
+@guarded(page=False)
+async def export(request: Request) -> Response:
+    detail = await _call_or_404(request)
+    if isinstance(detail, Response):
+        return detail
+    revealed = _revealed(request)
+    state = _state(request)
+    bundle = await build_bundle(state.store.conn, detail, state.recordings_dir, revealed, _user(request).name)
+    await _log(
+        request,
+        "audit.export",
+        {"what": "evidence.zip", "sha256": bundle.sha256, "bytes": len(bundle.data), "revealed": revealed},
+        detail.call,
+    )
+    name = f"duecall-call-{detail.call.id}-evidence.zip"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(bundle.data, media_type="application/zip", headers=headers)
+
+
+# -- admin ------------------------------------------------------------------
+
+
+@guarded(admin=True)
+async def auditors_page(request: Request) -> Response:
+    await _log(request, "audit.view", {"page": "/admin/auditors"})
+    return await _auditors(request, "", "")
+
+
+async def _auditors(request: Request, error: str, done: str, status: int = 200) -> Response:
+    users = await list_users(_state(request).store)
+    return _render(request, "auditors.html", {"users": users, "error": error, "done": done}, status)
+
+
+@guarded(admin=True)
+async def auditors_create(request: Request) -> Response:
+    form = await request.form()
+    name, role = str(form.get("name", "")).strip(), str(form.get("role", ""))
+    password, again = str(form.get("password", "")), str(form.get("password2", ""))
+    if password != again:
+        return await _auditors(request, "The two passwords differ.", "", 400)
+    try:
+        await create_user(
+            _state(request).store, name, role, password, f"auditor:{_user(request).name}", _now()
+        )
+    except AuditorError as error:
+        return await _auditors(request, str(error), "", 400)
+    return await _auditors(request, "", f"{name} ({role}) can now sign in.")
