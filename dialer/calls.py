@@ -28,6 +28,14 @@ from dialer.models import Attempt, CallResult, Disposition
 log = logging.getLogger(__name__)
 
 
+_AUDIT_NAMES = {
+    "OriginateResponse": "originate-response",
+    "DueCallAnswer": "answer",
+    "DueCallDial": "dial-result",
+    "DueCallIvr": "ivr-report",
+}
+
+
 class CallState(enum.StrEnum):
     DECIDED = "decided"
     ORIGINATING = "originating"
@@ -122,6 +130,11 @@ class Call:
             raise IllegalTransition(f"call {self.key}: {self.state} -> {new}")
         log.debug("call %s: %s -> %s", self.key, self.state, new)
         self.state = new
+
+    @staticmethod
+    def audit_kind(kind: str) -> str:
+        """The audit trail's name for one of this call's events: what it means, not how it came."""
+        return "call." + _AUDIT_NAMES.get(kind, kind)
 
     def record(self, at: datetime, kind: str, data: dict[str, str]) -> None:
         self.events.append((at, kind, data))

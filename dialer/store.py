@@ -28,6 +28,7 @@ from audit.chain import AuditEvent
 from audit.chain import append as append_audit
 from audit.recordings import RecordingFacts
 from dialer.accounts import AccountRecord, RejectedRow
+from dialer.calls import Call
 from dialer.errors import StoreError
 from dialer.flags import decided_flags, ended_flags
 from dialer.models import (
@@ -802,7 +803,7 @@ async def _audit_ended(
     def event(kind: str, at: datetime, who: str, data: dict[str, Any]) -> AuditEvent:
         return AuditEvent(kind, at, who, data, attempt.campaign_id, attempt.id, account_id)
 
-    timeline = [event(f"call.{kind}", at, actor, dict(data)) for at, kind, data in result.events]
+    timeline = [event(Call.audit_kind(kind), at, actor, dict(data)) for at, kind, data in result.events]
     ivr = result.ivr
     if ivr is not None:
         timeline += [

@@ -1,0 +1,84 @@
+"""The audit trail of real calls through the real Asterisk: what lands in the chain, the sealed
+recordings, and `duecall audit verify` catching one changed byte."""
+
+from __future__ import annotations
+
+import sqlite3
+import wave
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audit.recordings import sha256_file
+from dialer.asterisk_host import AmiCredentials
+from dialer.cli import dial, main
+from dialer.clock import SystemClock
+from ivr.tts import PromptCache
+from tests.conftest import daytime_zone, make_settings
+from tests.test_dialer_asterisk import attempts, prepare
+from tests.test_dialer_crash import reset_counts
+from tests.test_ivr_asterisk import prompt_seconds, put
+
+pytestmark = pytest.mark.asterisk
+
+
+async def test_real_calls_are_in_the_chain_and_verify(asterisk: AmiCredentials, work_dir: Path) -> None:
+    settings = make_settings(
+        work_dir,
+        dialer={"amd": False, "ring_timeout": "8s"},
+        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts")},
+    )
+    cache = PromptCache(settings.path(settings.ivr.prompts_dir))
+    intro = await prompt_seconds(cache, "en-US", ["intro"], "Borrower O1")
+    opt_out, busy = "+12185550106", "+12195550130"
+    await put(asterisk, opt_out, "keys", "9")
+    await put(asterisk, opt_out, "delay", f"{intro + 2:.1f}")
+    await reset_counts(asterisk, [opt_out, busy])
+    zone = daytime_zone()
+    await prepare(settings, work_dir, [("O1", opt_out, zone), ("B1", busy, zone)])
+
+    summary = await dial(settings, "test", SystemClock(), timedelta(0))
+    assert summary.finished == 2
+    got = {str(r["account_id"]): r for r in await attempts(settings)}
+    assert got["O1"]["outcome"] == "opt_out" and got["B1"]["disposition"] == "busy"
+
+    db = settings.path(settings.store.path)
+    with sqlite3.connect(db) as conn:
+        answered = int(got["O1"]["id"])  # type: ignore[call-overload]
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM audit_events WHERE attempt_id=?", (answered,))]
+        recs = conn.execute(
+            "SELECT path, kind, sha256, bytes, duration_ms FROM recordings WHERE attempt_id=?", (answered,)
+        ).fetchall()
+        busy_recordings = conn.execute(
+            "SELECT count(*) FROM recordings WHERE attempt_id=?",
+            (int(got["B1"]["id"]),),  # type: ignore[call-overload]
+        ).fetchone()[0]
+        config = [r[0] for r in conn.execute("SELECT kind FROM audit_events WHERE kind='config.changed'")]
+    assert kinds[0] == "attempt.decided"
+    for kind in ("call.answer", "ivr.prompt", "ivr.key", "call.outcome", "call.ended", "consumer.opted_out"):
+        assert kind in kinds, (kind, kinds)
+    assert kinds[-1] == "recording.stored"
+    assert len(config) >= 3  # the settings, the policy pack and the scripts, on the first run
+    assert busy_recordings == 0  # never answered: nothing recorded
+
+    [(path, kind, sha, size, duration_ms)] = recs
+    wav = Path(path)
+    assert kind == "call" and wav == Path(f"{got['O1']['recording_path']}.wav")
+    assert sha == sha256_file(wav) and size == wav.stat().st_size
+    with wave.open(str(wav)) as audio:
+        assert audio.getframerate() == 8000
+        assert abs(duration_ms - 1000 * audio.getnframes() / 8000) < 2 and duration_ms > 1000
+
+    runner = CliRunner()
+    config_file = str(work_dir / "duecall.toml")
+    ok = runner.invoke(main, ["--config", config_file, "audit", "verify"])
+    assert ok.exit_code == 0 and "verified" in ok.output, ok.output
+
+    data = bytearray(wav.read_bytes())
+    data[-100] ^= 0x01
+    wav.write_bytes(bytes(data))
+    bad = runner.invoke(main, ["--config", config_file, "audit", "verify"])
+    assert bad.exit_code == 1
+    assert f"{wav}: content changed" in bad.output.replace("\n", "")
