@@ -117,3 +117,14 @@ def _remove(file: Path) -> None:
     folder = file.parent
     if folder.name.endswith("-replies") and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
+
+
+def _add_web_commands() -> None:
+    # The web page's commands live beside it (audit/web/commands.py).
+    from audit.web.commands import serve, user
+
+    audit.add_command(serve)
+    audit.add_command(user)
+
+
+_add_web_commands()
