@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from audit.verify import VerifyReport, head, verify
+from audit.web.commands import serve, user
 from dialer.cli import _fail, _settings, console, open_store, operator, run_async
 from dialer.clock import SystemClock
 from dialer.config import Settings
@@ -119,12 +120,6 @@ def _remove(file: Path) -> None:
         folder.rmdir()
 
 
-def _add_web_commands() -> None:
-    # The web page's commands live beside it (audit/web/commands.py).
-    from audit.web.commands import serve, user
-
-    audit.add_command(serve)
-    audit.add_command(user)
-
-
-_add_web_commands()
+# The web page's own commands live beside it.
+audit.add_command(serve)
+audit.add_command(user)
