@@ -204,6 +204,7 @@ def demo_settings(s: Settings) -> Settings:
 
 
 def run_demo(settings: Settings, console: Console) -> None:
+    from audit.verify import verify
     from dialer.cli import dial, ivr_figures, start_asterisk
 
     started = time.monotonic()
@@ -235,13 +236,24 @@ def run_demo(settings: Settings, console: Console) -> None:
     demo_config = db_path.parent / "duecall.toml"
     demo_config.write_text(
         f"# Written by `duecall demo`: the demo database with the main settings.\n"
-        f'[store]\npath = "{db_path}"\n[asterisk]\nstate_dir = "{s.path(s.asterisk.state_dir)}"\n',
+        f'[store]\npath = "{db_path}"\n[asterisk]\nstate_dir = "{s.path(s.asterisk.state_dir)}"\n'
+        f'[dialer]\nrecordings_dir = "{s.path(s.dialer.recordings_dir)}"\n',
         encoding="utf-8",
     )
+    report = verify(db_path)
     console.print(
-        f"Recordings are under {s.path(s.dialer.recordings_dir)}. "
-        f"See it again: duecall --config {demo_config} status demo",
+        f"[b]5. Audit trail[/b]: {report.events} events and {report.recordings_checked} recordings "
+        f"checked in {report.chain_seconds + report.recordings_seconds:.2f} s: "
+        + ("[green]verified[/green]" if report.ok else "[red]FAILED[/red]")
+    )
+    console.print(
+        f"Recordings are under {s.path(s.dialer.recordings_dir)}. See it again:\n"
+        f"  duecall --config {demo_config} status demo\n"
+        f"  duecall --config {demo_config} audit verify\n"
+        f"  duecall --config {demo_config} audit user add admin --role admin\n"
+        f"  duecall --config {demo_config} audit serve    (then open http://127.0.0.1:8470)",
         soft_wrap=True,
+        highlight=False,
     )
 
 
