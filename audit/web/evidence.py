@@ -113,7 +113,8 @@ def decision(detail: CallDetail) -> list[dict[str, Any]]:
 
 def _event_text(m: Masker, e: StoredEvent) -> str:
     data = e.payload()
-    return ", ".join(f"{k}: {_short(m.data(v))}" for k, v in sorted(data.items()))
+    # Empty fields (no AMD verdict, no note) say nothing; leaving them out keeps rows readable.
+    return ", ".join(f"{k}: {_short(m.data(v))}" for k, v in sorted(data.items()) if v not in ("", None))
 
 
 def _short(value: Any) -> str:
