@@ -190,8 +190,7 @@ async def export_rows(
 
 async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail | None:
     """Everything stored about one call, or None if there is no such attempt."""
-    rows = await db.execute_fetchall(f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE t.id = ?", (attempt_id,))
-    first = next(iter(rows), None)
+    first = await call_row(db, attempt_id)
     if first is None:
         return None
     attempt = await _one(db, "SELECT * FROM attempts WHERE id = ?", attempt_id)
@@ -210,7 +209,7 @@ async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail |
         )
     ]
     return CallDetail(
-        call=_call(first),
+        call=first,
         attempt=attempt,
         account=account or {},
         outcome=outcome,
@@ -219,6 +218,12 @@ async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail |
         events=await events_for(db, attempt_id),
         steps=await _steps(db, attempt_id),
     )
+
+
+async def call_row(db: aiosqlite.Connection, attempt_id: int) -> CallRow | None:
+    rows = await db.execute_fetchall(f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE t.id = ?", (attempt_id,))
+    first = next(iter(rows), None)
+    return _call(first) if first else None
 
 
 async def recordings(db: aiosqlite.Connection, attempt_id: int) -> list[Recording]:

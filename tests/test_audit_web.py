@@ -187,6 +187,8 @@ def test_recording_is_served_with_ranges_and_cannot_escape(site: tuple[Settings,
             assert b"root:" not in r.content and b"create_app" not in r.content, attack
         detail = c.get(f"/calls/{seeded.ids['A4']}").text
         assert "MISSING" in detail
+    listens = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.view" and "recording" in d]
+    assert listens == [{"page": f"/calls/{a1}/recording", "recording": 0}]  # once, not per range
 
 
 def test_call_page_checks_hashes_and_shows_mismatch(site: tuple[Settings, Seeded]) -> None:

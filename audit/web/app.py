@@ -38,7 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from audit.chain import AuditEvent
 from audit.masking import Masker, Plain
-from audit.search import CallFilter, CallRow, call_detail, choices, export_rows, recordings, search
+from audit.search import CallFilter, CallRow, call_detail, call_row, choices, export_rows, recordings, search
 from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
 from audit.web.evidence import build_bundle, call_view, inside
 from audit.web.security import SECRET_NAME, SecurityHeaders, csrf_ok, csrf_token, session_secret
@@ -148,7 +148,7 @@ def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Ha
         async def inner(request: Request) -> Response:
             user = await _signed_in(request)
             if user is None:
-                if page and request.method == "GET":
+                if page and request.method in ("GET", "HEAD"):
                     target = urlencode(
                         {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
                     )
@@ -408,9 +408,8 @@ async def recording(request: Request) -> Response:
     if path is None:
         return PlainTextResponse("No such recording.", status_code=404)
     # The player asks for the start first, then ranges: log the listen once, not every range.
-    if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
-        detail = await call_detail(_state(request).store.conn, attempt_id)
-        call = detail.call if detail else None
+    if request.headers.get("range", "bytes=0-").strip() == "bytes=0-":
+        call = await call_row(_state(request).store.conn, attempt_id)
         await _log(request, "audit.view", {"page": request.url.path, "recording": n}, call)
     return FileResponse(path, media_type="audio/wav", content_disposition_type="inline")
 
