@@ -64,12 +64,11 @@ async def create_user(
     digest = await asyncio.to_thread(_hasher.hash, password)
     if await get_user(store, name) is not None:
         raise AuditorError(f"{name}: a user with this name exists")
-    # A single statement: the connection is in autocommit mode outside the store's transactions.
-    await store.conn.execute(
+    await store.write_audited(
         "INSERT INTO auditors (name, role, password_hash, created_at) VALUES (?,?,?,?)",
         (name, role, digest, to_db(now)),
+        [AuditEvent("auditor.created", now, actor, {"name": name, "role": role})],
     )
-    await store.audit([AuditEvent("auditor.created", now, actor, {"name": name, "role": role})])
     found = await get_user(store, name)
     assert found is not None
     return found
@@ -91,12 +90,13 @@ async def list_users(store: Store) -> list[Auditor]:
 
 
 async def disable_user(store: Store, name: str, actor: str, now: datetime) -> None:
-    cur = await store.conn.execute(
-        "UPDATE auditors SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL", (to_db(now), name)
+    changed = await store.write_audited(
+        "UPDATE auditors SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
+        (to_db(now), name),
+        [AuditEvent("auditor.disabled", now, actor, {"name": name})],
     )
-    if cur.rowcount != 1:
+    if changed != 1:
         raise AuditorError(f"{name}: no such enabled user")
-    await store.audit([AuditEvent("auditor.disabled", now, actor, {"name": name})])
 
 
 async def authenticate(store: Store, name: str, password: str) -> Auditor | None:
@@ -111,7 +111,7 @@ async def authenticate(store: Store, name: str, password: str) -> Auditor | None
         return None
     if _hasher.check_needs_rehash(stored):  # parameters raised since it was hashed
         digest = await asyncio.to_thread(_hasher.hash, password)
-        await store.conn.execute("UPDATE auditors SET password_hash = ? WHERE name = ?", (digest, name))
+        await store.write_audited("UPDATE auditors SET password_hash = ? WHERE name = ?", (digest, name), [])
     return user
 
 

@@ -147,6 +147,15 @@ class Store:
         """The connection, for read-side query modules (audit/search.py); writes go through methods."""
         return self._conn
 
+    async def write_audited(self, sql: str, params: Sequence[Any], events: Sequence[AuditEvent]) -> int:
+        """One write by a read-side module (audit/users.py) and, if it changed a row, its events:
+        one transaction. Returns the number of rows changed."""
+        async with self._tx() as db:
+            cur = await db.execute(sql, params)
+            if cur.rowcount > 0:
+                await append_audit(db, events, to_db)
+            return int(cur.rowcount)
+
     async def audit(self, events: Sequence[AuditEvent]) -> None:
         """Append facts to the audit chain in their own transaction."""
         async with self._tx() as db:
