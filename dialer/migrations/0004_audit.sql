@@ -52,3 +52,4 @@ CREATE TABLE auditors (
 CREATE INDEX attempts_decided ON attempts (decided_at);
 CREATE INDEX attempts_account ON attempts (account_pk, decided_at);
 CREATE INDEX attempts_outcome ON attempts (outcome, decided_at);
+CREATE INDEX attempts_disposition ON attempts (disposition, decided_at);
