@@ -237,7 +237,10 @@ async def recordings(db: aiosqlite.Connection, attempt_id: int) -> list[Recordin
 
 async def events_for(db: aiosqlite.Connection, attempt_id: int) -> list[StoredEvent]:
     rows = await db.execute_fetchall(
-        f"SELECT {COLUMNS} FROM audit_events WHERE attempt_id = ? ORDER BY seq", (attempt_id,)
+        # In the order things happened: an opt-out is written the moment it is chosen, before the
+        # call's own events, which are stored (with their times) when it ends.
+        f"SELECT {COLUMNS} FROM audit_events WHERE attempt_id = ? ORDER BY at, seq",
+        (attempt_id,),
     )
     return [StoredEvent.from_row(r) for r in rows]
 

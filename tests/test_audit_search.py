@@ -56,7 +56,7 @@ async def test_each_filter(seeded: tuple[Settings, Seeded]) -> None:
         assert detail.flags == ["opt-out"] and [r.kind for r in detail.recordings] == ["call"]
         kinds = [e.kind for e in detail.events]
         assert kinds[0] == "attempt.decided" and "recording.stored" in kinds
-        assert [e.seq for e in detail.events] == sorted(e.seq for e in detail.events)
+        assert [(e.at, e.seq) for e in detail.events] == sorted((e.at, e.seq) for e in detail.events)
         assert [st.kind for st in detail.steps] == ["prompt", "speech", "key", "outcome"]
         assert await call_detail(store.conn, 999999) is None
     finally:
