@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 GENESIS = "0" * 64
+_HEADER = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
 
 _INSERT = (
     "INSERT INTO audit_events (seq, at, kind, actor, campaign_id, attempt_id, account_id, data, "
@@ -91,7 +92,7 @@ def link_hash(
     data: str,
 ) -> str:
     # The header is JSON so no field value can be mistaken for a boundary between fields.
-    header = json.dumps([seq, at, kind, actor, campaign_id, attempt_id, account_id], ensure_ascii=False)
+    header = _HEADER.encode([seq, at, kind, actor, campaign_id, attempt_id, account_id])
     return hashlib.sha256(f"{prev_hash}\n{header}\n{data}".encode()).hexdigest()
 
 
