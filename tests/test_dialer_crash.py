@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.verify import verify
 from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk_host import AmiCredentials
 from dialer.clock import SystemClock
@@ -162,6 +163,21 @@ async def test_sigkill_mid_campaign_then_restart(asterisk: AmiCredentials, work_
     rows = await check_every_account_once(settings, asterisk, phones)
     notes = " ".join(str(r["note"]) for r in rows)
     assert "adopted after restart" in notes or "reconciled from AstDB" in notes
+    # The audit trail lost nothing and doubled nothing: one decision and one end per attempt,
+    # every answered call's recording sealed, and the whole chain verifies.
+    with sqlite3.connect(db) as conn:
+        decided = conn.execute("SELECT count(*) FROM audit_events WHERE kind='attempt.decided'").fetchone()
+        ended = conn.execute(
+            "SELECT count(DISTINCT attempt_id), count(*) FROM audit_events WHERE kind='call.ended'"
+        ).fetchone()
+        unsealed = conn.execute(
+            "SELECT count(*) FROM attempts t WHERE answered_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.attempt_id=t.id)"
+        ).fetchone()
+    assert decided == (len(rows),) and ended == (len(rows), len(rows))
+    assert unsealed == (0,)
+    report = verify(db)
+    assert report.ok and report.recordings_checked >= 1, report
 
 
 async def test_sigterm_lets_calls_in_flight_finish(asterisk: AmiCredentials, work_dir: Path) -> None:
