@@ -16,8 +16,13 @@ from audit.changes import record_config
 from audit.cli import purge
 from audit.recordings import header_final, seal
 from audit.verify import head, verify
+from dialer.ami import AmiEndpoint
 from dialer.cli import main
+from dialer.clock import FixedClock
+from dialer.engine import Dialer
 from dialer.models import Attempt, CallResult, Decision, Disposition, IvrStep, IvrSummary, Reason, TargetState
+from dialer.policy import PackGate
+from dialer.policy_packs import load_pack
 from dialer.store import Store, TargetUpdate
 from tests.conftest import make_settings
 from tests.test_store import NOW, record
@@ -258,3 +263,33 @@ def test_verify_command_exit_codes(tmp_path: Path) -> None:
         conn.execute("UPDATE audit_events SET actor='operator:mallory'")
     bad = runner.invoke(main, ["--config", str(settings_file), "audit", "verify"])
     assert bad.exit_code == 1 and "BROKEN at event 1" in bad.output
+
+
+async def test_a_recording_left_unsealed_by_a_crash_is_sealed_at_the_next_start(
+    store: Store, tmp_path: Path
+) -> None:
+    """Killed after the result was stored but before the hash: the next run seals it."""
+    await store.upsert_accounts([record("A1")], NOW)
+    campaign = await store.create_campaign("c", NOW)
+    await store.add_targets(campaign.id, NOW)
+    [target] = await store.due_targets(campaign.id, NOW, 10)
+    base = tmp_path / "recordings" / "1"
+    attempt = await store.claim(target, NOW, lambda *a: Decision(True), lambda i, at: str(base), "d", NOW)
+    assert isinstance(attempt, Attempt)
+    answered = CallResult(Disposition.ANSWERED, NOW + timedelta(seconds=30), answered_at=NOW)
+    await store.finish_attempt(attempt, answered, TargetUpdate(TargetState.DONE, NOW))
+    tone(Path(f"{base}.wav"))
+    assert [a.id for a in await store.unsealed(campaign.id)] == [attempt.id]
+
+    dialer = Dialer(
+        make_settings(tmp_path),
+        store,
+        campaign,
+        PackGate(load_pack("us-regf")),
+        FixedClock(NOW),
+        AmiEndpoint("127.0.0.1", 9, "x"),
+    )
+    await dialer._reconcile_leftovers()  # no open attempts: Asterisk is not asked
+    assert await store.unsealed(campaign.id) == []
+    assert kinds(tmp_path / "t.db")[-1] == "recording.stored"
+    assert verify(tmp_path / "t.db").recordings_checked == 1
