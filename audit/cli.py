@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from audit.bundle import check_bundle
 from audit.verify import VerifyReport, head, verify
 from audit.web.commands import serve, user
 from dialer.cli import _fail, _settings, console, open_store, operator, run_async
@@ -78,6 +79,21 @@ def anchor_command(ctx: click.Context) -> None:
     with target.open("a", encoding="utf-8") as f:
         f.write(f"{seq} {digest} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n")
     console.print(f"{target}: head {seq} {digest}")
+
+
+@audit.command("check-bundle")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_bundle_command(bundle: Path) -> None:
+    """Re-check an exported evidence bundle (ZIP) on its own: every event's link, every recording."""
+    report = check_bundle(bundle)
+    console.print(
+        f"{bundle}: {report.events} events ({report.masked} masked, not re-checkable here), "
+        f"{report.recordings} recordings"
+    )
+    for problem in report.problems:
+        console.print(f"[red]PROBLEM[/red] {problem}", highlight=False)
+    console.print("[green]verified[/green]" if report.ok else "[red]verification FAILED[/red]")
+    sys.exit(0 if report.ok else 1)
 
 
 @click.group()

@@ -9,15 +9,17 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from audit.chain import expected_hash, link_hash
 from audit.search import events_for
 from audit.web.app import create_app
+from dialer.cli import main
 from dialer.config import Settings
 from dialer.store import Store
 from tests.audit_seed import ADMIN, AUDITOR, PASSWORD, Seeded, seed
@@ -278,3 +280,41 @@ def test_login_redirect_stays_on_this_site(site: tuple[Settings, Seeded]) -> Non
             token = csrf(c.get("/login").text)
             r = c.post("/login", data={"name": ADMIN, "password": PASSWORD, "csrf": token, "next": evil})
             assert r.headers["location"] == "/calls", evil
+
+
+def test_check_bundle_command_rechecks_an_export_and_names_a_tampered_part(
+    site: tuple[Settings, Seeded], tmp_path: Path
+) -> None:
+    settings, seeded = site
+    with client_for(settings) as c:
+        token = sign_in(c, ADMIN)
+        c.post("/reveal", data={"on": "1", "csrf": token})
+        bundle = tmp_path / "evidence.zip"
+        bundle.write_bytes(c.post(f"/calls/{seeded.ids['A2']}/export", data={"csrf": token}).content)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["audit", "check-bundle", str(bundle)])
+    assert ok.exit_code == 0 and "verified" in ok.output and "(0 masked" in ok.output, ok.output
+
+    def rewrite(change: Callable[[str, bytes], bytes]) -> Path:
+        out = tmp_path / f"tampered-{len(list(tmp_path.glob('tampered-*')))}.zip"
+        with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
+            for name in src.namelist():
+                dst.writestr(name, change(name, src.read(name)))
+        return out
+
+    def flip_wav(name: str, data: bytes) -> bytes:
+        return data[:-10] + bytes([data[-10] ^ 1]) + data[-9:] if name.endswith(".wav") else data
+
+    def edit_outcome(name: str, data: bytes) -> bytes:
+        if name != "evidence.json":
+            return data
+        evidence = json.loads(data)
+        for e in evidence["events"]:
+            if e["kind"] == "call.outcome":
+                e["data"] = e["data"].replace("opt_out", "promise_to_pay")
+        return json.dumps(evidence, ensure_ascii=False).encode()
+
+    bad_wav = runner.invoke(main, ["audit", "check-bundle", str(rewrite(flip_wav))])
+    assert bad_wav.exit_code == 1 and "SHA-256 differs from the chain's" in bad_wav.output
+    bad_event = runner.invoke(main, ["audit", "check-bundle", str(rewrite(edit_outcome))])
+    assert bad_event.exit_code == 1 and "differs from what was hashed (call.outcome)" in bad_event.output
