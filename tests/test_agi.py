@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import time
 import wave
@@ -203,6 +204,10 @@ async def test_record_file(harness: Harness, work_dir: Path) -> None:
 # ---------------------------------------------------------------- hangups and failures
 
 
+def _no_endpos(reply: str) -> str:
+    return re.sub(r" endpos=\d+", "", reply)
+
+
 async def test_far_end_hangs_up_mid_prompt(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """0160 hangs up ~3 s after answering. With AGISIGHUP=no and =yes (the HANGUP line is skipped)."""
     caplog.set_level(logging.INFO, logger="ivr.agi")
@@ -234,7 +239,8 @@ async def test_far_end_hangs_up_mid_prompt(harness: Harness, caplog: pytest.LogC
     # The HANGUP line (seen before the 511) was skipped: both calls got the same replies, in step.
     assert any("HANGUP" in lines for _, lines in sighup)
     assert not any("HANGUP" in lines for _, lines in quiet)
-    assert [lines[-1] for _, lines in sighup] == [lines[-1] for _, lines in quiet]
+    # (endpos, where playback stopped, differs by a frame or two between the calls: timing)
+    assert [_no_endpos(lines[-1]) for _, lines in sighup] == [_no_endpos(lines[-1]) for _, lines in quiet]
     assert quiet[-1] == ("NOOP", ["200 result=0"])  # allowed on a dead channel
 
 
