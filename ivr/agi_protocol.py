@@ -184,7 +184,11 @@ def build_command(words: str, *args: str) -> str:
     if "\r" in words or "\n" in words:
         raise ValueError(f"AGI command contains a line break: {words[:80]!r}")
     line = " ".join([words, *(quote(a) for a in args)])
-    if len(line.encode("utf-8")) > MAX_COMMAND_BYTES:
+    try:
+        encoded = line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from text decoded with surrogateescape
+        raise ValueError(f"AGI command is not valid Unicode text: {line[:80]!r}") from None
+    if len(encoded) > MAX_COMMAND_BYTES:
         raise ValueError(f"AGI command longer than {MAX_COMMAND_BYTES} bytes: {line[:80]!r}...")
     return line
 

@@ -307,9 +307,17 @@ def unquote(text: str) -> list[str]:
     return words
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n\x00"), max_size=20), max_size=4))
+TEXT = st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",))
+
+
+@given(st.lists(st.text(alphabet=TEXT, max_size=20), max_size=4))
 def test_quoting_round_trips_through_asterisks_parser(args: list[str]) -> None:
     assert unquote(build_command("EXEC", *args)) == ["EXEC", *args]
+
+
+def test_text_that_is_not_unicode_is_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="not valid Unicode text"):
+        build_command("EXEC", "Playback", "\ud800")
 
 
 def test_digit_of() -> None:

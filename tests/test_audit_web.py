@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from audit.chain import expected_hash, link_hash
 from audit.search import events_for
+from audit.verify import verify
 from audit.web.app import create_app
 from dialer.cli import main
 from dialer.config import Settings
@@ -318,3 +319,29 @@ def test_check_bundle_command_rechecks_an_export_and_names_a_tampered_part(
     assert bad_wav.exit_code == 1 and "SHA-256 differs from the chain's" in bad_wav.output
     bad_event = runner.invoke(main, ["audit", "check-bundle", str(rewrite(edit_outcome))])
     assert bad_event.exit_code == 1 and "differs from what was hashed (call.outcome)" in bad_event.output
+
+
+def test_the_trail_page_verifies_everything_and_names_a_tampered_recording(
+    site: tuple[Settings, Seeded],
+) -> None:
+    settings, seeded = site
+    # The seed's row pointing outside the folder (fake hash) is itself a problem verify must name.
+    before = verify(settings.path(settings.store.path))
+    assert before.broken is None and len(before.recording_problems) == 1
+    assert "outside.wav: content changed" in before.recording_problems[0]
+    with client_for(settings) as c:
+        assert c.post("/trail").status_code == 401  # signed out
+        token = sign_in(c, AUDITOR)  # read-only auditors may verify
+        assert c.post("/trail", data={"csrf": "x" * len(token)}).status_code == 403
+        page = c.post("/trail", data={"csrf": token}).text
+        # every event so far, the sign-in and page views since included
+        shown = int(re.search(r'id="trail-events">(\d+)<', page).group(1))  # type: ignore[union-attr]
+        assert shown > before.events and "outside.wav: content changed" in page
+        wav = seeded.wavs["A1"]
+        data = bytearray(wav.read_bytes())
+        data[100] ^= 1
+        wav.write_bytes(bytes(data))
+        page = c.post("/trail", data={"csrf": token}).text
+    assert ">FAILED<" in page and f"{wav}: content changed since event" in page
+    checks = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.verify"]
+    assert [(c["ok"], c["recording_problems"]) for c in checks] == [(False, 1), (False, 2)]

@@ -8,6 +8,7 @@ them (each reveal is logged) and manage users.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import functools
 import io
@@ -40,6 +41,7 @@ from audit.chain import AuditEvent
 from audit.masking import Masker, Plain
 from audit.search import CallFilter, CallRow, call_detail, call_row, choices, export_rows, recordings, search
 from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
+from audit.verify import verify
 from audit.web.evidence import build_bundle, call_view, inside
 from audit.web.security import SECRET_NAME, SecurityHeaders, csrf_ok, csrf_token, session_secret
 from dialer.config import Settings
@@ -58,6 +60,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 class State:
     store: Store
     recordings_dir: Path
+    db_path: Path
+    anchors: Path | None
     failures: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -73,7 +77,9 @@ def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(db_path, settings.store.synchronous)
-        app.state.audit = State(store, settings.path(settings.dialer.recordings_dir).resolve())
+        anchors = settings.path(Path(settings.audit.anchor_file)) if settings.audit.anchor_file else None
+        recordings = settings.path(settings.dialer.recordings_dir).resolve()
+        app.state.audit = State(store, recordings, db_path, anchors)
         try:
             yield
         finally:
@@ -91,6 +97,8 @@ def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
         Route("/calls/{attempt_id:int}/recording/{n:int}", recording),
         Route("/calls/{attempt_id:int}/export", export, methods=["POST"]),
         Route("/reveal", reveal, methods=["POST"]),
+        Route("/trail", trail_page, methods=["GET"]),
+        Route("/trail", trail_verify, methods=["POST"]),
         Route("/admin/auditors", auditors_page, methods=["GET"]),
         Route("/admin/auditors", auditors_create, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -431,6 +439,36 @@ async def export(request: Request) -> Response:
     name = f"duecall-call-{detail.call.id}-evidence.zip"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return Response(bundle.data, media_type="application/zip", headers=headers)
+
+
+# -- the whole trail ----------------------------------------------------------
+
+
+@guarded()
+async def trail_page(request: Request) -> Response:
+    await _log(request, "audit.view", {"page": "/trail"})
+    return _render(request, "trail.html", {"report": None})
+
+
+@guarded()
+async def trail_verify(request: Request) -> Response:
+    """`duecall audit verify` for auditors without a shell: every link, every recording, the anchors."""
+    state = _state(request)
+    report = await asyncio.to_thread(verify, state.db_path, state.anchors)
+    await _log(
+        request,
+        "audit.verify",
+        {
+            "ok": report.ok,
+            "events": report.events,
+            "head_seq": report.head_seq,
+            "head_hash": report.head_hash,
+            "broken": str(report.broken) if report.broken else None,
+            "recording_problems": len(report.recording_problems),
+            "anchor_problems": len(report.anchor_problems),
+        },
+    )
+    return _render(request, "trail.html", {"report": report})
 
 
 # -- admin ------------------------------------------------------------------
