@@ -121,9 +121,13 @@ def check_link(event: StoredEvent, seq: int, prev_hash: str) -> BrokenLink | Non
     return None
 
 
-def first_break(events: Iterable[StoredEvent]) -> tuple[int, str, BrokenLink | None]:
-    """Walk the chain from the start: (events checked, head hash, first broken link or None)."""
-    seq, prev = 0, GENESIS
+def first_break(
+    events: Iterable[StoredEvent], seq: int = 0, prev: str = GENESIS
+) -> tuple[int, str, BrokenLink | None]:
+    """Walk the chain after event `seq` (whose hash is `prev`; 0 and GENESIS: from the start).
+
+    Returns (the last good seq, its hash, the first broken link or None).
+    """
     for event in events:
         broken = check_link(event, seq + 1, prev)
         if broken is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from audit.bundle import check_bundle
-from audit.verify import VerifyReport, head, verify
+from audit.verify import VerifyReport, head, last_anchor, verify
 from audit.web.commands import serve, user
 from dialer.cli import _fail, _settings, console, open_store, operator, run_async
 from dialer.clock import SystemClock
@@ -28,13 +28,23 @@ def audit() -> None:
     type=click.Path(path_type=Path),
     help="Heads recorded earlier (default: [audit] anchor_file).",
 )
+@click.option(
+    "--since-last-anchor",
+    is_flag=True,
+    help="Check only what came after the newest anchor (fast, for daily runs; a full check weekly).",
+)
 @click.pass_context
-def verify_command(ctx: click.Context, anchors: Path | None) -> None:
+def verify_command(ctx: click.Context, anchors: Path | None, since_last_anchor: bool) -> None:
     """Check every link of the chain and every recording's hash; name the first broken link."""
     s = _settings(ctx)
     anchor_file = anchors or _anchor_file(s)
     try:
-        report = verify(s.path(s.store.path), anchor_file)
+        since = None
+        if since_last_anchor:
+            since = last_anchor(anchor_file) if anchor_file and anchor_file.exists() else None
+            if since is None:
+                raise ValueError(f"{anchor_file}: no anchor yet (run `duecall audit anchor`)")
+        report = verify(s.path(s.store.path), anchor_file, since)
     except (OSError, ValueError) as error:
         _fail(error)
         return
@@ -43,8 +53,9 @@ def verify_command(ctx: click.Context, anchors: Path | None) -> None:
 
 
 def _print_report(r: VerifyReport) -> None:
+    after = f" after the anchor at event {r.from_seq}" if r.from_seq else ""
     console.print(
-        f"chain: {r.events} events checked in {r.chain_seconds:.2f} s; head {r.head_seq} {r.head_hash}"
+        f"chain: {r.events} events checked{after} in {r.chain_seconds:.2f} s; head {r.head_seq} {r.head_hash}"
     )
     if r.broken is not None:
         console.print(f"[red]BROKEN[/red] at {r.broken}", highlight=False)

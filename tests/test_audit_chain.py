@@ -15,7 +15,7 @@ from audit.chain import GENESIS, AuditEvent, StoredEvent, expected_hash, first_b
 from audit.changes import record_config
 from audit.cli import purge
 from audit.recordings import header_final, seal
-from audit.verify import head, verify
+from audit.verify import head, last_anchor, verify
 from dialer.ami import AmiEndpoint
 from dialer.cli import main
 from dialer.clock import FixedClock
@@ -293,3 +293,28 @@ async def test_a_recording_left_unsealed_by_a_crash_is_sealed_at_the_next_start(
     assert await store.unsealed(campaign.id) == []
     assert kinds(tmp_path / "t.db")[-1] == "recording.stored"
     assert verify(tmp_path / "t.db").recordings_checked == 1
+
+
+async def test_verify_since_the_last_anchor_checks_only_what_came_after(store: Store, tmp_path: Path) -> None:
+    attempt = await one_call(store, tmp_path)
+    db = tmp_path / "t.db"
+    seq, digest = head(db)
+    anchors = tmp_path / "anchors.log"
+    anchors.write_text(f"{seq} {digest} 2026-11-28T12:00:00Z\n")
+    later = AuditEvent("campaign.created", NOW, "operator:t", {"name": "d"})
+    await store.audit([later, later])
+    report = verify(db, anchors, last_anchor(anchors))
+    assert report.ok and (report.from_seq, report.events, report.head_seq) == (seq, 2, seq + 2)
+    assert report.recordings_checked == 0  # both were stored before the anchor
+    # A change after the anchor is found...
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE audit_events SET data='{}' WHERE seq=?", (seq + 2,))
+    broken = verify(db, anchors, last_anchor(anchors)).broken
+    assert broken is not None and broken.seq == seq + 2
+    # ...and one before it is caught by the anchored hash (the walk starts from it).
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE audit_events SET data=? WHERE seq=?", ('{"x":1}', seq))
+    full = verify(db, anchors)
+    assert full.broken is not None and full.broken.seq == seq
+    assert verify(db, anchors, last_anchor(anchors)).anchor_problems == []  # hash column untouched
+    assert Path(f"{attempt.recording_path}.wav").exists()
