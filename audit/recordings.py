@@ -95,6 +95,19 @@ def _settled(path: Path) -> bool:
     return path.stat().st_size > 44 or time.time() - path.stat().st_mtime > 2
 
 
+def seal_now(recording_base: str) -> list[RecordingFacts] | None:
+    """The call's recordings hashed, if Asterisk has closed them already; None if it hasn't yet.
+
+    Blocking: run it in a thread. Usually the file is closed by the time the call's last event
+    arrives, so the result can be stored with the call's outcome in one transaction.
+    """
+    wav, replies = call_files(recording_base)
+    if wav.exists() and not _settled(wav):
+        return None
+    found = [facts(wav, "call")] if wav.exists() else []
+    return found + [facts(reply, "reply") for reply in replies]
+
+
 async def seal(recording_base: str, timeout: float) -> list[RecordingFacts]:
     """Hash a finished call's recording and reply files (the hashing runs in a thread)."""
     wav, replies = call_files(recording_base)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audit.recordings import seal
+from audit.recordings import RecordingFacts, seal, seal_now
 from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.ami_protocol import Message
 from dialer.calls import Call
@@ -328,14 +328,24 @@ class Dialer:
             if not call.complete:
                 await self._reconcile(tracked)
             result = call.finish(self.clock.now(), "" if call.complete else "no final event from Asterisk")
-            await self._store_result(call.attempt, self._with_ivr(call, result))
+            sealed = await self._seal_now(call.attempt)
+            await self._store_result(call.attempt, self._with_ivr(call, result), sealed)
         finally:
             self._calls.pop(call.key, None)
             self._originates.pop(tracked.action_id, None)
             if originate:
                 self.pacer.release()
         await self._forget_in_astdb(call.key)
-        await self._seal(call.attempt, answered=result.answered_at is not None)
+        if sealed is None:  # Asterisk was still writing: seal once it has closed the file
+            await self._seal(call.attempt, answered=result.answered_at is not None)
+
+    async def _seal_now(self, attempt: Attempt) -> list[RecordingFacts] | None:
+        """The recordings, hashed now if Asterisk has closed them (usual), to store with the result."""
+        try:
+            return await asyncio.to_thread(seal_now, attempt.recording_path)
+        except OSError as exc:
+            log.warning("attempt %d: recording not readable yet (%s); sealing it later", attempt.id, exc)
+            return None
 
     async def _seal(self, attempt: Attempt, answered: bool) -> None:
         """Hash the call's recordings once Asterisk has closed them, and put them in the chain.
@@ -431,9 +441,11 @@ class Dialer:
         )
         return replace(result, ivr=summary, digits=keys or result.digits)
 
-    async def _store_result(self, attempt: Attempt, result: CallResult) -> None:
+    async def _store_result(
+        self, attempt: Attempt, result: CallResult, sealed: list[RecordingFacts] | None = None
+    ) -> None:
         update = after_attempt(result.disposition, attempt.attempt_no, self.settings.retry, result.ended_at)
-        await self.store.finish_attempt(attempt, result, update, self._actor)
+        await self.store.finish_attempt(attempt, result, update, self._actor, sealed)
         self.summary.finished += 1
         log.info("attempt %d (%s): %s %s", attempt.id, attempt.phone_e164, result.disposition, result.note)
 

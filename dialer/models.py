@@ -111,6 +111,7 @@ class Attempt:
     attempt_no: int
     decided_at: datetime
     recording_path: str
+    account_id: str = ""  # the lender's id, for the audit trail
 
 
 @dataclass(frozen=True, slots=True)

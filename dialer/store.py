@@ -417,9 +417,17 @@ class Store:
             await _defer(db, target, decision, now, False, actor)
 
     async def finish_attempt(
-        self, attempt: Attempt, result: CallResult, update: TargetUpdate, actor: str = "dialer"
+        self,
+        attempt: Attempt,
+        result: CallResult,
+        update: TargetUpdate,
+        actor: str = "dialer",
+        recordings: Sequence[RecordingFacts] | None = None,
     ) -> None:
-        """Store how the call ended, where its target goes next, and its audit events: one transaction."""
+        """Store how the call ended, where its target goes next, and its audit events: one transaction.
+
+        `recordings`: the call's sealed recordings when they were ready (else None: sealed later).
+        """
         async with self._tx() as db:
             await db.execute(_FINISH_ATTEMPT, _finish_params(attempt.id, result))
             await db.execute(
@@ -443,7 +451,10 @@ class Store:
                     for at, kind, data in result.events
                 ],
             )
-            await _audit_ended(db, attempt, result, update, actor)
+            sealed: list[AuditEvent] = []
+            if recordings or (recordings is not None and result.answered_at is not None):
+                sealed = await _store_recordings(db, attempt, recordings, result.ended_at, actor)
+            await _audit_ended(db, attempt, result, update, actor, sealed)
 
     # -- recordings -------------------------------------------------------
 
@@ -452,40 +463,19 @@ class Store:
     ) -> None:
         """Store a call's sealed recordings, each with a `recording.stored` event; or note none was found."""
         async with self._tx() as db:
-            keys = await _attempt_keys(db, attempt.id)
-            events = []
-            for r in found:
-                cur = await db.execute(
-                    "INSERT OR IGNORE INTO recordings (attempt_id, path, kind, sha256, bytes, duration_ms, "
-                    "stored_at) VALUES (?,?,?,?,?,?,?)",
-                    (attempt.id, r.path, r.kind, r.sha256, r.bytes, r.duration_ms, to_db(now)),
-                )
-                if cur.rowcount == 1:
-                    data = {
-                        "path": r.path,
-                        "kind": r.kind,
-                        "sha256": r.sha256,
-                        "bytes": r.bytes,
-                        "duration_ms": r.duration_ms,
-                        "complete": r.complete,
-                    }
-                    events.append(AuditEvent("recording.stored", now, actor, data, *keys))
-            if not found:
-                data = {"path": f"{attempt.recording_path}.wav"}
-                events.append(AuditEvent("recording.missing", now, actor, data, *keys))
-            await append_audit(db, events, to_db)
+            await append_audit(db, await _store_recordings(db, attempt, found, now, actor), to_db)
 
     async def unsealed(self, campaign_id: int) -> list[Attempt]:
         """Answered attempts that ended without their recording sealed (a crash in between)."""
         cur = await self._conn.execute(
-            "SELECT id, campaign_id, account_pk, phone_e164, attempt_no, decided_at, recording_path "
-            "FROM attempts t WHERE campaign_id=? AND state='ended' AND answered_at IS NOT NULL "
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts t JOIN accounts a ON a.id=t.account_pk "
+            "WHERE t.campaign_id=? AND t.state='ended' AND t.answered_at IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.attempt_id=t.id) "
             "AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.attempt_id=t.id "
-            "AND e.kind='recording.missing') ORDER BY id",
+            "AND e.kind='recording.missing') ORDER BY t.id",
             (campaign_id,),
         )
-        return [Attempt(r[0], r[1], r[2], r[3], r[4], from_db(r[5]), r[6]) for r in await cur.fetchall()]
+        return [_attempt(r) for r in await cur.fetchall()]
 
     async def purgeable(self, called_before: datetime) -> list[tuple[int, str, str]]:
         """(attempt id, path, sha256) of kept recordings of calls decided before `called_before`."""
@@ -522,11 +512,11 @@ class Store:
 
     async def open_attempts(self, campaign_id: int) -> list[Attempt]:
         cur = await self._conn.execute(
-            "SELECT id, campaign_id, account_pk, phone_e164, attempt_no, decided_at, recording_path "
-            "FROM attempts WHERE campaign_id=? AND state!=? ORDER BY id",
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts t JOIN accounts a ON a.id=t.account_pk "
+            "WHERE t.campaign_id=? AND t.state!=? ORDER BY t.id",
             (campaign_id, AttemptState.ENDED.value),
         )
-        return [Attempt(r[0], r[1], r[2], r[3], r[4], from_db(r[5]), r[6]) for r in await cur.fetchall()]
+        return [_attempt(r) for r in await cur.fetchall()]
 
     async def attempts_for(self, campaign_id: int) -> list[dict[str, Any]]:
         """Every attempt of a campaign with its account id, for reports and tests."""
@@ -704,10 +694,7 @@ async def _audit_decided(
     db: aiosqlite.Connection, target: Target, attempt: Attempt, decision: Decision, actor: str
 ) -> None:
     flags = decided_flags(target.account, decision)
-    await db.executemany(
-        "INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)",
-        [(attempt.id, f) for f in flags],
-    )
+    await _add_flags(db, attempt.id, flags)
     data = {
         "phone": attempt.phone_e164,
         "attempt_no": attempt.attempt_no,
@@ -767,7 +754,18 @@ async def _insert_attempt(
         attempt_no,
         now,
         recording,
+        target.account.account_id,
     )
+
+
+_ATTEMPT_COLUMNS = (
+    "t.id, t.campaign_id, t.account_pk, t.phone_e164, t.attempt_no, t.decided_at, t.recording_path, "
+    "a.account_id"
+)
+
+
+def _attempt(r: Sequence[Any]) -> Attempt:
+    return Attempt(r[0], r[1], r[2], r[3], r[4], from_db(r[5]), r[6], r[7])
 
 
 async def _store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResult) -> None:
@@ -798,16 +796,65 @@ async def _store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResu
     )
 
 
-async def _audit_ended(
-    db: aiosqlite.Connection, attempt: Attempt, result: CallResult, update: TargetUpdate, actor: str
-) -> None:
-    flags = ended_flags(result)
+async def _add_flags(db: aiosqlite.Connection, attempt_id: int, flags: Sequence[str]) -> None:
+    if flags:  # most calls have none: no round trip to the database thread then
+        await db.executemany(
+            "INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)",
+            [(attempt_id, f) for f in flags],
+        )
+
+
+async def _keys(db: aiosqlite.Connection, attempt: Attempt) -> tuple[Any, Any, Any]:
+    if attempt.account_id:
+        return attempt.campaign_id, attempt.id, attempt.account_id
+    return await _attempt_keys(db, attempt.id)
+
+
+async def _store_recordings(
+    db: aiosqlite.Connection, attempt: Attempt, found: Sequence[RecordingFacts], now: datetime, actor: str
+) -> list[AuditEvent]:
+    """Insert the recordings rows; returns their audit events for the caller to append."""
+    keys = await _keys(db, attempt)
     await db.executemany(
-        "INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)",
-        [(attempt.id, f) for f in flags],
+        "INSERT INTO recordings (attempt_id, path, kind, sha256, bytes, duration_ms, stored_at) "
+        "VALUES (?,?,?,?,?,?,?)",
+        [(attempt.id, r.path, r.kind, r.sha256, r.bytes, r.duration_ms, to_db(now)) for r in found],
     )
-    rows = await db.execute_fetchall("SELECT account_id FROM accounts WHERE id=?", (attempt.account_pk,))
-    account_id = next(iter(rows))[0]
+    events = [
+        AuditEvent(
+            "recording.stored",
+            now,
+            actor,
+            {
+                "path": r.path,
+                "kind": r.kind,
+                "sha256": r.sha256,
+                "bytes": r.bytes,
+                "duration_ms": r.duration_ms,
+                "complete": r.complete,
+            },
+            *keys,
+        )
+        for r in found
+    ]
+    if not found:
+        data = {"path": f"{attempt.recording_path}.wav"}
+        events.append(AuditEvent("recording.missing", now, actor, data, *keys))
+    return events
+
+
+async def _audit_ended(
+    db: aiosqlite.Connection,
+    attempt: Attempt,
+    result: CallResult,
+    update: TargetUpdate,
+    actor: str,
+    sealed: Sequence[AuditEvent] = (),
+) -> None:
+    """The call's events, its end, and (`sealed`) its recordings: appended in one batch."""
+    flags = ended_flags(result)
+    await _add_flags(db, attempt.id, flags)
+    _, _, account_id = await _keys(db, attempt)
 
     def event(kind: str, at: datetime, who: str, data: dict[str, Any]) -> AuditEvent:
         return AuditEvent(kind, at, who, data, attempt.campaign_id, attempt.id, account_id)
@@ -841,7 +888,7 @@ async def _audit_ended(
         "flags": flags,
     }
     timeline.append(event("call.ended", result.ended_at, actor, ended))
-    await append_audit(db, timeline, to_db)
+    await append_audit(db, [*timeline, *sealed], to_db)
 
 
 _FINISH_ATTEMPT = """
