@@ -188,6 +188,70 @@ async def export_rows(
         last = (found[-1].decided_at, found[-1].id)
 
 
+@dataclass(frozen=True, slots=True)
+class BlockedRow:
+    """A contact the policy refused (a `contact.blocked` event): who, when, why, until when."""
+
+    seq: int
+    at: str
+    account_id: str
+    campaign: str
+    name: str
+    phone: str
+    reasons: list[dict[str, str]]
+    next_allowed_at: str | None
+
+
+async def blocked(
+    db: aiosqlite.Connection, f: CallFilter, rule: str = "", page: int = 1, size: int = PAGE_SIZE
+) -> tuple[list[BlockedRow], int]:
+    """One page of refused contacts, newest first, and how many match (dates, account, campaign, rule)."""
+    conds, params = ["e.kind = 'contact.blocked'"], []
+    if f.date_from:
+        conds.append("e.at >= ?")
+        params.append(f.date_from.isoformat())
+    if f.date_to:
+        conds.append("e.at < ?")
+        params.append((f.date_to + timedelta(days=1)).isoformat())
+    if f.account_id:
+        conds.append("e.account_id = ?")
+        params.append(f.account_id)
+    if f.campaign:
+        conds.append("e.campaign_id = (SELECT id FROM campaigns WHERE name = ?)")
+        params.append(f.campaign)
+    if rule:
+        conds.append(
+            "EXISTS (SELECT 1 FROM json_each(e.data, '$.reasons') r "
+            "WHERE json_extract(r.value, '$.rule') = ?)"
+        )
+        params.append(rule)
+    where = " WHERE " + " AND ".join(conds)
+    count = await db.execute_fetchall(f"SELECT count(*) FROM audit_events e{where}", params)
+    rows = await db.execute_fetchall(
+        "SELECT e.seq, e.at, e.account_id, coalesce(c.name, ''), coalesce(a.name, ''), e.data "
+        "FROM audit_events e LEFT JOIN campaigns c ON c.id = e.campaign_id "
+        f"LEFT JOIN accounts a ON a.account_id = e.account_id{where} ORDER BY e.at DESC, e.seq DESC "
+        "LIMIT ? OFFSET ?",
+        [*params, size, (max(1, page) - 1) * size],
+    )
+    found = []
+    for seq, at, account_id, campaign, name, data in rows:
+        d = json.loads(data)
+        found.append(
+            BlockedRow(
+                seq,
+                at,
+                account_id or "",
+                campaign,
+                name,
+                d.get("phone", ""),
+                d.get("reasons", []),
+                d.get("next_allowed_at"),
+            )
+        )
+    return found, int(next(iter(count))[0])
+
+
 async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail | None:
     """Everything stored about one call, or None if there is no such attempt."""
     first = await call_row(db, attempt_id)

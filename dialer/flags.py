@@ -55,3 +55,23 @@ def ended_flags(result: CallResult) -> list[str]:
     if "reconciled" in result.note or "adopted" in result.note:
         flags.add("reconciled")
     return sorted(flags)
+
+
+# The rules the contact-policy engine (and the dialer) can refuse a contact for: the audit
+# page's "not called" filter.
+BLOCKING_RULES = (
+    "window",
+    "inconvenient",
+    "daily-cap",
+    "7-in-7",
+    "conversation",
+    "min-gap",
+    "holiday",
+    "quiet-day",
+    "opt-out",
+    "person",
+    "debts",
+    "zone-unknown",
+    "zone-invalid",
+    "prompts",
+)

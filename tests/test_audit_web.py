@@ -10,6 +10,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from audit.verify import verify
 from audit.web.app import create_app
 from dialer.cli import main
 from dialer.config import Settings
+from dialer.models import Decision, Reason
 from dialer.store import Store
 from tests.audit_seed import ADMIN, AUDITOR, PASSWORD, Seeded, seed
 from tests.conftest import make_settings
@@ -345,3 +347,43 @@ def test_the_trail_page_verifies_everything_and_names_a_tampered_recording(
     assert ">FAILED<" in page and f"{wav}: content changed since event" in page
     checks = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.verify"]
     assert [(c["ok"], c["recording_problems"]) for c in checks] == [(False, 1), (False, 2)]
+
+
+def test_not_called_lists_the_policys_refusals_masked_and_filtered(
+    site: tuple[Settings, Seeded], tmp_path: Path
+) -> None:
+    settings, _ = site
+    night = datetime(2025, 3, 9, 3, 0, tzinfo=UTC)
+
+    async def refuse() -> None:
+        store = await Store.open(settings.path(settings.store.path))
+        try:
+            campaign = await store.create_campaign("night", night)
+            await store.add_targets(campaign.id, night, ["A1", "A2"])
+            for target in await store.due_targets(campaign.id, night, 10):
+                rule = "window" if target.account.account_id == "A1" else "7-in-7"
+                why = Decision(False, (Reason(rule, f"{rule} said no"),), night + timedelta(hours=9))
+                await store.claim(target, night, lambda *a, d=why: d, lambda i, at: "", "d1", night)
+        finally:
+            await store.close()
+
+    asyncio.run(refuse())
+    with client_for(settings) as c:
+        assert c.get("/blocked").status_code == 303  # signed out: to the sign-in page
+        sign_in(c, AUDITOR)
+        page = c.get("/blocked?campaign=night").text
+        assert '<span id="total">2</span>' in page
+        assert "+1 ••••••0101" in page and "+12025550101" not in page and "Wei Zhang" not in page
+        only = c.get("/blocked?rule=7-in-7&from=2025-03-09&to=2025-03-09").text
+        assert '<span id="total">1</span>' in only and "7-in-7</b>: 7-in-7 said no" in only
+        assert "2025-03-09 12:00:00 UTC" in only  # allowed again 9 hours later
+        assert '<span id="total">0</span>' in c.get("/blocked?rule=holiday").text
+        bad = c.get("/blocked?from=2025-13-01").text
+        assert "from: &#39;2025-13-01&#39; is not a date" in bad
+    views = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.view"]
+    assert {
+        "page": "/blocked",
+        "filters": {"rule": "7-in-7", "from": "2025-03-09", "to": "2025-03-09"},
+        "n": 1,
+        "revealed": False,
+    } in views

@@ -39,12 +39,24 @@ from starlette.templating import Jinja2Templates
 
 from audit.chain import AuditEvent
 from audit.masking import Masker, Plain
-from audit.search import CallFilter, CallRow, call_detail, call_row, choices, export_rows, recordings, search
+from audit.search import (
+    PAGE_SIZE,
+    CallFilter,
+    CallRow,
+    blocked,
+    call_detail,
+    call_row,
+    choices,
+    export_rows,
+    recordings,
+    search,
+)
 from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
 from audit.verify import verify
 from audit.web.evidence import build_bundle, call_view, inside
 from audit.web.security import SECRET_NAME, SecurityHeaders, csrf_ok, csrf_token, session_secret
 from dialer.config import Settings
+from dialer.flags import BLOCKING_RULES
 from dialer.models import Disposition
 from dialer.store import Store
 from ivr.script import Outcome
@@ -97,6 +109,7 @@ def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
         Route("/calls/{attempt_id:int}/recording/{n:int}", recording),
         Route("/calls/{attempt_id:int}/export", export, methods=["POST"]),
         Route("/reveal", reveal, methods=["POST"]),
+        Route("/blocked", blocked_page),
         Route("/trail", trail_page, methods=["GET"]),
         Route("/trail", trail_verify, methods=["POST"]),
         Route("/admin/auditors", auditors_page, methods=["GET"]),
@@ -439,6 +452,50 @@ async def export(request: Request) -> Response:
     name = f"duecall-call-{detail.call.id}-evidence.zip"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return Response(bundle.data, media_type="application/zip", headers=headers)
+
+
+# -- contacts the policy refused -----------------------------------------------
+
+
+@guarded()
+async def blocked_page(request: Request) -> Response:
+    """Who was *not* called, when and why: the evidence that the contact rules held."""
+    f, errors = _filters(request)
+    rule = request.query_params.get("rule", "").strip()
+    try:
+        page_no = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        page_no = 1
+    rows, total = await blocked(_state(request).store.conn, f, rule, page_no)
+    query = {**f.as_dict(), **({"rule": rule} if rule else {})}
+    await _log(
+        request,
+        "audit.view",
+        {"page": "/blocked", "filters": query, "n": page_no, "revealed": _revealed(request)},
+    )
+    revealed = _revealed(request)
+    shown = []
+    for r in rows:
+        m: Masker = Plain() if revealed else Masker(r.name, r.phone)
+        shown.append(
+            {"row": r, "name": m.text(r.name), "phone": m.text(r.phone), "reasons": m.data(r.reasons)}
+        )
+    pages = max(1, -(-total // PAGE_SIZE))
+    return _render(
+        request,
+        "blocked.html",
+        {
+            "filters": query,
+            "errors": errors,
+            "rows": shown,
+            "total": total,
+            "page": page_no,
+            "pages": pages,
+            "rules": BLOCKING_RULES,
+            "campaigns": (await choices(_state(request).store.conn))["campaign"],
+            "page_link": lambda n: "/blocked?" + urlencode({**query, "page": n}),
+        },
+    )
 
 
 # -- the whole trail ----------------------------------------------------------

@@ -14,7 +14,8 @@ CREATE TABLE audit_events (
     hash         TEXT NOT NULL
 );
 CREATE INDEX audit_events_attempt ON audit_events (attempt_id, seq);
-CREATE INDEX audit_events_kind ON audit_events (kind, seq);
+CREATE INDEX audit_events_kind ON audit_events (kind, at);
+CREATE INDEX audit_events_account ON audit_events (account_id, seq);
 
 -- Every recording file of a call, with what it was when it was stored. The chain holds the
 -- same facts (recording.stored), and `duecall audit verify` trusts the chain, not this table.
