@@ -76,18 +76,6 @@ def call_files(recording_base: str) -> tuple[Path, list[Path]]:
     return base.with_suffix(".wav"), found
 
 
-async def wait_closed(path: Path, timeout: float, poll: float = 0.2) -> bool:
-    """Wait until Asterisk has closed the file; False if it is missing or still open at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        if await asyncio.to_thread(_settled, path):
-            return True
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(poll)
-
-
 def _settled(path: Path) -> bool:
     # The header alone could match an empty file just opened; an old mtime rules that out.
     if not header_final(path):
@@ -95,30 +83,35 @@ def _settled(path: Path) -> bool:
     return path.stat().st_size > 44 or time.time() - path.stat().st_mtime > 2
 
 
-def seal_now(recording_base: str) -> list[RecordingFacts] | None:
-    """The call's recordings hashed, if Asterisk has closed them already; None if it hasn't yet.
+def seal_now(recording_base: str, force: bool = False) -> list[RecordingFacts] | None:
+    """The call's recordings hashed, if Asterisk has closed them already; None if it hasn't yet
+    (with `force`: hashed as they are, the call's file marked incomplete).
 
     Blocking: run it in a thread. Usually the file is closed by the time the call's last event
     arrives, so the result can be stored with the call's outcome in one transaction.
     """
     wav, replies = call_files(recording_base)
-    if wav.exists() and not _settled(wav):
+    closed = not wav.exists() or _settled(wav)
+    if not closed and not force:
         return None
-    found = [facts(wav, "call")] if wav.exists() else []
+    found = [facts(wav, "call", closed)] if wav.exists() else []
     return found + [facts(reply, "reply") for reply in replies]
 
 
-async def seal(recording_base: str, timeout: float) -> list[RecordingFacts]:
-    """Hash a finished call's recording and reply files (the hashing runs in a thread)."""
-    wav, replies = call_files(recording_base)
-    if not wav.exists() and not replies:
-        return []
-    found: list[RecordingFacts] = []
-    if wav.exists():
-        closed = await wait_closed(wav, timeout)
-        if not closed:
-            log.warning("%s: still open after %.0f s; hashing it as it is", wav, timeout)
-        found.append(await asyncio.to_thread(facts, wav, "call", closed))
-    for reply in replies:
-        found.append(await asyncio.to_thread(facts, reply, "reply"))
+async def seal(recording_base: str, timeout: float, poll: float = 0.2) -> list[RecordingFacts]:
+    """Wait until Asterisk has closed the call's recording, then hash it and the replies (in a
+    thread); at the deadline, hash it as it is."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (found := await asyncio.to_thread(seal_now, recording_base)) is None:
+        if loop.time() >= deadline:
+            log.warning("%s.wav: still open after %.0f s; hashing it as it is", recording_base, timeout)
+            return await asyncio.to_thread(_forced, recording_base)
+        await asyncio.sleep(poll)
+    return found
+
+
+def _forced(recording_base: str) -> list[RecordingFacts]:
+    found = seal_now(recording_base, force=True)
+    assert found is not None  # force never waits
     return found

@@ -357,8 +357,7 @@ class Dialer:
         except OSError as exc:
             log.error("attempt %d: cannot read its recording: %s", attempt.id, exc)
             return
-        if found or answered:  # an answered call without a file is recorded as missing
-            await self.store.add_recordings(attempt, found, self.clock.now(), self._actor)
+        await self.store.add_recordings(attempt, found, self.clock.now(), self._actor, answered)
 
     async def _originate(self, tracked: _Tracked) -> None:
         call, d = tracked.call, self.settings.dialer

@@ -452,18 +452,26 @@ class Store:
                 ],
             )
             sealed: list[AuditEvent] = []
-            if recordings or (recordings is not None and result.answered_at is not None):
-                sealed = await _store_recordings(db, attempt, recordings, result.ended_at, actor)
+            if recordings is not None:
+                answered = result.answered_at is not None
+                sealed = await _store_recordings(db, attempt, recordings, result.ended_at, actor, answered)
             await _audit_ended(db, attempt, result, update, actor, sealed)
 
     # -- recordings -------------------------------------------------------
 
     async def add_recordings(
-        self, attempt: Attempt, found: Sequence[RecordingFacts], now: datetime, actor: str
+        self,
+        attempt: Attempt,
+        found: Sequence[RecordingFacts],
+        now: datetime,
+        actor: str,
+        answered: bool = True,
     ) -> None:
-        """Store a call's sealed recordings, each with a `recording.stored` event; or note none was found."""
+        """Store a call's sealed recordings, each with a `recording.stored` event; or, for an answered
+        call, note that none was found."""
         async with self._tx() as db:
-            await append_audit(db, await _store_recordings(db, attempt, found, now, actor), to_db)
+            events = await _store_recordings(db, attempt, found, now, actor, answered)
+            await append_audit(db, events, to_db)
 
     async def unsealed(self, campaign_id: int) -> list[Attempt]:
         """Answered attempts that ended without their recording sealed (a crash in between)."""
@@ -811,15 +819,26 @@ async def _keys(db: aiosqlite.Connection, attempt: Attempt) -> tuple[Any, Any, A
 
 
 async def _store_recordings(
-    db: aiosqlite.Connection, attempt: Attempt, found: Sequence[RecordingFacts], now: datetime, actor: str
+    db: aiosqlite.Connection,
+    attempt: Attempt,
+    found: Sequence[RecordingFacts],
+    now: datetime,
+    actor: str,
+    answered: bool,
 ) -> list[AuditEvent]:
-    """Insert the recordings rows; returns their audit events for the caller to append."""
+    """Insert the recordings rows; returns their audit events for the caller to append.
+
+    An answered call without a file is recorded as missing; an unanswered one has nothing to say.
+    """
+    if not found and not answered:
+        return []
     keys = await _keys(db, attempt)
-    await db.executemany(
-        "INSERT INTO recordings (attempt_id, path, kind, sha256, bytes, duration_ms, stored_at) "
-        "VALUES (?,?,?,?,?,?,?)",
-        [(attempt.id, r.path, r.kind, r.sha256, r.bytes, r.duration_ms, to_db(now)) for r in found],
-    )
+    if found:
+        await db.executemany(
+            "INSERT INTO recordings (attempt_id, path, kind, sha256, bytes, duration_ms, stored_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(attempt.id, r.path, r.kind, r.sha256, r.bytes, r.duration_ms, to_db(now)) for r in found],
+        )
     events = [
         AuditEvent(
             "recording.stored",
