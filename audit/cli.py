@@ -37,7 +37,7 @@ def audit() -> None:
 def verify_command(ctx: click.Context, anchors: Path | None, since_last_anchor: bool) -> None:
     """Check every link of the chain and every recording's hash; name the first broken link."""
     s = _settings(ctx)
-    anchor_file = anchors or _anchor_file(s)
+    anchor_file = anchors or s.anchor_path()
     try:
         since = None
         if since_last_anchor:
@@ -72,16 +72,12 @@ def _print_report(r: VerifyReport) -> None:
     console.print("[green]verified[/green]" if r.ok else "[red]verification FAILED[/red]")
 
 
-def _anchor_file(s: Settings) -> Path | None:
-    return s.path(Path(s.audit.anchor_file)) if s.audit.anchor_file else None
-
-
 @audit.command("anchor")
 @click.pass_context
 def anchor_command(ctx: click.Context) -> None:
     """Append the chain's head to the anchor file; keep a copy of that file off this machine."""
     s = _settings(ctx)
-    target = _anchor_file(s)
+    target = s.anchor_path()
     if target is None:
         _fail(ValueError("no [audit] anchor_file is set"))
         return

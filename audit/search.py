@@ -12,13 +12,14 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
 from audit.chain import COLUMNS, StoredEvent
 
 PAGE_SIZE = 50
+Row = TypeVar("Row")
 EXPORT_CHUNK = 1000
 
 
@@ -66,11 +67,17 @@ class CallRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    rows: list[CallRow]
+class Page(Generic[Row]):
+    rows: list[Row]
     total: int
     page: int  # 1-based
     pages: int
+
+
+def _page_of(total: int, page: int, size: int) -> tuple[int, int]:
+    """(the page asked for, kept within range; how many pages there are)."""
+    pages = max(1, -(-total // size))
+    return min(max(1, page), pages), pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +121,7 @@ _FROM = "attempts t JOIN accounts a ON a.id = t.account_pk JOIN campaigns c ON c
 
 def _where(f: CallFilter) -> tuple[str, list[Any]]:
     """SQL conditions on `attempts t` only, with their parameters."""
-    conds: list[str] = []
-    params: list[Any] = []
-    if f.date_from:
-        conds.append("t.decided_at >= ?")
-        params.append(f.date_from.isoformat())
-    if f.date_to:
-        # Stored times are ISO text, so "before the next day" is a plain text comparison.
-        conds.append("t.decided_at < ?")
-        params.append((f.date_to + timedelta(days=1)).isoformat())
+    conds, params = _dates("t.decided_at", f)
     if f.account_id:
         conds.append("t.account_pk = (SELECT id FROM accounts WHERE account_id = ?)")
         params.append(f.account_id)
@@ -141,17 +140,32 @@ def _where(f: CallFilter) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(conds)) if conds else "", params
 
 
+def _dates(column: str, f: CallFilter) -> tuple[list[str], list[Any]]:
+    """The filter's date range (UTC days, inclusive) on `column`."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if f.date_from:
+        conds.append(f"{column} >= ?")
+        params.append(f.date_from.isoformat())
+    if f.date_to:
+        # Stored times are ISO text, so "before the next day" is a plain text comparison.
+        conds.append(f"{column} < ?")
+        params.append((f.date_to + timedelta(days=1)).isoformat())
+    return conds, params
+
+
 def _call(row: Any) -> CallRow:
     return CallRow(*row)
 
 
-async def search(db: aiosqlite.Connection, f: CallFilter, page: int = 1, size: int = PAGE_SIZE) -> Page:
+async def search(
+    db: aiosqlite.Connection, f: CallFilter, page: int = 1, size: int = PAGE_SIZE
+) -> Page[CallRow]:
     """One page of matching calls, newest first, with the total number of matches."""
     where, params = _where(f)
     count_rows = await db.execute_fetchall(f"SELECT count(*) FROM attempts t{where}", params)
     total = int(next(iter(count_rows))[0])
-    pages = max(1, -(-total // size))
-    page = min(max(1, page), pages)
+    page, pages = _page_of(total, page, size)
     rows = await db.execute_fetchall(
         f"SELECT {_ROW_COLUMNS} FROM {_FROM}{where} ORDER BY t.decided_at DESC, t.id DESC LIMIT ? OFFSET ?",
         [*params, size, (page - 1) * size],
@@ -204,15 +218,10 @@ class BlockedRow:
 
 async def blocked(
     db: aiosqlite.Connection, f: CallFilter, rule: str = "", page: int = 1, size: int = PAGE_SIZE
-) -> tuple[list[BlockedRow], int]:
-    """One page of refused contacts, newest first, and how many match (dates, account, campaign, rule)."""
-    conds, params = ["e.kind = 'contact.blocked'"], []
-    if f.date_from:
-        conds.append("e.at >= ?")
-        params.append(f.date_from.isoformat())
-    if f.date_to:
-        conds.append("e.at < ?")
-        params.append((f.date_to + timedelta(days=1)).isoformat())
+) -> Page[BlockedRow]:
+    """One page of refused contacts, newest first, with how many match (dates, account, campaign, rule)."""
+    conds, params = _dates("e.at", f)
+    conds.insert(0, "e.kind = 'contact.blocked'")
     if f.account_id:
         conds.append("e.account_id = ?")
         params.append(f.account_id)
@@ -227,12 +236,14 @@ async def blocked(
         params.append(rule)
     where = " WHERE " + " AND ".join(conds)
     count = await db.execute_fetchall(f"SELECT count(*) FROM audit_events e{where}", params)
+    total = int(next(iter(count))[0])
+    page, pages = _page_of(total, page, size)
     rows = await db.execute_fetchall(
         "SELECT e.seq, e.at, e.account_id, coalesce(c.name, ''), coalesce(a.name, ''), e.data "
         "FROM audit_events e LEFT JOIN campaigns c ON c.id = e.campaign_id "
         f"LEFT JOIN accounts a ON a.account_id = e.account_id{where} ORDER BY e.at DESC, e.seq DESC "
         "LIMIT ? OFFSET ?",
-        [*params, size, (max(1, page) - 1) * size],
+        [*params, size, (page - 1) * size],
     )
     found = []
     for seq, at, account_id, campaign, name, data in rows:
@@ -249,7 +260,7 @@ async def blocked(
                 d.get("next_allowed_at"),
             )
         )
-    return found, int(next(iter(count))[0])
+    return Page(found, total, page, pages)
 
 
 async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail | None:

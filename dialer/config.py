@@ -175,6 +175,10 @@ class Settings(_Section):
     def path(self, relative: Path) -> Path:
         return relative if relative.is_absolute() else (self.root / relative).resolve()
 
+    def anchor_path(self) -> Path | None:
+        """Where `duecall audit anchor` notes the chain's head; None when [audit] anchor_file is ""."""
+        return self.path(Path(self.audit.anchor_file)) if self.audit.anchor_file else None
+
 
 def _format_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path}: invalid settings"]

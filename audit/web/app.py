@@ -40,7 +40,6 @@ from starlette.templating import Jinja2Templates
 from audit.chain import AuditEvent
 from audit.masking import Masker, Plain
 from audit.search import (
-    PAGE_SIZE,
     CallFilter,
     CallRow,
     blocked,
@@ -89,9 +88,8 @@ def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(db_path, settings.store.synchronous)
-        anchors = settings.path(Path(settings.audit.anchor_file)) if settings.audit.anchor_file else None
         recordings = settings.path(settings.dialer.recordings_dir).resolve()
-        app.state.audit = State(store, recordings, db_path, anchors)
+        app.state.audit = State(store, recordings, db_path, settings.anchor_path())
         try:
             yield
         finally:
@@ -307,6 +305,13 @@ def _filters(request: Request) -> tuple[CallFilter, list[str]]:
     return f, errors
 
 
+def _page_no(request: Request) -> int:
+    try:
+        return int(request.query_params.get("page", "1"))
+    except ValueError:
+        return 1
+
+
 def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
     m = Plain() if revealed else Masker(row.name, row.phone_e164)
     return {"call": row, "name": m.text(row.name), "phone": m.text(row.phone_e164)}
@@ -315,12 +320,8 @@ def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
 @guarded()
 async def calls_page(request: Request) -> Response:
     f, errors = _filters(request)
-    try:
-        page_no = int(request.query_params.get("page", "1"))
-    except ValueError:
-        page_no = 1
     conn = _state(request).store.conn
-    found = await search(conn, f, page_no)
+    found = await search(conn, f, _page_no(request))
     await _log(
         request,
         "audit.view",
@@ -462,25 +463,17 @@ async def blocked_page(request: Request) -> Response:
     """Who was *not* called, when and why: the evidence that the contact rules held."""
     f, errors = _filters(request)
     rule = request.query_params.get("rule", "").strip()
-    try:
-        page_no = max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
-        page_no = 1
-    rows, total = await blocked(_state(request).store.conn, f, rule, page_no)
+    found = await blocked(_state(request).store.conn, f, rule, _page_no(request))
     query = {**f.as_dict(), **({"rule": rule} if rule else {})}
-    await _log(
-        request,
-        "audit.view",
-        {"page": "/blocked", "filters": query, "n": page_no, "revealed": _revealed(request)},
-    )
     revealed = _revealed(request)
+    view = {"page": "/blocked", "filters": query, "n": found.page, "revealed": revealed}
+    await _log(request, "audit.view", view)
     shown = []
-    for r in rows:
+    for r in found.rows:
         m: Masker = Plain() if revealed else Masker(r.name, r.phone)
         shown.append(
             {"row": r, "name": m.text(r.name), "phone": m.text(r.phone), "reasons": m.data(r.reasons)}
         )
-    pages = max(1, -(-total // PAGE_SIZE))
     return _render(
         request,
         "blocked.html",
@@ -488,9 +481,7 @@ async def blocked_page(request: Request) -> Response:
             "filters": query,
             "errors": errors,
             "rows": shown,
-            "total": total,
-            "page": page_no,
-            "pages": pages,
+            "found": found,
             "rules": BLOCKING_RULES,
             "campaigns": (await choices(_state(request).store.conn))["campaign"],
             "page_link": lambda n: "/blocked?" + urlencode({**query, "page": n}),

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from audit.chain import GENESIS, StoredEvent, expected_hash
+from audit.chain import GENESIS, StoredEvent, check_link
 from audit.masking import Masker, Plain
 from audit.recordings import sha256_file
 from audit.search import CallDetail, Recording, previous_hashes
@@ -54,7 +54,7 @@ async def link_status(db: aiosqlite.Connection, events: list[StoredEvent]) -> di
     found = {}
     for e in events:
         prev = GENESIS if e.seq == 1 else before.get(e.seq)
-        found[e.seq] = VERIFIED if expected_hash(e) == e.hash and prev == e.prev_hash else MISMATCH
+        found[e.seq] = VERIFIED if prev is not None and check_link(e, e.seq, prev) is None else MISMATCH
     return found
 
 
