@@ -15,26 +15,18 @@ from audit.recordings import sha256_file
 from dialer.asterisk_host import AmiCredentials
 from dialer.cli import dial, main
 from dialer.clock import SystemClock
-from ivr.tts import PromptCache
-from tests.conftest import daytime_zone, make_settings
+from tests.conftest import daytime_zone
 from tests.test_dialer_asterisk import attempts, prepare
 from tests.test_dialer_crash import reset_counts
-from tests.test_ivr_asterisk import prompt_seconds, put
+from tests.test_ivr_asterisk import ivr_settings, opts_out_by_key
 
 pytestmark = pytest.mark.asterisk
 
 
 async def test_real_calls_are_in_the_chain_and_verify(asterisk: AmiCredentials, work_dir: Path) -> None:
-    settings = make_settings(
-        work_dir,
-        dialer={"amd": False, "ring_timeout": "8s"},
-        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts")},
-    )
-    cache = PromptCache(settings.path(settings.ivr.prompts_dir))
-    intro = await prompt_seconds(cache, "en-US", ["intro"], "Borrower O1")
+    settings = ivr_settings(work_dir)
     opt_out, busy = "+12185550106", "+12195550130"
-    await put(asterisk, opt_out, "keys", "9")
-    await put(asterisk, opt_out, "delay", f"{intro + 2:.1f}")
+    await opts_out_by_key(asterisk, settings, opt_out, "O1")
     await reset_counts(asterisk, [opt_out, busy])
     zone = daytime_zone()
     await prepare(settings, work_dir, [("O1", opt_out, zone), ("B1", busy, zone)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -24,18 +23,9 @@ from dialer.models import Attempt, CallResult, Decision, Disposition, IvrStep, I
 from dialer.policy import PackGate
 from dialer.policy_packs import load_pack
 from dialer.store import Store, TargetUpdate
+from tests.audit_seed import sine_wav
 from tests.conftest import make_settings
 from tests.test_store import NOW, record
-
-
-def tone(path: Path, seconds: float = 1.0) -> Path:
-    """A real 8 kHz WAV, as Asterisk writes them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", str(seconds), "sine", "440"],
-        check=True,
-    )
-    return path
 
 
 async def one_call(store: Store, tmp_path: Path, phone: str = "+12025550101") -> Attempt:
@@ -66,8 +56,8 @@ async def one_call(store: Store, tmp_path: Path, phone: str = "+12025550101") ->
     update = TargetUpdate(TargetState.OPTED_OUT, NOW)
     await store.finish_attempt(attempt, result, update, "dialer:d1")
     await store.opt_out(phone, "voice", NOW + timedelta(seconds=5), "ivr", attempt_id=attempt.id)
-    tone(Path(f"{attempt.recording_path}.wav"))
-    tone(Path(f"{attempt.recording_path}-replies") / "menu-1.wav", 0.5)
+    sine_wav(Path(f"{attempt.recording_path}.wav"), 1.0)
+    sine_wav(Path(f"{attempt.recording_path}-replies") / "menu-1.wav", 0.5)
     found = await seal(attempt.recording_path, timeout=5)
     await store.add_recordings(attempt, found, NOW + timedelta(seconds=10), "dialer:d1")
     return attempt
@@ -182,7 +172,7 @@ async def test_one_changed_byte_in_a_recording_is_named(store: Store, tmp_path: 
 async def test_a_rewritten_recordings_table_does_not_fool_verify(store: Store, tmp_path: Path) -> None:
     attempt = await one_call(store, tmp_path)
     wav = Path(f"{attempt.recording_path}.wav")
-    tone(wav, 2.0)  # replace the recording and "fix" the table to match
+    sine_wav(wav, 2.0)  # replace the recording and "fix" the table to match
     from audit.recordings import sha256_file
 
     with sqlite3.connect(tmp_path / "t.db") as conn:
@@ -226,7 +216,7 @@ async def test_config_and_script_changes_are_recorded_once(tmp_path: Path) -> No
 
 
 def test_a_wav_still_being_written_is_not_sealed(tmp_path: Path) -> None:
-    wav = tone(tmp_path / "a.wav")
+    wav = sine_wav(tmp_path / "a.wav", 1.0)
     assert header_final(wav)
     with wav.open("ab") as f:  # more audio after the header was written: not closed yet
         f.write(b"\0" * 320)
@@ -278,7 +268,7 @@ async def test_a_recording_left_unsealed_by_a_crash_is_sealed_at_the_next_start(
     assert isinstance(attempt, Attempt)
     answered = CallResult(Disposition.ANSWERED, NOW + timedelta(seconds=30), answered_at=NOW)
     await store.finish_attempt(attempt, answered, TargetUpdate(TargetState.DONE, NOW))
-    tone(Path(f"{base}.wav"))
+    sine_wav(Path(f"{base}.wav"), 1.0)
     assert [a.id for a in await store.unsealed(campaign.id)] == [attempt.id]
 
     dialer = Dialer(

@@ -15,28 +15,20 @@ from dialer.cli import dial
 from dialer.clock import SystemClock
 from dialer.config import Settings
 from dialer.store import Store
-from ivr.tts import PromptCache
 from tests.browser import audio_duration, chromium, serving, sign_in
-from tests.conftest import daytime_zone, make_settings
+from tests.conftest import daytime_zone
 from tests.test_dialer_asterisk import attempts, prepare
 from tests.test_dialer_crash import reset_counts
-from tests.test_ivr_asterisk import prompt_seconds, put
+from tests.test_ivr_asterisk import ivr_settings, opts_out_by_key
 
 pytestmark = pytest.mark.asterisk
 PASSWORD = "a long enough password"
 
 
 async def test_a_real_call_on_the_audit_page(asterisk: AmiCredentials, work_dir: Path) -> None:
-    settings = make_settings(
-        work_dir,
-        dialer={"amd": False, "ring_timeout": "8s"},
-        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts")},
-    )
-    cache = PromptCache(settings.path(settings.ivr.prompts_dir))
-    intro = await prompt_seconds(cache, "en-US", ["intro"], "Borrower W1")
+    settings = ivr_settings(work_dir)
     phone = "+12185550107"
-    await put(asterisk, phone, "keys", "9")  # stop calls, during the confirm prompt
-    await put(asterisk, phone, "delay", f"{intro + 2:.1f}")
+    await opts_out_by_key(asterisk, settings, phone, "W1")
     await reset_counts(asterisk, [phone])
     await prepare(settings, work_dir, [("W1", phone, daytime_zone())])
     summary = await dial(settings, "test", SystemClock(), timedelta(0))

@@ -14,6 +14,7 @@ import pytest
 from dialer.asterisk_host import AmiCredentials
 from dialer.cli import dial
 from dialer.clock import SystemClock
+from dialer.config import Settings
 from dialer.store import Store
 from ivr.script import load_script
 from ivr.service import account_fields
@@ -51,16 +52,29 @@ async def put(creds: AmiCredentials, phone: str, key: str, value: str) -> None:
         await client.send("DBPut", {"Family": f"sim/{phone.lstrip('+')}", "Key": key, "Val": value})
 
 
+def ivr_settings(work_dir: Path) -> Settings:
+    """Real IVR calls: the reminder scripts over FastAGI, no AMD, prompts in the test's folder."""
+    return make_settings(
+        work_dir,
+        dialer={"amd": False, "ring_timeout": "8s"},
+        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts")},
+    )
+
+
+async def opts_out_by_key(creds: AmiCredentials, settings: Settings, phone: str, account_id: str) -> None:
+    """This simulated borrower presses 9 (stop calls) during the confirm prompt."""
+    cache = PromptCache(settings.path(settings.ivr.prompts_dir))
+    intro = await prompt_seconds(cache, "en-US", ["intro"], f"Borrower {account_id}")
+    await put(creds, phone, "keys", "9")
+    await put(creds, phone, "delay", f"{intro + 2:.1f}")
+
+
 def keys_after(wait: float) -> str:
     return "W" * max(0, round(wait))
 
 
 async def test_reminder_calls_end_to_end(asterisk: AmiCredentials, work_dir: Path) -> None:
-    settings = make_settings(
-        work_dir,
-        dialer={"amd": False, "ring_timeout": "8s"},
-        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts")},
-    )
+    settings = ivr_settings(work_dir)
     cache = PromptCache(settings.path(settings.ivr.prompts_dir))
     promise = (datetime.now(UTC) + timedelta(days=5)).date()
     # Seconds from the sim's first key slot (answer + 1 s ring + 0.8 s hello + delay) onwards.
