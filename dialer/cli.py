@@ -351,8 +351,7 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
         model = find_model(None if i.speech_model == "package" else str(s.path(Path(i.speech_model))))
         recognizer = Recognizer(model, i.speech_workers)
 
-    async def opt_out(account: Account, call_key: str) -> None:
-        attempt_id = int(call_key.rsplit("-", 1)[1])  # keys are <instance>-<attempt id>
+    async def opt_out(account: Account, attempt_id: int) -> None:
         for channel in ("voice", "sms"):  # recorded at once: no further calls or SMS
             await store.opt_out(account.phone_e164, channel, clock.now(), "ivr", attempt_id=attempt_id)
 

@@ -271,7 +271,7 @@ class Dialer:
         tracked = self._track(outcome)
         if self.ivr is not None:
             replies = Path(outcome.recording_path).with_name(f"{outcome.id}-replies")
-            self.ivr.register(tracked.call.key, target.account, fields, replies)
+            self.ivr.register(tracked.call.key, target.account, fields, replies, outcome.id)
         self._start_call(tracked, originate=True)
 
     async def _render_prompts(self, target: Target) -> dict[str, str] | None:

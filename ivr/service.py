@@ -26,7 +26,7 @@ from ivr.spoken import currency_name, spoken_amount, spoken_date, spoken_digits
 from ivr.tts import PromptCache, Voice, playback_target, voice_for
 
 log = logging.getLogger(__name__)
-OptOut = Callable[[Account, str], Awaitable[None]]  # (account, call key)
+OptOut = Callable[[Account, int], Awaitable[None]]  # (account, attempt id)
 
 
 def account_fields(script: Script, account: Account) -> dict[str, str]:
@@ -51,6 +51,7 @@ class Prepared:
     account: Account
     fields: dict[str, str]
     recordings: Path  # where the borrower's spoken replies are kept
+    attempt_id: int
     result: IvrResult | None = None
     first_prompt_at: datetime | None = None  # when the first prompt started playing
 
@@ -143,9 +144,11 @@ class IvrService:
         await asyncio.gather(*(self.prompts.render(t, voice) for t in texts))
         return fields
 
-    def register(self, key: str, account: Account, fields: dict[str, str], recordings: Path) -> None:
+    def register(
+        self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
+    ) -> None:
         """The call `key` is about to be placed for `account`: its FastAGI session will find this."""
-        self._calls[key] = Prepared(self.script_for(account), account, fields, recordings)
+        self._calls[key] = Prepared(self.script_for(account), account, fields, recordings, attempt_id)
 
     def take(self, key: str) -> Prepared | None:
         """The call's IVR state, once; the engine calls this when the call has ended."""
@@ -158,7 +161,7 @@ class IvrService:
         io = AgiIo(self, session, prepared)
 
         async def opt_out() -> None:
-            await self.on_opt_out(prepared.account, session.call_key)
+            await self.on_opt_out(prepared.account, prepared.attempt_id)
 
         flow = IvrRun(
             prepared.script,
