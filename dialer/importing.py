@@ -64,7 +64,7 @@ async def import_accounts(
         total += len(batch)
         if progress:
             progress(len(batch))
-    await store.finish_import(import_id, total, ImportCounts(inserted, updated), len(rejects))
+    await store.finish_import(import_id, total, ImportCounts(inserted, updated), len(rejects), now)
     written = None
     if rejects:
         rejects_file.parent.mkdir(parents=True, exist_ok=True)

@@ -226,7 +226,7 @@ class Store:
         rows: int,
         counts: ImportCounts,
         rejected: int,
-        now: datetime | None = None,
+        now: datetime,
         actor: str = "operator",
     ) -> None:
         async with self._tx() as db:
@@ -234,8 +234,8 @@ class Store:
                 "UPDATE imports SET rows=?, inserted=?, updated=?, rejected=? WHERE id=?",
                 (rows, counts.inserted, counts.updated, rejected, import_id),
             )
-            found = await db.execute_fetchall("SELECT file, started_at FROM imports WHERE id=?", (import_id,))
-            file, started = next(iter(found))
+            found = await db.execute_fetchall("SELECT file FROM imports WHERE id=?", (import_id,))
+            (file,) = next(iter(found))
             data = {
                 "import_id": import_id,
                 "file": file,
@@ -244,8 +244,7 @@ class Store:
                 "updated": counts.updated,
                 "rejected": rejected,
             }
-            at = now or from_db(started)
-            await append_audit(db, [AuditEvent("accounts.imported", at, actor, data)], to_db)
+            await append_audit(db, [AuditEvent("accounts.imported", now, actor, data)], to_db)
 
     async def rejects(self, import_id: int) -> list[tuple[int, str]]:
         cur = await self._conn.execute(
