@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, check_link, first_break
+from audit.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, first_break
 from audit.recordings import sha256_file
 
 BATCH = 5000
@@ -156,14 +156,11 @@ def _file_problem(path: str, fact: Expected) -> str:
 
 def _check_anchors(conn: sqlite3.Connection, anchors: Path, report: VerifyReport) -> None:
     """Heads recorded earlier must still be in the chain: nothing was cut off or rewritten."""
-    for number, line in enumerate(anchors.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if not parts or line.startswith("#"):
-            continue
-        if len(parts) < 2 or not parts[0].isdigit():
+    for number, anchor in anchor_lines(anchors):
+        if anchor is None:
             report.anchor_problems.append(f"{anchors}:{number}: not 'SEQ HASH [TIME]'")
             continue
-        seq, digest = int(parts[0]), parts[1]
+        seq, digest = anchor
         row: Any = conn.execute("SELECT hash FROM audit_events WHERE seq=?", (seq,)).fetchone()
         report.anchors_checked += 1
         if row is None:
@@ -172,13 +169,22 @@ def _check_anchors(conn: sqlite3.Connection, anchors: Path, report: VerifyReport
             report.anchor_problems.append(f"{anchors}:{number}: event {seq} has another hash (rewritten)")
 
 
+def anchor_lines(anchors: Path) -> Iterator[tuple[int, tuple[int, str] | None]]:
+    """(line number, (seq, hash) or None if the line is malformed) for each anchor line;
+    blank lines and # comments are skipped."""
+    for number, line in enumerate(anchors.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts or line.startswith("#"):
+            continue
+        yield number, ((int(parts[0]), parts[1]) if len(parts) >= 2 and parts[0].isdigit() else None)
+
+
 def last_anchor(anchors: Path) -> tuple[int, str] | None:
     """The newest well-formed (seq, hash) line of an anchor file."""
     found = None
-    for line in anchors.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].isdigit() and len(parts[1]) == 64:
-            found = (int(parts[0]), parts[1])
+    for _, anchor in anchor_lines(anchors):
+        if anchor is not None and len(anchor[1]) == 64:
+            found = anchor
     return found
 
 
@@ -189,7 +195,4 @@ def head(db_path: Path) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     finally:
         conn.close()
-    return (int(row[0]), str(row[1])) if row else (0, "0" * 64)
-
-
-__all__ = ["VerifyReport", "check_link", "head", "verify"]
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
