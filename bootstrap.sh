@@ -22,8 +22,9 @@ say() { printf '\n== %s\n' "$*"; }
 # -- system packages -------------------------------------------------------
 # espeak-ng: prompts (pyttsx3 drives libespeak-ng); sox: audio checks in tests.
 PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox)
-# chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none).
-if [ "$MODE" = test ]; then PACKAGES+=(chromium); fi
+# chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none);
+# libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it.
+if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

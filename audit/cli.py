@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from audit.bundle import check_bundle
-from audit.verify import VerifyReport, head, last_anchor, verify
+from audit.bundle_chain import check_bundle_against_chain
+from audit.bundle_check import BundleReport, Verdict, check_bundle
+from audit.verify import VerifyReport, head, last_anchor, read_anchors, verify
 from audit.web.commands import serve, user
 from dialer.cli import _fail, _settings, console, open_store, operator, run_async
 from dialer.clock import SystemClock
@@ -90,17 +91,54 @@ def anchor_command(ctx: click.Context) -> None:
 
 @audit.command("check-bundle")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check_bundle_command(bundle: Path) -> None:
-    """Re-check an exported evidence bundle (ZIP) on its own: every event's link, every recording."""
-    report = check_bundle(bundle)
-    console.print(
-        f"{bundle}: {report.events} events ({report.masked} masked, not re-checkable here), "
-        f"{report.recordings} recordings"
-    )
-    for problem in report.problems:
+@click.option(
+    "--anchors",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Heads you recorded (`duecall audit anchor` lines) that the bundle must lead to.",
+)
+@click.option(
+    "--against-chain",
+    is_flag=True,
+    help="Compare the bundle with this server's chain (where the database is; what a masked bundle needs).",
+)
+@click.pass_context
+def check_bundle_command(ctx: click.Context, bundle: Path, anchors: Path | None, against_chain: bool) -> None:
+    """Re-check an exported evidence bundle (ZIP) and say what it proves.
+
+    Exit 0: verified (every event and recording tied to your anchors); 1: something is wrong or the
+    bundle was refused; 2: nothing wrong found, but not everything could be tied (e.g. a masked bundle
+    offline, or no --anchors).
+    """
+    try:
+        held = read_anchors(anchors) if anchors else {}
+        if against_chain:
+            s = _settings(ctx)
+            report = check_bundle_against_chain(bundle, s.path(s.store.path), held)
+        else:
+            report = check_bundle(bundle, held)
+    except (OSError, ValueError) as error:
+        _fail(error)
+        return
+    _print_bundle_report(bundle, report)
+    sys.exit(int(report.verdict))
+
+
+def _print_bundle_report(bundle: Path, r: BundleReport) -> None:
+    kind = "masked (names and numbers hidden)" if r.masked else "unmasked"
+    console.print(f"{bundle}: {kind}, {r.events} events, {r.recordings} recordings", highlight=False)
+    for line in r.proves:
+        console.print(f"  proves: {line}", highlight=False)
+    for line in r.cannot:
+        console.print(f"  cannot prove: {line}", highlight=False)
+    for problem in r.problems:
         console.print(f"[red]PROBLEM[/red] {problem}", highlight=False)
-    console.print("[green]verified[/green]" if report.ok else "[red]verification FAILED[/red]")
-    sys.exit(0 if report.ok else 1)
+    verdicts = {
+        Verdict.VERIFIED: "[green]verified[/green]: every event and recording is tied to your anchors",
+        Verdict.FAILED: "[red]verification FAILED[/red]",
+        Verdict.NOT_VERIFIED: "[yellow]NOT VERIFIED[/yellow]: nothing wrong found, but not everything is "
+        "tied to an anchor you hold (see 'cannot prove')",
+    }
+    console.print(verdicts[r.verdict], highlight=False)
 
 
 @click.group()

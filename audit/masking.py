@@ -3,6 +3,10 @@
 Pure functions. A masked number keeps its country calling code and last four
 digits (enough to tell calls apart and to see the country rules that applied);
 a masked name keeps the first character of each word.
+
+Masking works on values, never on serialised text: JSON escapes a name's `"` or
+`\\` (and may escape non-ASCII), so a search for the name in JSON text misses it.
+Callers decode first, mask each string (`Masker.data`), then encode again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import phonenumbers
 
 BULLET = "•"
 _KEEP_DIGITS = 4
+_MIN_NATIONAL = 7  # national numbers this long are masked in free text too
 _PHONE_KEYS = frozenset({"phone", "phone_e164", "number"})
 
 
@@ -45,6 +50,20 @@ def _mask_word(word: str) -> str:
     return word[0] + BULLET * max(1, len(word) - 1)
 
 
+def _phone_forms(phone: str) -> list[str]:
+    """The ways a number is written in event data: E.164, without the '+' (Asterisk), national."""
+    forms = [phone]
+    if phone.startswith("+"):
+        forms.append(phone[1:])
+        try:
+            national = str(phonenumbers.parse(phone, None).national_number)
+        except phonenumbers.NumberParseException:
+            national = ""
+        if len(national) >= _MIN_NATIONAL:  # a shorter run of digits could be an amount or a date
+            forms.append(national)
+    return forms
+
+
 class Masker:
     """Masks one account's name and number wherever they appear: text, event data, transcripts."""
 
@@ -58,19 +77,19 @@ class Masker:
                     pairs[word] = _mask_word(word)
         if phone:
             masked = mask_phone(phone)
-            pairs[phone] = masked
-            if phone.startswith("+"):
-                pairs[phone[1:]] = masked  # Asterisk writes numbers without the '+'
-        # Longest first, so the full name wins over its words.
+            for form in _phone_forms(phone):
+                pairs[form] = masked
+        # Longest first, so the full name wins over its words and E.164 over the national number.
         self._pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
 
     def text(self, value: str) -> str:
+        """One decoded string (a prompt, a transcript, an account id) with the name and number masked."""
         for plain, masked in self._pairs:
             value = value.replace(plain, masked)
         return value
 
     def data(self, value: Any) -> Any:
-        """A copy of JSON-like data with every string masked."""
+        """A copy of decoded JSON-like data: phone fields masked whole, every other string by `text`."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
@@ -81,6 +100,10 @@ class Masker:
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         return value
+
+    def optional(self, value: str | None) -> str | None:
+        """An optional text field (an event's account id: it may be the phone number itself)."""
+        return None if value is None else self.text(value)
 
 
 class Plain(Masker):

@@ -1,9 +1,20 @@
 """Call recordings as evidence: sealing (hash, size, duration) and finding what retention allows to purge.
 
 Asterisk's MixMonitor keeps writing a call's WAV for a moment after the hangup
-the dialer hears about. The file is complete when its RIFF header carries the
-final sizes (format_wav writes them on close), so the seal waits for that
-before hashing: a hash of a half-written file would later look like tampering.
+the dialer hears about, and a hash of a half-written file later looks like
+tampering. So a recording is sealed only once it is closed, by this rule:
+
+1. both sizes in the header agree with the file's length. Asterisk's format_wav
+   writes zeros there at open and the real sizes only when it closes the file,
+   in two separate writes: the RIFF size at offset 4, then the data chunk's size
+   (offset 40). Checking the RIFF size alone sealed 3 of 315 recordings between
+   the two writes;
+2. and the file has not changed for `QUIET_SECONDS` (its size and mtime), so a
+   writer still busy after a header update is never caught mid-way.
+
+The AMI `MixMonitorStop` event is no substitute: it is sent only for an explicit
+StopMixMonitor, not at hangup, which is how a call's recording usually ends (the
+MixMonitor thread closes the file a moment after the channel is gone).
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
+QUIET_SECONDS = 1.0  # a closed recording has not changed for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +53,41 @@ def sha256_file(path: Path) -> str:
 
 
 def header_final(path: Path) -> bool:
-    """True when the WAV's RIFF size matches the file: the writer has closed it."""
+    """True when the WAV's RIFF size and its data chunk's size both match the file's length."""
     try:
         with path.open("rb") as f:
-            head = f.read(12)
+            head = f.read(4096)
             size = os.fstat(f.fileno()).st_size
     except OSError:
         return False
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return False
-    riff = struct.unpack("<I", head[4:8])[0]
-    return riff + 8 == size and size > 44
+    if struct.unpack_from("<I", head, 4)[0] + 8 != size:
+        return False
+    data = _data_chunk(head)
+    return data is not None and data[0] + 8 + data[1] in (size, size - 1)  # odd data: one pad byte
+
+
+def _data_chunk(head: bytes) -> tuple[int, int] | None:
+    """(offset, declared size) of the `data` chunk, walking the chunks after `WAVE`."""
+    at = 12
+    while at + 8 <= len(head):
+        name, length = head[at : at + 4], struct.unpack_from("<I", head, at + 4)[0]
+        if name == b"data":
+            return at, length
+        at += 8 + length + (length & 1)
+    return None
+
+
+def closed(path: Path, now: float | None = None) -> bool:
+    """The seal's rule (see the module doc): header final and no change for QUIET_SECONDS."""
+    if not header_final(path):
+        return False
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    return (time.time() if now is None else now) - mtime >= QUIET_SECONDS
 
 
 def duration_ms(path: Path) -> int:
@@ -76,25 +112,18 @@ def call_files(recording_base: str) -> tuple[Path, list[Path]]:
     return base.with_suffix(".wav"), found
 
 
-def _settled(path: Path) -> bool:
-    # The header alone could match an empty file just opened; an old mtime rules that out.
-    if not header_final(path):
-        return False
-    return path.stat().st_size > 44 or time.time() - path.stat().st_mtime > 2
-
-
 def seal_now(recording_base: str, force: bool = False) -> list[RecordingFacts] | None:
     """The call's recordings hashed, if Asterisk has closed them already; None if it hasn't yet
     (with `force`: hashed as they are, the call's file marked incomplete).
 
-    Blocking: run it in a thread. Usually the file is closed by the time the call's last event
-    arrives, so the result can be stored with the call's outcome in one transaction.
+    Blocking: run it in a thread. Often the file is closed by the time the call's result is ready,
+    so the recording can be stored with the call's outcome in one transaction; if not, `seal`.
     """
     wav, replies = call_files(recording_base)
-    closed = not wav.exists() or _settled(wav)
-    if not closed and not force:
+    done = not wav.exists() or closed(wav)
+    if not done and not force:
         return None
-    found = [facts(wav, "call", closed)] if wav.exists() else []
+    found = [facts(wav, "call", done)] if wav.exists() else []
     return found + [facts(reply, "reply") for reply in replies]
 
 

@@ -147,7 +147,7 @@ def _dates(column: str, f: CallFilter) -> tuple[list[str], list[Any]]:
     if f.date_from:
         conds.append(f"{column} >= ?")
         params.append(f.date_from.isoformat())
-    if f.date_to:
+    if f.date_to and f.date_to < date.max:  # the last day there is has no next day: no upper bound
         # Stored times are ISO text, so "before the next day" is a plain text comparison.
         conds.append(f"{column} < ?")
         params.append((f.date_to + timedelta(days=1)).isoformat())

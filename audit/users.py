@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -35,14 +36,21 @@ class Auditor:
     role: str  # auditor (read-only, masked) or admin
     created_at: datetime
     disabled_at: datetime | None
+    # A fingerprint of the stored password hash: it changes with the password, so the page can end
+    # sessions begun with the old one (see audit.web.security.Sessions).
+    credential: str = field(default="", repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
 
-def _auditor(row: tuple[str, str, str, str | None]) -> Auditor:
-    return Auditor(row[0], row[1], from_db(row[2]), from_db(row[3]) if row[3] else None)
+_COLUMNS = "name, role, created_at, disabled_at, password_hash"
+
+
+def _auditor(row: tuple[str, str, str, str | None, str]) -> Auditor:
+    credential = hashlib.sha256(row[4].encode()).hexdigest()
+    return Auditor(row[0], row[1], from_db(row[2]), from_db(row[3]) if row[3] else None, credential)
 
 
 def check_new(name: str, role: str, password: str) -> None:
@@ -53,6 +61,10 @@ def check_new(name: str, role: str, password: str) -> None:
         )
     if role not in ROLES:
         raise AuditorError(f"{role!r}: the role is auditor or admin")
+    _check_password(password)
+
+
+def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise AuditorError(f"the password needs at least {MIN_PASSWORD} characters")
 
@@ -75,17 +87,13 @@ async def create_user(
 
 
 async def get_user(store: Store, name: str) -> Auditor | None:
-    rows = await store.conn.execute_fetchall(
-        "SELECT name, role, created_at, disabled_at FROM auditors WHERE name = ?", (name,)
-    )
+    rows = await store.conn.execute_fetchall(f"SELECT {_COLUMNS} FROM auditors WHERE name = ?", (name,))
     row = next(iter(rows), None)
     return _auditor(row) if row else None  # type: ignore[arg-type]
 
 
 async def list_users(store: Store) -> list[Auditor]:
-    rows = await store.conn.execute_fetchall(
-        "SELECT name, role, created_at, disabled_at FROM auditors ORDER BY name"
-    )
+    rows = await store.conn.execute_fetchall(f"SELECT {_COLUMNS} FROM auditors ORDER BY name")
     return [_auditor(r) for r in rows]  # type: ignore[arg-type]
 
 
@@ -99,6 +107,19 @@ async def disable_user(store: Store, name: str, actor: str, now: datetime) -> No
         raise AuditorError(f"{name}: no such enabled user")
 
 
+async def set_password(store: Store, name: str, password: str, actor: str, now: datetime) -> None:
+    """A new password for `name`; the page ends the sessions begun with the old one."""
+    _check_password(password)
+    digest = await asyncio.to_thread(_hasher.hash, password)
+    changed = await store.write_audited(
+        "UPDATE auditors SET password_hash = ? WHERE name = ?",
+        (digest, name),
+        [AuditEvent("auditor.password_changed", now, actor, {"name": name})],
+    )
+    if changed != 1:
+        raise AuditorError(f"{name}: no such user")
+
+
 async def authenticate(store: Store, name: str, password: str) -> Auditor | None:
     """The user if the password is right and the user is enabled, else None (never says which)."""
     rows = await store.conn.execute_fetchall("SELECT password_hash FROM auditors WHERE name = ?", (name,))
@@ -106,12 +127,12 @@ async def authenticate(store: Store, name: str, password: str) -> Auditor | None
     stored = str(row[0]) if row else _dummy_hash()
     if not await asyncio.to_thread(_verify, stored, password) or row is None:
         return None
-    user = await get_user(store, name)
-    if user is None or user.disabled_at is not None:
-        return None
     if _hasher.check_needs_rehash(stored):  # parameters raised since it was hashed
         digest = await asyncio.to_thread(_hasher.hash, password)
         await store.write_audited("UPDATE auditors SET password_hash = ? WHERE name = ?", (digest, name), [])
+    user = await get_user(store, name)  # read after any rehash: its credential is the current one
+    if user is None or user.disabled_at is not None:
+        return None
     return user
 
 

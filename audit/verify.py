@@ -7,6 +7,7 @@ the table together is still caught. The database is opened read-only.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -156,34 +157,72 @@ def _file_problem(path: str, fact: Expected) -> str:
 
 def _check_anchors(conn: sqlite3.Connection, anchors: Path, report: VerifyReport) -> None:
     """Heads recorded earlier must still be in the chain: nothing was cut off or rewritten."""
+    newest: Any = conn.execute("SELECT MAX(seq) FROM audit_events").fetchone()
+    top = int(newest[0] or 0)
     for number, anchor in anchor_lines(anchors):
-        if anchor is None:
-            report.anchor_problems.append(f"{anchors}:{number}: not 'SEQ HASH [TIME]'")
+        where = f"{anchors}:{number}"
+        if isinstance(anchor, str):
+            report.anchor_problems.append(f"{where}: {anchor}")
             continue
         seq, digest = anchor
-        row: Any = conn.execute("SELECT hash FROM audit_events WHERE seq=?", (seq,)).fetchone()
         report.anchors_checked += 1
-        if row is None:
-            report.anchor_problems.append(f"{anchors}:{number}: event {seq} is gone (the chain was cut)")
-        elif row[0] != digest:
-            report.anchor_problems.append(f"{anchors}:{number}: event {seq} has another hash (rewritten)")
+        found = GENESIS if seq == 0 else _hash_at(conn, seq)
+        if found is None and seq > top:
+            report.anchor_problems.append(
+                f"{where}: event {seq} is gone: it is past the head ({top}), "
+                "so the chain was cut, or the anchor is not of this chain"
+            )
+        elif found is None:
+            report.anchor_problems.append(f"{where}: event {seq} is gone (the chain was cut)")
+        elif found != digest:
+            report.anchor_problems.append(f"{where}: event {seq} has another hash (rewritten)")
 
 
-def anchor_lines(anchors: Path) -> Iterator[tuple[int, tuple[int, str] | None]]:
-    """(line number, (seq, hash) or None if the line is malformed) for each anchor line;
+def _hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
+    row: Any = conn.execute("SELECT hash FROM audit_events WHERE seq=?", (seq,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+Anchor = tuple[int, str]
+_ANCHOR_SEQ = re.compile(r"[0-9]+")
+_ANCHOR_HASH = re.compile(r"[0-9a-f]{64}")
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer
+
+
+def parse_anchor(line: str) -> Anchor | str:
+    """'SEQ HASH [TIME]' -> (seq, hash), or why the line is not an anchor."""
+    parts = line.split()
+    if len(parts) < 2 or not _ANCHOR_SEQ.fullmatch(parts[0]) or not _ANCHOR_HASH.fullmatch(parts[1]):
+        return "not 'SEQ HASH [TIME]' (SEQ a number 0 or more, HASH 64 lowercase hex digits)"
+    if len(parts[0]) > len(str(MAX_SEQ)) or int(parts[0]) > MAX_SEQ:  # int() refuses 4,300+ digits
+        return f"sequence number {parts[0][:40]}{'...' if len(parts[0]) > 40 else ''} is out of range"
+    return int(parts[0]), parts[1]
+
+
+def anchor_lines(anchors: Path) -> Iterator[tuple[int, Anchor | str]]:
+    """(line number, (seq, hash) or why the line is not an anchor) for each anchor line;
     blank lines and # comments are skipped."""
     for number, line in enumerate(anchors.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if not parts or line.startswith("#"):
-            continue
-        yield number, ((int(parts[0]), parts[1]) if len(parts) >= 2 and parts[0].isdigit() else None)
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, parse_anchor(line)
 
 
-def last_anchor(anchors: Path) -> tuple[int, str] | None:
+def read_anchors(anchors: Path) -> dict[int, str]:
+    """Every well-formed anchor of a file (seq -> hash); ValueError naming the first bad line."""
+    found: dict[int, str] = {}
+    for number, anchor in anchor_lines(anchors):
+        if isinstance(anchor, str):
+            raise ValueError(f"{anchors}:{number}: {anchor}")
+        if found.setdefault(anchor[0], anchor[1]) != anchor[1]:
+            raise ValueError(f"{anchors}:{number}: event {anchor[0]} is anchored twice with different hashes")
+    return found
+
+
+def last_anchor(anchors: Path) -> Anchor | None:
     """The newest well-formed (seq, hash) line of an anchor file."""
     found = None
     for _, anchor in anchor_lines(anchors):
-        if anchor is not None and len(anchor[1]) == 64:
+        if not isinstance(anchor, str):
             found = anchor
     return found
 

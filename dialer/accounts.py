@@ -32,9 +32,12 @@ Results
 -------
 :func:`read_accounts` raises :class:`ImportFileError` before yielding anything
 when the file as a whole cannot be used (unreadable, empty, not UTF-8, not a
-CSV, missing or repeated columns, a broken quote). Otherwise every data row
-yields exactly one :class:`AccountRecord` or :class:`RejectedRow`, in file
-order. Blank rows (nothing but separators and spaces) are skipped.
+CSV, missing or repeated columns, a quote never closed). Otherwise every data
+row yields exactly one :class:`AccountRecord` or :class:`RejectedRow`, in file
+order; no value in a row can make it raise. Blank rows (nothing but separators
+and spaces) are skipped. Memory is bounded: the file is read one record at a
+time (:mod:`dialer.csvrecords`), a field over 128 KiB or a record over 1 MiB
+is a reject.
 
 Row numbers are physical line numbers in the file, the header being line 1;
 a record whose quoted field spans several lines is numbered by the line it
@@ -50,20 +53,23 @@ import io
 import multiprocessing
 import os
 import re
+import unicodedata
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import iso4217
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, ValidationResult
 from phonenumbers import timezone as phone_timezone
 
+from dialer import csvsafe
+from dialer.csvrecords import Record, read_records
 from dialer.errors import ImportFileError
 
 __all__ = [
@@ -83,7 +89,13 @@ OPTIONAL_COLUMNS = ("debt_id", "time_zone", "currency", "language")
 REJECT_COLUMNS = ("row_number", "reason")
 
 _MAX_AMOUNT_MINOR = 2**63 - 1  # fits a signed 64-bit database column
+_MAX_FIELD_BYTES = 128 << 10  # longer is a reject (csv's old limit, which used to stop the whole file)
 _MAX_SHOWN = 40  # longest value quoted back in a reason
+_MAX_KEPT = 1000  # characters of an over-long field kept in the rejects
+# Characters that show nothing (or reorder what is shown): in an id they make look-alikes.
+_HIDDEN_IN_IDS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_HIDDEN_IN_NAMES = frozenset({"Cc", "Cf"})
+_JOINERS = "\u200c\u200d"  # ZWNJ and ZWJ: part of the spelling in Persian and Indic scripts
 _QUOTE_HINT = 'quote values that contain commas ("1,234.50")'
 _POOL_MIN_PHONES = 20_000  # below this, starting worker processes does not pay
 
@@ -92,9 +104,6 @@ _DATE_RE = re.compile(r"([0-9]{4})([-/])([0-9]{1,2})\2([0-9]{1,2})")
 _EXCEL_NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+")
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 _ZONE_SPLIT_RE = re.compile(r"[|;]")
-
-if TYPE_CHECKING:
-    from _csv import Reader as _CsvReader
 
 _P = ParamSpec("_P")
 _Phone = tuple[str, str, tuple[str, ...]]  # E.164, region, derived time zones
@@ -164,29 +173,35 @@ class _FieldError(ValueError):
 
 def read_header(path: Path) -> list[str]:
     """The file's header cells as written (for :func:`write_rejects`)."""
-    return next(_records(_read_text(path)), [])
+    with _open(path) as handle:
+        first = next(read_records(path, handle), None)
+    return first.fields if first else []
 
 
 def read_accounts(
     path: Path, settings: ImportSettings, *, workers: int | None = None
-) -> Iterator[AccountRecord | RejectedRow]:
+) -> Generator[AccountRecord | RejectedRow, None, None]:
     """Check the file, then return an iterator of one result per data row.
 
     Raises :class:`ImportFileError` at once (not on first iteration) for
-    problems with the whole file. The file is read into memory.
+    problems with the whole file: the file is read through once for them, and
+    again, one record at a time, by the iterator.
 
     Checking a phone number is the slow part (~90 us), so in a file with at
     least 20,000 distinct numbers they are checked ahead, in parallel, by
     ``workers`` processes (default: one per usable CPU; 1: none) while this
     process handles the other fields.
     """
-    text = _read_text(path)
-    header = _parse_header(path, next(_records(text)))
-    phones = _distinct_phones(path, text, header)
-    reader = _records(text)
-    next(reader)
+    handle = _open(path)
+    try:
+        header, phones = _scan(path, handle)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
     workers = _usable_cpus() if workers is None else workers
-    return _results(reader, header, settings, _phone_checker(settings.default_region, phones, workers))
+    checker = _phone_checker(settings.default_region, phones, workers)
+    return _results(path, handle, header, settings, checker)
 
 
 def _usable_cpus() -> int:
@@ -196,70 +211,63 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _records(text: str) -> _CsvReader:
-    return csv.reader(io.StringIO(text, newline=""))
-
-
-def _read_text(path: Path) -> str:
+def _open(path: Path) -> io.BufferedReader:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).open("rb")
     except OSError as exc:
         raise ImportFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if not data.strip():
+
+
+def _has_content(fields: list[str]) -> bool:
+    return any(field.strip() for field in fields)
+
+
+def _scan(path: Path, handle: io.BufferedReader) -> tuple[_Header, list[str]]:
+    """The header and every distinct phone value, in file order. Reads the whole file, so that
+    whole-file problems (not UTF-8, a quote never closed) are found before any row is given."""
+    records = read_records(path, handle)
+    first = next(records, None)
+    if first is None or (not _has_content(first.fields) and not any(_has_content(r.fields) for r in records)):
         raise ImportFileError(path, "the file is empty")
-    return _decode(path, data)
-
-
-def _decode(path: Path, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ImportFileError(path, "the file is UTF-16; save it as CSV UTF-8")
-    if data.startswith(b"PK\x03\x04"):
-        raise ImportFileError(path, "this is an Excel workbook (.xlsx), not CSV; save it as CSV UTF-8")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ImportFileError(path, _not_utf8_message(data, line)) from None
-    if "\x00" in text:
-        raise ImportFileError(path, "the file contains NUL bytes: UTF-16 without BOM, or not a text file")
-    return text
-
-
-def _not_utf8_message(data: bytes, line: int) -> str:
-    message = f"the file is not UTF-8 (first bad byte on line {line})"
-    try:
-        data.decode("gb18030")
-    except UnicodeDecodeError:
-        return f"{message}; save it as CSV UTF-8"
-    return f"{message}; it looks like GBK/GB18030 (Excel's Chinese default): save it as CSV UTF-8"
-
-
-def _distinct_phones(path: Path, text: str, header: _Header) -> list[str]:
-    """Every distinct phone value, in file order. Also fails fast on broken
-    CSV structure, so that results are never cut short."""
-    reader = _records(text)
+    header = _parse_header(path, first)
     position = header.positions["phone"]
     phones: dict[str, None] = {}
-    start = 1
-    try:
-        for fields in reader:
-            if start > 1 and position < len(fields):
-                phones[fields[position].strip()] = None
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ImportFileError(
-            path, f'line {start}: {exc}; is a quote (") left open on or after that line?'
-        ) from None
-    return list(phones)
+    for record in records:
+        fields = header.values(record)
+        if not record.problem and position < len(fields):
+            phones[fields[position].strip()] = None
+    return header, list(phones)
 
 
 @dataclass(frozen=True)
 class _Header:
     positions: dict[str, int]  # known column name -> field position
-    width: int  # number of header cells
+    cells: list[str]  # as written
+    from_rejects: bool  # a rejects file: its cells were made safe for spreadsheets (csvsafe)
+
+    @property
+    def width(self) -> int:
+        return len(self.cells)
+
+    def values(self, record: Record) -> list[str]:
+        """The record's values as the lender wrote them."""
+        return [csvsafe.uncell(f) for f in record.fields] if self.from_rejects else record.fields
+
+    def column(self, position: int) -> str:
+        """A field's name for a reason: the known column's, else its place and header cell."""
+        for name, at in self.positions.items():
+            if at == position:
+                return name
+        cell = self.cells[position].strip() if position < self.width else ""
+        return f"column {position + 1}" + (f" ({_shown(cell)})" if cell else "")
 
 
-def _parse_header(path: Path, header: list[str]) -> _Header:
+def _parse_header(path: Path, record: Record) -> _Header:
+    if record.problem:
+        raise ImportFileError(path, f"line 1 (the header): {record.problem}")
+    header = record.fields
+    if any("\x00" in cell for cell in header):
+        raise ImportFileError(path, "the file contains NUL bytes: UTF-16 without BOM, or not a text file")
     index: dict[str, int] = {}
     for position, cell in enumerate(header):
         name = cell.strip().lower()
@@ -274,7 +282,8 @@ def _parse_header(path: Path, header: list[str]) -> _Header:
     if missing:
         found = ", ".join(cell.strip() for cell in header if cell.strip()) or "none"
         raise ImportFileError(path, f"missing required column(s): {', '.join(missing)} (found: {found})")
-    return _Header(index, len(header))
+    names = {cell.strip().lower() for cell in header}
+    return _Header(index, header, all(name in names for name in REJECT_COLUMNS))
 
 
 # ----------------------------------------------------------------- row level
@@ -345,29 +354,51 @@ def _phone_or_reason(raw: str, default_region: str) -> _Phone | str:
 
 
 def _results(
-    reader: _CsvReader,
+    path: Path,
+    handle: io.BufferedReader,
     header: _Header,
     settings: ImportSettings,
     phone_checker: contextlib.AbstractContextManager[Callable[[str], _Phone]],
-) -> Iterator[AccountRecord | RejectedRow]:
+) -> Generator[AccountRecord | RejectedRow, None, None]:
     first_seen: dict[str, int] = {}
-    start = 2
-    with phone_checker as phone:
+    with handle, phone_checker as phone:
         parsers = _Parsers.new(phone)
-        for fields in reader:
-            row_number, end, start = start, reader.line_num, reader.line_num + 1
-            if not any(field.strip() for field in fields):
+        records = read_records(path, handle)
+        next(records, None)  # the header
+        for record in records:
+            fields = header.values(record)
+            if not record.problem and not _has_content(fields):
                 continue
             try:
-                yield _parse_row(fields, header, settings, parsers, first_seen, row_number)
+                if record.problem or max(map(len, fields), default=0) > _MAX_FIELD_BYTES // 4:
+                    _check_size(record, fields, header)
+                yield _parse_row(fields, header, settings, parsers, first_seen, record.line)
             except _FieldError as exc:
-                yield _reject(row_number, end, str(exc), fields)
+                yield _reject(record, str(exc), fields)
 
 
-def _reject(row_number: int, end: int, reason: str, fields: list[str]) -> RejectedRow:
-    if end > row_number:
-        reason += f" (this record spans lines {row_number}-{end}: is a quote left open?)"
-    return RejectedRow(row_number, reason, _to_csv(fields))
+def _oversized(field: str) -> bool:
+    # A character takes at most 4 bytes: most fields need no encoding to be measured.
+    return len(field) > _MAX_FIELD_BYTES // 4 and len(field.encode()) > _MAX_FIELD_BYTES
+
+
+def _check_size(record: Record, fields: list[str], header: _Header) -> None:
+    """A record cut short or a field over the limit is a reject, naming the field."""
+    problems = [f"row: {record.problem}"] if record.problem else []
+    problems += [
+        f"{header.column(i)}: field longer than {_MAX_FIELD_BYTES} bytes"
+        for i, field in enumerate(fields)
+        if _oversized(field)
+    ]
+    if problems:
+        raise _FieldError("; ".join(problems))
+
+
+def _reject(record: Record, reason: str, fields: list[str]) -> RejectedRow:
+    if record.end > record.line:
+        reason += f" (this record spans lines {record.line}-{record.end}: is a quote left open?)"
+    kept = (field[:_MAX_KEPT] + "…" if _oversized(field) else field for field in fields)
+    return RejectedRow(record.line, reason, _to_csv(kept))
 
 
 def _to_csv(fields: Iterable[str]) -> str:
@@ -389,14 +420,15 @@ def _parse_row(
         return fields[position].strip() if position is not None and position < len(fields) else ""
 
     errors: list[str] = []
-    account_id = _attempt(errors, _parse_account_id, get("account_id"), first_seen, row_number)
-    name = _attempt(errors, _parse_name, get("name"))
-    phone = _attempt(errors, parsers.phone, get("phone"))
-    stated_zones = _attempt(errors, parsers.zones, get("time_zone"))
-    currency = _attempt(errors, parsers.currency, get("currency"), settings.default_currency)
-    amount = _attempt(errors, _parse_amount, get("amount"), currency)
-    due_date = _attempt(errors, parsers.date, get("due_date"))
-    language = _attempt(errors, parsers.language, get("language"), settings.default_language)
+    account_id = _attempt(errors, "account_id", _parse_account_id, get("account_id"), first_seen, row_number)
+    debt_id = _attempt(errors, "debt_id", _parse_debt_id, get("debt_id"))
+    name = _attempt(errors, "name", _parse_name, get("name"))
+    phone = _attempt(errors, "phone", parsers.phone, get("phone"))
+    stated_zones = _attempt(errors, "time_zone", parsers.zones, get("time_zone"))
+    currency = _attempt(errors, "currency", parsers.currency, get("currency"), settings.default_currency)
+    amount = _attempt(errors, "amount", _parse_amount, get("amount"), currency)
+    due_date = _attempt(errors, "due_date", parsers.date, get("due_date"))
+    language = _attempt(errors, "language", parsers.language, get("language"), settings.default_language)
     longer = len(fields) > header.width and any(field.strip() for field in fields[header.width :])
     if longer or (errors and len(fields) != header.width):  # the likely cause goes first
         errors.insert(0, f"row: {len(fields)} fields but the header has {header.width}; {_QUOTE_HINT}")
@@ -415,7 +447,7 @@ def _parse_row(
     e164, region, derived_zones = phone
     return AccountRecord(
         account_id=account_id,
-        debt_id=get("debt_id") or account_id,
+        debt_id=debt_id or account_id,
         name=name,
         phone_e164=e164,
         region=region,
@@ -428,13 +460,20 @@ def _parse_row(
     )
 
 
-def _attempt(errors: list[str], parse: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T | None:
-    """Run one field parser; on failure note the reason and return None."""
+def _attempt(
+    errors: list[str], column: str, parse: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T | None:
+    """Run one field parser; on failure note the reason and return None.
+
+    A library failing on a value it should have refused (zoneinfo raised IsADirectoryError for the
+    zone "US") is a reject of that field too, never the end of the import."""
     try:
         return parse(*args, **kwargs)
     except _FieldError as exc:
         errors.append(str(exc))
-        return None
+    except (ValueError, LookupError, ArithmeticError, OSError) as exc:
+        errors.append(f"{column}: cannot be read ({type(exc).__name__})")
+    return None
 
 
 def _shown(value: str) -> str:
@@ -451,14 +490,60 @@ def _required(column: str, value: str) -> str:
 
 
 def _parse_name(value: str) -> str:
-    """The name with runs of white space (line breaks too) made one space."""
-    return " ".join(_required("name", value).split())
+    """The name with runs of white space (line breaks too) made one space.
+
+    Invisible characters that can disguise a name on the auditors' page (bidi controls, zero-width
+    spaces, control characters) are a reject, not silently dropped; ZWNJ and ZWJ inside a word are
+    kept, being part of the spelling in Persian and Indic scripts."""
+    name = " ".join(_required("name", value).split())
+    hidden = _hidden_character(name, _HIDDEN_IN_NAMES, joiners=True)
+    if hidden:
+        raise _FieldError(f"name: {_shown(name)} contains {hidden}, an invisible character")
+    return name
+
+
+def _parse_id(column: str, value: str) -> str:
+    """An id is a key: no invisible characters, and only its NFKC spelling, so that two ids that
+    look alike (full-width `Ａ１` and `A1`, or with a zero-width space) cannot make two accounts.
+    Not normalised for the lender: the id must stay the one their own system knows."""
+    hidden = _hidden_character(value, _HIDDEN_IN_IDS)
+    if hidden:
+        raise _FieldError(f"{column}: {_shown(value)} contains {hidden}, an invisible character")
+    if not unicodedata.is_normalized("NFKC", value):
+        plain = unicodedata.normalize("NFKC", value)
+        raise _FieldError(
+            f"{column}: {_shown(value)} has full-width or other compatibility characters; "
+            f"write it as {_shown(plain)}"
+        )
+    return value
+
+
+def _hidden_character(value: str, categories: frozenset[str], joiners: bool = False) -> str | None:
+    """The first character of `value` in one of the Unicode `categories`, named; None if none."""
+    if value.isprintable():  # the common case, in C: no control, format or unassigned character
+        return None
+    for at, char in enumerate(value):
+        if unicodedata.category(char) in categories and not (joiners and _joins(value, at)):
+            return f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}"
+    return None
+
+
+def _joins(value: str, at: int) -> bool:
+    """A ZWNJ or ZWJ between two visible characters."""
+    if value[at] not in _JOINERS or not 0 < at < len(value) - 1:
+        return False
+    return all(value[i].isprintable() and not value[i].isspace() for i in (at - 1, at + 1))
+
+
+def _parse_debt_id(value: str) -> str:
+    return _parse_id("debt_id", value) if value else ""
 
 
 def _parse_account_id(value: str, first_seen: dict[str, int], row_number: int) -> str:
     account_id = _required("account_id", value)
     if _EXCEL_NUMBER_RE.fullmatch(account_id):
         raise _FieldError(f"account_id: {_shown(account_id)} looks mangled by Excel (scientific notation)")
+    _parse_id("account_id", account_id)
     earlier = first_seen.setdefault(account_id, row_number)
     if earlier != row_number:
         raise _FieldError(f"account_id: {_shown(account_id)} duplicates row {earlier}")
@@ -530,20 +615,23 @@ def _parse_zones(value: str) -> tuple[str, ...]:
 
 
 def _canonical_zone(name: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(name)
-        return name
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        pass
+    """A zone is valid only if it is a key of the zone database (not a folder such as "US" or
+    "Asia", a path, or a long name, which zoneinfo tries to open as files) and loads."""
     canonical = _zones_by_lower_name().get(name.lower())
     if canonical is None:
         raise _FieldError(f"time_zone: {_shown(name)} is not an IANA time zone (like Asia/Shanghai)")
+    try:
+        zoneinfo.ZoneInfo(canonical)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise _FieldError(f"time_zone: {_shown(name)} is listed but cannot be loaded") from None
     return canonical
 
 
 @functools.cache
 def _zones_by_lower_name() -> dict[str, str]:
-    return {zone.lower(): zone for zone in zoneinfo.available_timezones()}
+    # "localtime" is this machine's zone and "Factory" no place's: neither is where a borrower lives.
+    zones = zoneinfo.available_timezones() - {"localtime", "Factory"}
+    return {zone.lower(): zone for zone in zones}
 
 
 def _parse_currency(value: str, default: str | None) -> tuple[str, int]:
@@ -627,13 +715,19 @@ def write_rejects(path: Path, header: list[str], rejects: Iterable[RejectedRow])
     ``row_number``/``reason`` columns already in ``header`` (a rejects file
     being re-imported) are dropped, not repeated. Written as UTF-8 with a BOM
     so that Excel shows Chinese names correctly; :func:`read_accounts` accepts it.
+    Cells a spreadsheet would run as formulas get a ``'`` in front
+    (:mod:`dialer.csvsafe`), which :func:`read_accounts` takes off again.
     """
     keep = [i for i, cell in enumerate(header) if cell.strip().lower() not in REJECT_COLUMNS]
     with Path(path).open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow([*REJECT_COLUMNS, *(header[i] for i in keep)])
+        writer.writerow(_safe([*REJECT_COLUMNS, *(header[i] for i in keep)]))
         for reject in rejects:
             fields = next(csv.reader(io.StringIO(reject.raw, newline="")), [])
             kept = [fields[i] if i < len(fields) else "" for i in keep]
             extra = fields[len(header) :]
-            writer.writerow([reject.row_number, reject.reason, *kept, *extra])
+            writer.writerow(_safe([reject.row_number, reject.reason, *kept, *extra]))
+
+
+def _safe(cells: Iterable[object]) -> list[str]:
+    return [csvsafe.cell(c) for c in cells]

@@ -12,7 +12,13 @@ What it guarantees:
   `AmiDisconnected` and nothing is re-sent, ever;
 - a watchdog pings Asterisk; a missed reply closes the connection so `run`
   reconnects, then calls `on_connect` so the owner can re-sync calls in flight;
-- an event callback that raises is logged, never kills the connection.
+- an event callback that raises is logged, never kills the connection;
+- a peer that breaks the wire format's bounds (a line or message too long) is dropped,
+  with the reason logged, and `run` reconnects as after any drop;
+- while Asterisk is down, the first failure is a warning, then the warnings thin out
+  (`outage_log_first`, doubling up to `outage_log_max`) while it retries every
+  `reconnect_delay`; the recovery is logged with how long it was down;
+- each action's round-trip time goes to `on_round_trip` (the pacer slows down on slow replies).
 """
 
 from __future__ import annotations
@@ -21,16 +27,18 @@ import asyncio
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dialer.ami_protocol import AmiParser, Message, encode_action
+from dialer.ami_protocol import AmiParser, AmiProtocolError, Message, encode_action
 from dialer.errors import AmiActionFailed, AmiDisconnected, AmiError, AmiTimeout
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[Message], None]
 ConnectHook = Callable[[], Coroutine[Any, Any, None]]
+RoundTripHook = Callable[[float], None]
 
 
 class AmiAuthFailed(AmiActionFailed):
@@ -54,6 +62,39 @@ class AmiTimeouts:
     action: float = 5.0
     ping_interval: float = 5.0
     reconnect_delay: float = 1.0
+    outage_log_first: float = 10.0  # while down: the second warning this long after the first
+    outage_log_max: float = 300.0  # ... then doubling intervals, up to this
+
+
+class _Outage:
+    """While the connection is down: warn at once, then less and less often, always counting."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, most
+        self.since: float | None = None
+        self.attempts = 0
+        self._quiet = first
+        self._next_warning = 0.0
+
+    def failed(self, now: float) -> bool:
+        """Count a failed attempt; True when this one deserves a warning."""
+        self.attempts += 1
+        if self.since is None:
+            self.since, self._quiet = now, self.first
+        elif now < self._next_warning:
+            return False
+        else:
+            self._quiet = min(2 * self._quiet, self.most)
+        self._next_warning = now + self._quiet
+        return True
+
+    def recovered(self, now: float) -> str | None:
+        """How long it was down (None if it was not); resets the count."""
+        if self.since is None:
+            return None
+        text = f"after {now - self.since:.0f} s down and {self.attempts} failed attempts"
+        self.since, self.attempts = None, 0
+        return text
 
 
 class _ListReply:
@@ -82,6 +123,7 @@ class AmiClient:
         timeouts: AmiTimeouts,
         on_event: EventHandler,
         on_connect: ConnectHook | None = None,
+        on_round_trip: RoundTripHook | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeouts = timeouts
@@ -91,6 +133,8 @@ class AmiClient:
         self.last_error: BaseException | None = None
         self._on_event = on_event
         self._on_connect = on_connect
+        self._on_round_trip = on_round_trip
+        self._outage = _Outage(timeouts.outage_log_first, timeouts.outage_log_max)
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[str, asyncio.Future[Message]] = {}
         self._lists: dict[str, _ListReply] = {}
@@ -112,11 +156,32 @@ class AmiClient:
                 raise
             except (OSError, AmiError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 self.last_error = exc
-                log.warning("AMI %s: connection ended: %s", self.endpoint, exc)
+                self._log_failure(exc)
             finally:
                 self._teardown()
             if not self._closing:
                 await asyncio.sleep(self.timeouts.reconnect_delay)
+
+    def _log_failure(self, exc: BaseException) -> None:
+        outage = self._outage
+        if not outage.failed(time.monotonic()):
+            log.debug("AMI %s: still down (attempt %d): %s", self.endpoint, outage.attempts, exc)
+        elif outage.attempts == 1:
+            log.warning(
+                "AMI %s: connection ended: %s; retrying every %g s",
+                self.endpoint,
+                exc,
+                self.timeouts.reconnect_delay,
+            )
+        else:
+            down = time.monotonic() - (outage.since or 0.0)
+            log.warning(
+                "AMI %s: still down after %.0f s (%d attempts): %s",
+                self.endpoint,
+                down,
+                outage.attempts,
+                exc,
+            )
 
     async def wait_connected(self, timeout: float) -> None:
         try:
@@ -146,7 +211,13 @@ class AmiClient:
             await self._login()
             self.sessions += 1
             self.connected.set()
-            log.info("AMI %s: logged in (session %d)", self.endpoint, self.sessions)
+            back = self._outage.recovered(time.monotonic())
+            log.info(
+                "AMI %s: logged in (session %d)%s",
+                self.endpoint,
+                self.sessions,
+                f", back {back}" if back else "",
+            )
             tasks.append(asyncio.create_task(self._watchdog(), name="ami-watchdog"))
             if self._on_connect is not None:
                 tasks.append(asyncio.create_task(self._on_connect(), name="ami-on-connect"))
@@ -194,7 +265,11 @@ class AmiClient:
             data = await reader.read(65536)
             if not data:
                 raise AmiDisconnected("Asterisk closed the AMI connection")
-            for message in parser.feed(data):
+            try:
+                messages = parser.feed(data)
+            except AmiProtocolError as exc:  # e.g. 2 MB without a blank line: not Asterisk
+                raise AmiDisconnected(f"dropped the peer: {exc}") from exc
+            for message in messages:
                 self._route(message)
 
     def _route(self, message: Message) -> None:
@@ -226,19 +301,30 @@ class AmiClient:
         self, action: str, headers: Mapping[str, str | Sequence[str]], timeout: float
     ) -> Message:
         action_id = str(headers.get("ActionID") or self.new_action_id())
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message] = loop.create_future()
         self._pending[action_id] = future
+        started = loop.time()
         try:
             await self._write(action, {**headers, "ActionID": action_id}, timeout)
             async with asyncio.timeout(timeout):
                 reply = await future
         except TimeoutError:
+            self._round_trip(timeout)  # at least that slow
             raise AmiTimeout(f"{action}: no reply within {timeout:g} s") from None
         finally:
             self._pending.pop(action_id, None)
+        self._round_trip(loop.time() - started)
         if reply.get("Response") not in ("Success", "Goodbye"):
             raise AmiActionFailed(action, reply.get("Message", reply.get("Response", "")))
         return reply
+
+    def _round_trip(self, seconds: float) -> None:
+        if self._on_round_trip is not None:
+            try:
+                self._on_round_trip(seconds)
+            except Exception:  # a faulty observer must not fail the action
+                log.exception("AMI round-trip observer failed")
 
     async def send_list(
         self, action: str, headers: Mapping[str, str | Sequence[str]], timeout: float | None = None

@@ -10,6 +10,9 @@ Two ways to get an Asterisk 20+:
 
 Asterisk never uses the distro's /etc/asterisk: `start` renders the project's asterisk/conf into
 state_dir/asterisk/etc and points every Asterisk directory into state_dir/asterisk.
+
+Everything there is private (0600 files, 0700 folders): the rendered config holds the AMI secret and
+the carrier's SIP password. Asterisk runs with umask 077, so its recordings, logs and AstDB are too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dialer.errors import AsteriskSetupError
+from dialer.private_files import PRIVATE_UMASK, create_private, make_private_dir, tighten_tree, write_private
 
 DEFAULT_CACHE_DIR = Path("/var/cache/duecall")
 MIN_VERSION = 20
@@ -37,6 +41,7 @@ APT_NO_EXPIRY = ("-o", "Acquire::Check-Valid-Until=false")
 # Written last by provisioning: without it a chroot is treated as half-built.
 READY_MARKER = ".duecall-ready"
 DEBOOTSTRAP_MARKER = ".duecall-debootstrap-done"
+SOFTWARE_UMASK = 0o022
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,11 @@ def _layout(state_dir: Path) -> _Layout:
 
 
 def _run(argv: list[str], what: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
-    """Run a command, return stdout; raise AsteriskSetupError naming the step if it fails."""
+    """Run a command, return stdout; raise AsteriskSetupError naming the step if it fails.
+
+    With the usual umask 022, not the command line's private one: the commands that create files here
+    install software (debootstrap, apt-get), which everyone in the chroot (apt's sandbox user) must read.
+    """
     try:
         done = subprocess.run(
             argv,
@@ -126,6 +135,7 @@ def _run(argv: list[str], what: str, timeout: float = 600, env: dict[str, str] |
             timeout=timeout,
             check=False,
             env=None if env is None else {**os.environ, **env},
+            umask=SOFTWARE_UMASK,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AsteriskSetupError(f"{what} failed: {exc}") from exc
@@ -381,14 +391,13 @@ def start(
     install: AsteriskInstall, project_root: Path, state_dir: Path, ami_port: int = 5038
 ) -> AmiCredentials:
     """(Re)start our Asterisk with the current config; return AMI credentials once it is fully booted."""
-    project_root, lay = project_root.resolve(), _layout(state_dir)
+    project_root = project_root.resolve()
     stop(state_dir)
     if install.kind == "chroot":
         _kill_chroot_processes(install.root)
     _check_port_free(ami_port)
-    _make_dirs(lay)
+    lay = prepare_files(install, project_root, state_dir, ami_port)
     secret = _ami_secret(lay)
-    _render_config(install, project_root, lay, ami_port, secret)
     mounts = _mount_for(install, project_root, lay) if install.kind == "chroot" else []
     _save_record(lay, install, ami_port, mounts)
     _launch(install, lay)
@@ -397,9 +406,19 @@ def start(
     return creds
 
 
+def prepare_files(install: AsteriskInstall, project_root: Path, state_dir: Path, ami_port: int) -> _Layout:
+    """Asterisk's private folders, the AMI secret and the rendered config, all 0600/0700."""
+    lay = _layout(state_dir)
+    _make_dirs(lay)
+    _render_config(install, project_root.resolve(), lay, ami_port, _ami_secret(lay))
+    return lay
+
+
 def _make_dirs(lay: _Layout) -> None:
+    make_private_dir(lay.base)
     for path in (lay.etc, lay.lib, lay.spool, lay.log, lay.run, lay.cache):
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
+    tighten_tree(lay.base)  # files an older version (or an Asterisk without our umask) left open
 
 
 def _ami_secret(lay: _Layout) -> str:
@@ -407,15 +426,8 @@ def _ami_secret(lay: _Layout) -> str:
     if lay.secret.exists():
         return lay.secret.read_text().strip()
     secret = secrets.token_urlsafe(24)
-    _write_private(lay.secret, secret + "\n")
+    write_private(lay.secret, secret + "\n")
     return secret
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    path.chmod(0o600)
 
 
 def _render_config(
@@ -429,7 +441,8 @@ def _render_config(
     for old in lay.etc.glob("*.conf"):
         old.unlink()  # a file removed from the repo must not linger in the rendered config
     for conf in source.glob("*.conf"):
-        shutil.copyfile(conf, lay.etc / conf.name)
+        # Never a plain copy: pjsip_trunk.conf holds the carrier's password.
+        write_private(lay.etc / conf.name, conf.read_bytes())
     values = {
         "ASTETCDIR": lay.etc,
         "ASTMODDIR": install.moddir,
@@ -444,9 +457,9 @@ def _render_config(
     text = (source / "asterisk.conf.in").read_text()
     for key, value in values.items():
         text = text.replace(f"@{key}@", str(value))
-    (lay.etc / "asterisk.conf").write_text(text)
-    (lay.etc / "manager_port.conf").write_text(f"; generated by dialer.asterisk_host\nport = {port}\n")
-    _write_private(
+    write_private(lay.etc / "asterisk.conf", text)
+    write_private(lay.etc / "manager_port.conf", f"; generated by dialer.asterisk_host\nport = {port}\n")
+    write_private(
         lay.etc / "manager_secret.conf", f"; generated by dialer.asterisk_host\nsecret = {secret}\n"
     )
 
@@ -463,7 +476,7 @@ def _mount_for(install: AsteriskInstall, project_root: Path, lay: _Layout) -> li
 
 def _save_record(lay: _Layout, install: AsteriskInstall, port: int, mounts: list[str]) -> None:
     record = {**{k: str(v) for k, v in asdict(install).items()}, "ami_port": port, "mounts": mounts}
-    lay.record.write_text(json.dumps(record, indent=2) + "\n")
+    write_private(lay.record, json.dumps(record, indent=2) + "\n")
 
 
 def _load_record(lay: _Layout) -> dict[str, object] | None:
@@ -485,11 +498,18 @@ def _install_from(record: dict[str, object]) -> AsteriskInstall:
 
 
 def _launch(install: AsteriskInstall, lay: _Layout) -> None:
-    """Start Asterisk detached: own session, cwd /, stdin /dev/null, output to console.log."""
+    """Start Asterisk detached: own session, cwd /, stdin /dev/null, output to console.log.
+
+    umask 077: Asterisk creates recordings (MixMonitor), their folders, logs and AstDB private.
+    """
     lay.pidfile.unlink(missing_ok=True)
     argv = ["setsid", "--fork", *install.argv("-f", "-n", "-U", "root", "-G", "root", "-C", str(lay.conf))]
-    with open(lay.log / "console.log", "ab") as log:
-        subprocess.run(argv, cwd="/", stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True)
+    console = lay.log / "console.log"
+    create_private(console)
+    with open(console, "ab") as log:
+        subprocess.run(
+            argv, cwd="/", stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True, umask=PRIVATE_UMASK
+        )
 
 
 def _wait_ready(install: AsteriskInstall, lay: _Layout, creds: AmiCredentials) -> None:

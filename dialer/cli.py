@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -29,14 +30,17 @@ from dialer.errors import DueCallError
 from dialer.importing import count_data_lines, import_accounts
 from dialer.models import Account
 from dialer.policy import PackGate, pack_from_settings
+from dialer.private_files import set_private_umask, tighten
 from dialer.store import Store
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
 
-# Not a terminal (CI logs, pipes): wide enough that tables stay readable.
+# Not a terminal (CI logs, pipes): wide enough that tables stay readable, and messages never wrapped,
+# so a long file name in an error stays one line that tools can read.
 log = logging.getLogger(__name__)
-console = Console(width=None if sys.stdout.isatty() else 140)
+_TTY = sys.stdout.isatty()
+console = Console(width=None if _TTY else 140, soft_wrap=not _TTY)
 T = TypeVar("T")
 
 
@@ -87,10 +91,21 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """DueCall: compliant payment-reminder calls through Asterisk."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Borrowers' data and secrets: all this process, its workers and its Asterisk create is private.
+    caller_umask = set_private_umask()
+    ctx.call_on_close(lambda: os.umask(caller_umask))  # for in-process callers (tests)
     try:
         ctx.obj = {"settings": load_settings(config_path)}
     except DueCallError as error:
         _fail(error)
+    _tighten_folders(ctx.obj["settings"])
+
+
+def _tighten_folders(s: Settings) -> None:
+    """Folders an older version made readable by everyone; closing them hides the files inside."""
+    state = s.path(s.asterisk.state_dir)
+    for folder in (s.path(s.dialer.recordings_dir), s.path(s.ivr.prompts_dir), state / "rejects"):
+        tighten(folder)
 
 
 # -- asterisk ---------------------------------------------------------------
@@ -395,7 +410,8 @@ def ivr_figures(summary: RunSummary) -> str:
     total = summary.prompt_hits + summary.prompt_renders
     rate = summary.prompt_hits / total if total else 0.0
     return (
-        f"answer to first prompt audio: p50 {1000 * p50:.0f} ms, p95 {1000 * p95:.0f} ms "
+        # From the dialplan's answer to the IVR starting the first prompt (docs/benchmarks.md).
+        f"answer to first prompt start: p50 {1000 * p50:.1f} ms, p95 {1000 * p95:.1f} ms "
         f"({len(delays)} calls); prompt cache: {summary.prompt_hits} hits, "
         f"{summary.prompt_renders} rendered ({100 * rate:.0f}% hit rate)"
     )
@@ -484,7 +500,7 @@ def ivr_validate(files: tuple[Path, ...]) -> None:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--policy", required=True, help="Contact policy: us-regf, us-ma, cn.")
+@click.option("--policy", required=True, help="Contact policy: us-regf, us-ma, cn, cn-as-written.")
 def ivr_lint(files: tuple[Path, ...], policy: str) -> None:
     """Check scripts against what a contact policy requires."""
     from ivr.lint import lint_file
@@ -609,8 +625,8 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--policy", "policy_name", default=None, help="Pack for lines without one: cn, us-regf, us-ma.")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("--policy", "policy_name", default=None, help="Pack for lines without one (dialer/policies/).")
 def policy_check(file: Any, policy_name: str | None) -> None:
     """Decide JSON-lines proposals (FILE or stdin); one JSON verdict line each (docs/policy.md)."""
     import json
@@ -621,5 +637,10 @@ def policy_check(file: Any, policy_name: str | None) -> None:
     from dialer.policy_packs import load_pack
 
     packs = cache(load_pack)
+    if policy_name is not None:
+        try:
+            packs(policy_name)
+        except DueCallError as exc:
+            raise click.BadParameter(str(exc), param_hint="--policy") from None  # exit 2
     for out in check_lines(file, packs, policy_name, decide):
         click.echo(json.dumps(out, ensure_ascii=False))

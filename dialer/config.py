@@ -7,6 +7,7 @@ the folder that holds the settings file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -14,7 +15,18 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+import iso4217
+import langcodes
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from dialer.errors import ConfigError
 from dialer.models import Disposition
@@ -23,18 +35,33 @@ DEFAULT_CONFIG_NAME = "duecall.toml"
 SHIPPED_SCRIPTS = Path(__file__).resolve().parent.parent / "ivr" / "scripts"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# Far beyond any timeout or retention, far below timedelta's limit (999,999,999 days).
+MAX_DURATION = timedelta(days=100 * 365)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'90s', '30m', '2h', '1d' or a number of seconds."""
+    """'90s', '30m', '2h', '1d' or a number of seconds: finite, not negative, at most 100 years."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration like '90s', '30m', '2h'")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration like '90s', '30m', '2h'")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    # Checked before timedelta() sees it: inf raises OverflowError there, which pydantic won't catch.
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{value!r} is not a duration: it must be finite and not negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
 
 
 def parse_clock_time(value: Any) -> time:
@@ -46,7 +73,10 @@ def parse_clock_time(value: Any) -> time:
         raise ValueError(f"{value!r} is not a time of day like '08:00'") from None
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# A timeout, interval or retention: zero would mean "never wait" or "keep nothing".
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+# A wait that may be skipped (a retry right away, no shutdown grace).
+DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration)]
 ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
 
 
@@ -82,7 +112,7 @@ class DialerSettings(_Section):
     amd: bool = False
     prompt: str = "demo-congrats"
     recordings_dir: Path = Path("recordings")
-    shutdown_grace: Duration = timedelta(seconds=60)
+    shutdown_grace: DurationOrZero = timedelta(seconds=60)
     poll_interval: Duration = timedelta(seconds=1)
 
 
@@ -102,6 +132,10 @@ class IvrSettings(_Section):
     tts_workers: int = Field(2, ge=1, le=32)
 
 
+# A host name ("*.example.com" for its subdomains) or an IP address, as [audit] allowed_hosts takes them.
+_HOST_NAME = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9a-fA-F:.]+]?$"
+
+
 class AuditSettings(_Section):
     # How long call recordings are kept (from the call's date); `duecall recordings purge` removes
     # older ones. Their hashes and the chain stay. 3 years covers the usual US (Reg F 1006.100:
@@ -110,19 +144,52 @@ class AuditSettings(_Section):
     # A file (or "" for none) where `duecall audit anchor` appends the chain's head; keep a copy
     # off this machine: it is what shows the newest events were never cut off.
     anchor_file: str = "var/audit-anchors.log"
+    # Host names the audit page answers to; any other Host header gets 400 (DNS rebinding). Empty:
+    # the address `audit serve` listens on, localhost, 127.0.0.1 and ::1. "*.example.com" matches
+    # every subdomain.
+    allowed_hosts: list[Annotated[str, Field(pattern=_HOST_NAME)]] = []
 
 
 class ImportSettingsModel(_Section):
-    default_region: str = Field("US", pattern="^[A-Z]{2}$")
-    default_currency: str | None = Field("USD", pattern="^[A-Z]{3}$")
+    """Checked here, at load, so a bad default is a settings error, not a failure mid-import."""
+
+    default_region: str = "US"
+    default_currency: str | None = "USD"
     default_language: str = "en-US"
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phonenumbers knows (two capitals, e.g. US, CN)")
+        return value
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            exponent = iso4217.Currency(value).exponent
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, CNY)") from None
+        if exponent is None:
+            raise ValueError(f"{value!r} has no minor unit (not money)")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not langcodes.tag_is_valid(value):
+            raise ValueError(f"{value!r} is not a valid BCP 47 language tag (e.g. en-US, zh-CN)")
+        return value
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class PolicySettings(_Section):
-    pack: str = "us-regf"  # dialer/policies/<pack>.yaml: cn, us-regf, us-ma
+    pack: str = "us-regf"  # dialer/policies/<pack>.yaml: cn, cn-as-written, us-regf, us-ma
     # The lender's own, stricter settings, layered on the pack:
     window_start: ClockTime | None = None  # narrower than the pack's window only
     window_end: ClockTime | None = None
@@ -132,9 +199,19 @@ class PolicySettings(_Section):
     holidays_subdivision: str | None = None
     quiet_weekdays: tuple[Weekday, ...] = ()
 
+    @field_validator("pack")
+    @classmethod
+    def _known_pack(cls, value: str) -> str:
+        from dialer.policy_packs import pack_names  # the packs are data: list them, don't guess
+
+        known = pack_names()
+        if value not in known:
+            raise ValueError(f"unknown policy pack {value[:60]!r} (known: {', '.join(known)})")
+        return value
+
 
 class RetryRule(_Section):
-    delay: Duration
+    delay: DurationOrZero
     max_attempts: int = Field(ge=1, le=100)
 
 
@@ -145,6 +222,7 @@ def _default_retry() -> dict[Disposition, RetryRule]:
         Disposition.FAILED: ("1h", 2),
         Disposition.MACHINE: ("2h", 2),
         Disposition.HUNG_UP_EARLY: ("2h", 2),
+        Disposition.CUT: ("30m", 3),  # our side cut it: call again soon
         Disposition.UNKNOWN: ("30m", 3),
     }
     return {d: RetryRule(delay=parse_duration(s), max_attempts=n) for d, (s, n) in rules.items()}
@@ -184,7 +262,7 @@ def _format_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path}: invalid settings"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(file)"
-        lines.append(f"  {field}: {item['msg']}")
+        lines.append(f"  {field}: {item['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

@@ -8,17 +8,21 @@ See docs/policy.md for the rules, their sources and the JSON-lines format of `du
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache, partial
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 import holidays
 
 Channel = Literal["voice", "sms"]
 Direction = Literal["outbound", "inbound"]
-Outcome = Literal["answered", "no_answer", "voicemail", "busy", "not_in_service", "failed", "dropped"]
+# "unknown": still open, or its result was lost; counted as connected and as unanswered (conservative).
+Outcome = Literal[
+    "answered", "no_answer", "voicemail", "busy", "not_in_service", "failed", "dropped", "unknown"
+]
+CountMode = Literal["dialled", "connected"]
 CONSUMER = "consumer"
 
 
@@ -32,8 +36,17 @@ class TimeRange:
 
 @dataclass(frozen=True, slots=True)
 class Consent:
+    """The consumer agreed, directly, to be called from `start` to `end`, at `given_at`.
+
+    It lifts the window and inconvenient-time rules for that period (1006.6(b)(1)); calls in it
+    within 7 days of `given_at` are also outside the 7-in-7 count and the conversation bar
+    (1006.14(b)(3)(i)). Without `given_at` (not recorded) only the first applies.
+    """
+
     start: datetime
     end: datetime
+    given_at: datetime | None = None
+    ref: str = ""  # how decisions name it (its index, or the store's id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +69,6 @@ class Contact:
     debts: tuple[str, ...]
     outcome: Outcome
     conversation: bool = False
-    consented: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,7 @@ class Finding:
     history: tuple[str, ...] = ()  # refs of the history entries the rule relied on
     until: datetime | None = None  # when this rule stops blocking; None: never (by itself)
     blocking: bool = True  # False: informative only (an allowed verdict's reasons)
+    source: str = ""  # the text the rule comes from (the pack's `source`, or the lender's setting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +118,29 @@ class Pack:
     name: str
     window_start: time = time(8, 0)
     window_end: time = time(21, 0)
-    max_voice_per_day: int | None = None  # per person, every dialled call counts (cn: 3)
+    max_voice_per_day: int | None = None  # per person per local day (cn: 3)
+    daily_cap_counts: CountMode = "dialled"  # which calls count toward it (cn-as-written: connected)
     consumer_only: bool = False  # never contact anyone but the consumer (cn)
     calls_per_7_days: int | None = None  # per person per debt, Reg F counting (us-regf: 7, us-ma: 2)
+    seven_consent_exempt: bool = False  # calls under a prior consent (7 days) are not counted
     conversation_bar_days: int | None = None  # no call for N days after a conversation, day 1 included
+    bar_consent_exempt: bool = False  # a call under a prior consent is neither barred nor bars
     unknown_zone: Literal["block", "region"] = "block"
+    sources: tuple[tuple[str, str], ...] = ()  # rule id -> the text it comes from
     lender: LenderSettings = field(default_factory=LenderSettings)
+
+    def source(self, rule: str) -> str:
+        return next((text for r, text in self.sources if r == rule), _LENDER_SOURCES.get(rule, ""))
+
+
+_LENDER_SOURCES = {
+    "holiday": "lender setting policy.holidays_country / holidays_subdivision",
+    "quiet-day": "lender setting policy.quiet_weekdays",
+    "min-gap": "lender setting policy.min_gap_unanswered",
+    "daily-cap": "lender setting policy.max_attempts_per_day",
+    "debts": "per-debt counting needs the debts (12 CFR 1006.14(b)(2))",
+    "zone-invalid": "the window rules need a real tz zone",
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -124,15 +154,21 @@ class Pack:
 #   re-evaluating at the latest `until` until nothing blocks (bounded: _MAX_STEPS, HORIZON). None means
 #   never, or not within HORIZON: the caller may ask again later.
 # - A consent (Consumer.consents) covering the moment lifts the window and the inconvenient-time rules
-#   only (Reg F 1006.6(b)(1)). It does not lift the caps: a consented call is left out of the 7-in-7
-#   count (1006.14(b)(3)), but the proposal itself is still checked against the caps and the
-#   conversation bar (conservative; the history's `consented` flag is what the count looks at).
+#   (Reg F 1006.6(b)(1); cn: "unless agreed").
+# - Prior consent (1006.14(b)(3)(i)): an outbound call to the consumer inside a consent's period and
+#   within 7 days of when it was given (`given_at`; the earlier of 168 hours and the end of local day 7,
+#   day 1 = the day it was given, in any zone) is excluded from the frequencies, where the pack says
+#   so (`consent_exempt`): it is not counted toward 7-in-7, a conversation on it starts no bar, and a
+#   proposal under it is blocked by neither. A consent without `given_at` exempts nothing. The caps
+#   that are not Reg F's (cn's daily cap, the lender's, MA's 2-in-7) still count it.
 # - 7-in-7 counts outbound voice calls to the person about the debt, except busy and not_in_service
-#   (not connected, 1006.14(b)(4)), consented calls and inbound calls. `failed` and `dropped` count: we
-#   cannot tell whether a failed call reached the network, so the conservative reading counts it.
+#   (not connected, 1006.14(b)(3)(ii)), exempt consented calls and inbound calls. `failed`, `dropped` and
+#   `unknown` count: we cannot tell whether a failed call reached the network (conservative reading).
 #   The 7 days are local calendar days d-6..d; windows ending after d (d+1..d+6) are checked too, so a
 #   history that already holds later calls (decided, not yet placed) is respected.
-# - The daily cap counts every outbound voice call dialled (busy, failed, consented too).
+# - The daily cap counts every outbound voice call dialled (busy, failed, consented too), or with
+#   `counts: connected` (cn-as-written) those answered by anyone or anything: answered, voicemail,
+#   dropped, and unknown (an open call may yet connect). The lender's cap always counts dialled calls.
 # - Unanswered (min gap): every outbound voice outcome except `answered` (and any call with a
 #   conversation); the proposal waits N minutes after (and before) any unanswered call.
 # - Lender holidays and quiet weekdays block the whole local day in any zone, on every channel.
@@ -149,6 +185,16 @@ _NOT_CONNECTED: frozenset[str] = frozenset({"busy", "not_in_service"})
 _EPSILON = timedelta(minutes=1)
 
 
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def known_zone(name: str) -> bool:
+    """A real tz zone: not a tzdata folder (`America`), not a path, not a 300-character string."""
+    return name in _zone_names()
+
+
 def history_window(pack: Pack) -> timedelta:
     """How far back the store must read history for `decide` with this pack (any zone)."""
     days = max(1, 7 if pack.calls_per_7_days else 1, pack.conversation_bar_days or 1)
@@ -161,24 +207,49 @@ def decide(pack: Pack, proposal: Proposal) -> Verdict:
     _check_aware(proposal)
     never = _never_findings(pack, proposal)
     if never:
-        return Verdict(proposal.id, False, tuple(never), None)
+        return Verdict(proposal.id, False, _cited(pack, never), None)
     ctx = _Ctx.build(pack, proposal)
     findings = _evaluate(ctx, proposal.at)
     blocking = tuple(f for f in findings if f.blocking)
     if not blocking:
-        return Verdict(proposal.id, True, tuple(findings), proposal.at)
-    return Verdict(proposal.id, False, blocking, _next_allowed(ctx, proposal.at, blocking))
+        return Verdict(proposal.id, True, _cited(pack, findings), proposal.at)
+    return Verdict(proposal.id, False, _cited(pack, blocking), _next_allowed(ctx, proposal.at, blocking))
+
+
+def _cited(pack: Pack, findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Every reason names the text its rule comes from."""
+    return tuple(f if f.source else replace(f, source=pack.source(f.rule)) for f in findings)
+
+
+def shorten(value: str, limit: int = 60) -> str:
+    """A value for an error message: repr'd, and cut when long (a 300-character zone)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def _check_aware(proposal: Proposal) -> None:
     moments: list[tuple[str, datetime]] = [("at", proposal.at)]
     moments += [(f"history {c.ref}", c.at) for c in proposal.history]
     moments += [
-        (f"consent {i}", m) for i, c in enumerate(proposal.consumer.consents) for m in (c.start, c.end)
+        (f"consent {i}", m)
+        for i, c in enumerate(proposal.consumer.consents)
+        for m in (c.start, c.end, c.given_at)
+        if m is not None
     ]
     for what, moment in moments:
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise ValueError(f"proposal {proposal.id}: {what} must be timezone-aware, got {moment}")
+        if not in_supported_range(moment):
+            raise ValueError(f"proposal {proposal.id}: {what} {moment} is outside {_RANGE_TEXT}")
+
+
+# Local conversions, 60-day searches and day arithmetic must stay inside datetime's years 1-9999.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+_RANGE_TEXT = "the years 1900-2999"
+
+
+def in_supported_range(moment: datetime) -> bool:
+    return EARLIEST <= moment < LATEST
 
 
 def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
@@ -198,11 +269,11 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
             else f"pack {pack.name} blocks unknown zones"
         )
         found.append(Finding("zone-unknown", f"no time zone is known for this consumer: {how}"))
-    for name in consumer.time_zones:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            found.append(Finding("zone-invalid", f"unknown time zone {name!r}"))
+    found += [
+        Finding("zone-invalid", f"unknown time zone {shorten(name)}")
+        for name in consumer.time_zones
+        if not known_zone(name)
+    ]
     if (
         proposal.channel == "voice"
         and not proposal.debts
@@ -226,31 +297,95 @@ class _Ctx:
     pack: Pack
     proposal: Proposal
     zones: tuple[ZoneInfo, ...]
-    voice_cap: int | None
+    caps: tuple[_Cap, ...]
     outbound_voice: tuple[Contact, ...]  # this person's outbound voice history, by time
     voice: tuple[Contact, ...]  # this person's voice history, both directions, by time
+    prior_consents: tuple[tuple[Consent, datetime, datetime], ...]  # consent, exempt from, until
 
     @staticmethod
     def build(pack: Pack, proposal: Proposal) -> _Ctx:
-        caps = [c for c in (pack.max_voice_per_day, pack.lender.max_voice_per_day) if c is not None]
         voice = tuple(
             sorted(
                 (c for c in proposal.history if c.person == proposal.person and c.channel == "voice"),
                 key=lambda c: c.at,
             )
         )
+        zones = tuple(ZoneInfo(name) for name in proposal.consumer.time_zones)
         return _Ctx(
             pack=pack,
             proposal=proposal,
-            zones=tuple(ZoneInfo(name) for name in proposal.consumer.time_zones),
-            voice_cap=min(caps) if caps else None,
+            zones=zones,
+            caps=_caps(pack),
             outbound_voice=tuple(c for c in voice if c.direction == "outbound"),
             voice=voice,
+            prior_consents=_prior_consents(proposal, zones),
         )
+
+    def prior_consent(self, t: datetime) -> Consent | None:
+        """The consent that takes an outbound call at `t` out of the Reg F frequencies, if any."""
+        return next((c for c, lo, hi in self.prior_consents if lo <= t < hi), None)
+
+    def next_prior_consent(self, t: datetime) -> datetime | None:
+        """When the next prior-consent period starts after `t`: a rule it lifts may end there."""
+        return min((lo for _, lo, _ in self.prior_consents if lo > t), default=None)
 
     @property
     def zone_names(self) -> str:
         return ", ".join(z.key for z in self.zones)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    limit: int
+    counts: CountMode
+    source: str
+
+
+def _caps(pack: Pack) -> tuple[_Cap, ...]:
+    """The pack's daily cap and the lender's (always dialled); one of them when they count alike."""
+    caps = []
+    if pack.max_voice_per_day is not None:
+        caps.append(_Cap(pack.max_voice_per_day, pack.daily_cap_counts, pack.source("daily-cap")))
+    lender = pack.lender.max_voice_per_day
+    if lender is not None:
+        caps.append(_Cap(lender, "dialled", _LENDER_SOURCES["daily-cap"]))
+    if len(caps) == 2 and caps[0].counts == caps[1].counts:
+        caps = [min(caps, key=lambda c: c.limit)]
+    return tuple(caps)
+
+
+PRIOR_CONSENT_DAYS = 7
+
+
+def _prior_consents(
+    proposal: Proposal, zones: Sequence[ZoneInfo]
+) -> tuple[tuple[Consent, datetime, datetime], ...]:
+    """Each recorded-when consent with the period in which it exempts calls (1006.14(b)(3)(i)).
+
+    The consumer's consent covers calls to the consumer only. The 7 days end at the earlier of 168
+    hours after it was given and the end of local day 7 (day 1 = its day) in any zone."""
+    if proposal.person != CONSUMER or not zones:
+        return ()
+    out = []
+    for c in proposal.consumer.consents:
+        if c.given_at is None:
+            continue
+        days = [_day_start(_local_date(c.given_at, z) + timedelta(days=PRIOR_CONSENT_DAYS), z) for z in zones]
+        until = min(c.end, c.given_at + timedelta(days=PRIOR_CONSENT_DAYS), *days)
+        start = max(c.start, c.given_at)
+        if start < until:
+            out.append((c, start, until))
+    return tuple(out)
+
+
+def _utc_text(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
+def _consent_name(c: Consent) -> str:
+    name = f"consent {c.ref}" if c.ref else "a consent"
+    given = f" given {_utc_text(c.given_at)} UTC" if c.given_at else ""
+    return f"{name}{given} (to be called {_utc_text(c.start)} to {_utc_text(c.end)} UTC)"
 
 
 def _evaluate(ctx: _Ctx, t: datetime) -> list[Finding]:
@@ -397,8 +532,8 @@ def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
         return [
             Finding(
                 "consent",
-                f"the consumer agreed to contact from {consent.start:%Y-%m-%d %H:%M} to "
-                f"{consent.end:%Y-%m-%d %H:%M} UTC: the window and inconvenient times don't apply ({local})",
+                f"the consumer agreed to contact from {_utc_text(consent.start)} to "
+                f"{_utc_text(consent.end)} UTC: the window and inconvenient times don't apply ({local})",
                 blocking=False,
             )
         ]
@@ -489,31 +624,61 @@ def _in(contacts: Iterable[Contact], lo: datetime, hi: datetime) -> list[Contact
     return [c for c in contacts if lo <= c.at < hi]
 
 
+_CONNECTED: frozenset[str] = frozenset({"answered", "voicemail", "dropped", "unknown"})
+
+
 def _daily_cap(ctx: _Ctx, t: datetime) -> list[Finding]:
-    cap = ctx.voice_cap
-    if cap is None:
-        return []
+    return [f for cap in ctx.caps for f in _one_cap(ctx, cap, t)]
+
+
+def _one_cap(ctx: _Ctx, cap: _Cap, t: datetime) -> list[Finding]:
+    counted = tuple(c for c in ctx.outbound_voice if cap.counts == "dialled" or c.outcome in _CONNECTED)
+    what = "voice calls" if cap.counts == "dialled" else "connected voice calls"
 
     def today(moment: datetime) -> list[Contact]:
-        return _in(ctx.outbound_voice, *_span(ctx.zones, moment, 0, 0))
+        return _in(counted, *_span(ctx.zones, moment, 0, 0))
 
     calls = today(t)
     where = ctx.zone_names + ("; from the earliest local midnight" if len(ctx.zones) > 1 else "")
-    if len(calls) < cap:
-        detail = f"call {len(calls) + 1} of {cap} voice calls today ({where})"
-        return [Finding("daily-cap", detail, _refs(calls), blocking=False)]
-    until = _first_midnight(ctx.zones, t, lambda m: len(today(m)) < cap)
+    if len(calls) < cap.limit:
+        detail = f"call {len(calls) + 1} of {cap.limit} {what} today ({where})"
+        return [Finding("daily-cap", detail, _refs(calls), blocking=False, source=cap.source)]
+    until = _first_midnight(ctx.zones, t, lambda m: len(today(m)) < cap.limit)
     refs = _refs(calls)
-    detail = f"{len(calls)} of {cap} voice calls today ({where}): history {', '.join(refs)}"
-    return [Finding("daily-cap", detail, refs, until=until)]
+    detail = f"{len(calls)} of {cap.limit} {what} today ({where}): history {', '.join(refs)}"
+    return [Finding("daily-cap", detail, refs, until=until, source=cap.source)]
 
 
 def _seven_counted(ctx: _Ctx, debt: str) -> list[Contact]:
+    exempt = ctx.pack.seven_consent_exempt
     return [
         c
         for c in ctx.outbound_voice
-        if debt in c.debts and c.outcome not in _NOT_CONNECTED and not c.consented
+        if debt in c.debts
+        and c.outcome not in _NOT_CONNECTED
+        and not (exempt and ctx.prior_consent(c.at) is not None)
     ]
+
+
+def _exempt_calls(ctx: _Ctx, debt: str, lo: datetime, hi: datetime) -> str:
+    """ "; not counted under prior consent: history 3 (consent 0 given ...)", or ""."""
+    named = [
+        f"{c.ref} ({_consent_name(k)})"
+        for c in _in(ctx.outbound_voice, lo, hi)
+        if debt in c.debts and (k := ctx.prior_consent(c.at)) is not None
+    ]
+    return (
+        f"; not counted, under prior consent (1006.14(b)(3)(i)): history {', '.join(named)}" if named else ""
+    )
+
+
+def _prior_consent_finding(ctx: _Ctx, t: datetime, rule: str) -> Finding | None:
+    """The proposal itself is under a prior consent: the rule doesn't apply to it."""
+    consent = ctx.prior_consent(t)
+    if consent is None:
+        return None
+    detail = f"{rule} does not apply: the call is under {_consent_name(consent)}, given within 7 days"
+    return Finding("prior-consent", detail, blocking=False, source=ctx.pack.source(rule))
 
 
 def _seven_worst(
@@ -537,6 +702,8 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
     limit = ctx.pack.calls_per_7_days
     if limit is None:
         return []
+    if ctx.pack.seven_consent_exempt and (exempt := _prior_consent_finding(ctx, t, "7-in-7")):
+        return [exempt]
     found: list[Finding] = []
     first = ctx.zones[0]
     day = _local_date(t, first)
@@ -544,16 +711,20 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
     for debt in ctx.proposal.debts:
         counted = _seven_counted(ctx, debt)
         full = _seven_worst(ctx.zones, counted, t, limit)
+        week = _span(ctx.zones, t, -6, 0)
+        spared = _exempt_calls(ctx, debt, *week) if ctx.pack.seven_consent_exempt else ""
         if full is None:
-            calls = _in(counted, *_span(ctx.zones, t, -6, 0))
-            detail = f"call {len(calls) + 1} of {limit} about debt {debt} in the 7 days {days}"
+            calls = _in(counted, *week)
+            detail = f"call {len(calls) + 1} of {limit} about debt {debt} in the 7 days {days}{spared}"
             found.append(Finding("7-in-7", detail, _refs(calls), blocking=False))
             continue
         until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, limit))
+        if ctx.pack.seven_consent_exempt:
+            until = _earliest(until, ctx.next_prior_consent(t))
         refs = _refs(full)
         detail = (
             f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around {days} "
-            f"(busy, not-in-service, consented and inbound calls not counted): history {', '.join(refs)}"
+            f"(busy, not-in-service and inbound calls not counted): history {', '.join(refs)}{spared}"
         )
         found.append(Finding("7-in-7", detail, refs, until=until))
     return found
@@ -563,12 +734,17 @@ def _conversation_bar(ctx: _Ctx, t: datetime) -> list[Finding]:
     n = ctx.pack.conversation_bar_days
     if n is None:
         return []
+    exempt = ctx.pack.bar_consent_exempt
+    if exempt and (spared := _prior_consent_finding(ctx, t, "conversation")):
+        return [spared]
     found: list[Finding] = []
     for debt in ctx.proposal.debts:
         bars: list[tuple[Contact, datetime]] = []
         for c in ctx.voice:
             if not c.conversation or debt not in c.debts or c.at > t:
                 continue
+            if exempt and c.direction == "outbound" and ctx.prior_consent(c.at) is not None:
+                continue  # a call under prior consent is outside the frequencies: it starts no bar
             end = max(_day_start(_local_date(c.at, z) + timedelta(days=n), z) for z in ctx.zones)
             if t < end:
                 bars.append((c, end))
@@ -581,7 +757,10 @@ def _conversation_bar(ctx: _Ctx, t: datetime) -> list[Finding]:
             f"a conversation about debt {debt} on {days} (day 1; {last.direction}, history {last.ref}) "
             f"bars calls about it for {n} days: history {', '.join(refs)}"
         )
-        found.append(Finding("conversation", detail, refs, until=max(e for _, e in bars)))
+        until = max(e for _, e in bars)
+        if exempt:
+            until = min(until, ctx.next_prior_consent(t) or until)
+        found.append(Finding("conversation", detail, refs, until=until))
     return found
 
 

@@ -9,8 +9,11 @@ what makes a crash harmless:
 3. the result is written in one transaction with the account's next step.
 
 An attempt left open by a crash is reconciled on the next start from the
-facts the dialplan wrote into AstDB, or from the live channel, or closed as
-`unknown` (still counted). Nothing is forgotten and nothing is dialled twice.
+facts the dialplan wrote into AstDB (and the IVR steps saved while the call ran),
+or from the live channel, or closed as `unknown` (still counted). Nothing is
+forgotten and nothing is dialled twice. An Originate Asterisk refused placed no
+call: it is stored `not_placed` and not counted; while Asterisk shuts down no
+account is claimed at all.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audit.recordings import RecordingFacts, seal, seal_now
 from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.ami_protocol import Message
-from dialer.calls import Call
+from dialer.calls import CUT_STAGE, Call
 from dialer.clock import Clock
 from dialer.config import Settings
 from dialer.errors import AmiActionFailed, AmiError, DueCallError
@@ -36,6 +40,7 @@ from dialer.models import (
     CallResult,
     Campaign,
     Decision,
+    Disposition,
     IvrStep,
     IvrSummary,
     Reason,
@@ -44,8 +49,8 @@ from dialer.models import (
 )
 from dialer.pacing import Pacer
 from dialer.policy import PolicyGate
-from dialer.retry import after_attempt
-from dialer.store import Store
+from dialer.retry import after_attempt, not_placed
+from dialer.store import IvrProgress, Store
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
@@ -53,6 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0  # a call's last event follows its first end event within this
 SEAL_SECONDS = 30.0  # MixMonitor closes a recording well within this after the hangup
+IVR_SAVE_SECONDS = 0.5  # IVR steps of calls in flight reach the store within this
+ASTDB_SWEEP_SECONDS = 60.0  # AstDB entries whose cleanup failed are deleted again this often
+SHUTTING_DOWN = "shutting down"  # in Asterisk's reply to any action while it stops
 
 
 @dataclass
@@ -75,6 +83,7 @@ class _Tracked:
         self.call = call
         self.changed = asyncio.Event()
         self.action_id = ""
+        self.saved_steps = 0  # IVR steps already in the store (saved as they happen)
 
 
 class Dialer:
@@ -99,6 +108,7 @@ class Dialer:
         self._actor = f"dialer:{self.dialer_id}"
         self.ivr = ivr
         d, a = settings.dialer, settings.asterisk
+        self.pacer = Pacer(d.max_concurrent, d.calls_per_second)
         self.ami = AmiClient(
             endpoint,
             AmiTimeouts(
@@ -109,8 +119,8 @@ class Dialer:
             ),
             on_event=self._on_event,
             on_connect=self._on_connect,
+            on_round_trip=self.pacer.observe,  # slow AMI replies: Asterisk is behind, pace down
         )
-        self.pacer = Pacer(d.max_concurrent, d.calls_per_second)
         self.summary = RunSummary()
         self.recordings = settings.path(d.recordings_dir)
         self._stop = asyncio.Event()
@@ -120,6 +130,10 @@ class Dialer:
         self._instance = ""
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Asterisk said it is shutting down (Shutdown event, or an action refused for it): no
+        # claims until the next AMI login.
+        self._asterisk_stopping = False
+        self._astdb_leftovers: set[str] = set()  # call keys whose AstDB cleanup failed
 
     def stop(self) -> None:
         """Stop placing calls; calls in flight may finish within the grace period."""
@@ -140,9 +154,17 @@ class Dialer:
                 agi_task = await self._start_ivr(group)
                 await self.ami.wait_connected(self.settings.asterisk.connect_timeout.total_seconds())
                 await self._reconcile_leftovers()
+                await self._sweep_astdb()  # facts a previous run stored but could not delete
+                side = [
+                    group.create_task(self._save_ivr_loop(), name="ivr-save"),
+                    group.create_task(self._sweep_astdb_loop(), name="astdb-sweep"),
+                ]
                 await self._schedule(idle_horizon)
                 await self._drain()
+                await self._sweep_astdb()
                 self._ivr_figures()
+                for task in side:
+                    task.cancel()
                 self.ami.close()
                 ami_task.cancel()
                 if agi_task is not None:
@@ -239,7 +261,7 @@ class Dialer:
     # -- placing one call --------------------------------------------------
 
     async def _place(self, target: Target) -> None:
-        if not self.ami.connected.is_set():
+        if not self._can_claim():
             self._batch.append(target)  # not claimed yet: nothing is lost
             self.pacer.release()
             await self._wait_connected()
@@ -289,12 +311,30 @@ class Dialer:
             await self.store.defer(target, decision, self.clock.now(), self._actor)
             return None
 
+    def _can_claim(self) -> bool:
+        """AMI is up and Asterisk is not stopping: a claimed call can be placed."""
+        return self.ami.connected.is_set() and not self._asterisk_stopping
+
     async def _wait_connected(self) -> None:
-        stop = asyncio.ensure_future(self._stop.wait())
-        up = asyncio.ensure_future(self.ami.connected.wait())
-        await asyncio.wait({stop, up}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        up.cancel()
+        """Until a call can be placed again, or we are asked to stop."""
+        while not self._stop.is_set() and not self._can_claim():
+            await self._sleep(self.settings.dialer.poll_interval.total_seconds())
+            if self._asterisk_stopping and self.ami.connected.is_set():
+                await self._still_stopping()
+
+    async def _still_stopping(self) -> None:
+        """A shutdown can be cancelled (`core abort shutdown`): then Asterisk answers again."""
+        try:
+            await self.ami.send("Ping", {})
+        except AmiError:
+            return  # still refusing, or gone: the next login clears the flag
+        log.info("Asterisk answers again: placing calls")
+        self._asterisk_stopping = False
+
+    def _asterisk_is_stopping(self, why: str) -> None:
+        if not self._asterisk_stopping:
+            log.warning("Asterisk is shutting down (%s): no new calls until it is back", why)
+        self._asterisk_stopping = True
 
     def _decide_at(self, now: datetime) -> Callable[..., Decision]:
         def decide(account, history, opted_out, prefs):  # type: ignore[no-untyped-def]
@@ -325,11 +365,9 @@ class Dialer:
             if originate:
                 await self._originate(tracked)
             await self._await_end(tracked)
-            if not call.complete:
-                await self._reconcile(tracked)
-            result = call.finish(self.clock.now(), "" if call.complete else "no final event from Asterisk")
+            result = await self._with_saved_ivr(call, self._with_ivr(call, await self._conclude(tracked)))
             sealed = await self._seal_now(call.attempt)
-            await self._store_result(call.attempt, self._with_ivr(call, result), sealed)
+            await self._store_result(call.attempt, result, sealed)
         finally:
             self._calls.pop(call.key, None)
             self._originates.pop(tracked.action_id, None)
@@ -338,6 +376,37 @@ class Dialer:
         await self._forget_in_astdb(call.key)
         if sealed is None:  # Asterisk was still writing: seal once it has closed the file
             await self._seal(call.attempt, answered=result.answered_at is not None)
+
+    async def _conclude(self, tracked: _Tracked) -> CallResult:
+        """The call's result once its events are in (or given up on)."""
+        call = tracked.call
+        if call.not_placed:
+            return call.finish(self.clock.now())
+        note = ""
+        if not call.complete:
+            await self._reconcile(tracked)
+            note = "" if call.complete else "no final event from Asterisk"
+        if _ended_mid_ivr(call):
+            await self._check_asterisk_stopping(call)
+        return call.finish(self.clock.now(), note)
+
+    async def _check_asterisk_stopping(self, call: Call) -> None:
+        """An answered call ended before the script's end: was it Asterisk stopping, not the borrower?
+
+        Asterisk hangs up every call when it shuts down; its hangup handlers report them like any
+        other hangup. Any action it gets meanwhile is refused with "Asterisk is shutting down".
+        """
+        if not self._asterisk_stopping:
+            try:
+                await self.ami.send("Ping", {})
+                return
+            except AmiActionFailed as exc:
+                if SHUTTING_DOWN not in exc.message:
+                    return
+                self._asterisk_is_stopping(f"Ping: {exc.message}")
+            except AmiError as exc:  # the connection went with the call: Asterisk stopped or died
+                log.info("call %s: AMI gone as the call ended (%s): Asterisk cut it", call.key, exc)
+        call.asterisk_stopped = True
 
     async def _seal_now(self, attempt: Attempt) -> list[RecordingFacts] | None:
         """The recordings, hashed now if Asterisk has closed them (usual), to store with the result."""
@@ -375,6 +444,7 @@ class Dialer:
         ]
         if self.ivr is not None:
             variables.append(f"DUECALL_AGI_PORT={self.ivr.server.port}")
+            variables.append(f"DUECALL_AGI_SECRET={self.ivr.agi_secret(call.key)}")
         headers: dict[str, str | list[str]] = {
             "ActionID": action_id,
             "Channel": f"Local/{call.attempt.id}@duecall-outbound",
@@ -391,10 +461,12 @@ class Dialer:
         try:
             await self.ami.send("Originate", headers)
         except AmiActionFailed as exc:
-            # Asterisk refused it outright: no call was placed.
+            # Asterisk refused it outright (Response: Error): no call was placed, none is counted.
             call.record(self.clock.now(), "originate-refused", {"message": exc.message})
             call.notes.append(f"originate refused: {exc.message}")
-            call.originate_failed = True
+            call.originate_failed = call.not_placed = True
+            if SHUTTING_DOWN in exc.message:
+                self._asterisk_is_stopping(f"Originate: {exc.message}")
             tracked.changed.set()
         except AmiError as exc:
             # Maybe sent, maybe not: never send again; the dialplan's AstDB facts will tell.
@@ -408,7 +480,7 @@ class Dialer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + d.ring_timeout.total_seconds() + d.max_call.total_seconds() + 15
         settle_by: float | None = None
-        while not call.complete:
+        while not call.complete and not call.not_placed:
             if call.settling and settle_by is None:
                 settle_by = loop.time() + SETTLE_SECONDS
             until = min(deadline, settle_by) if settle_by is not None else deadline
@@ -426,24 +498,28 @@ class Dialer:
         if prepared is None or prepared.result is None:
             return result
         r = prepared.result
-        if call.answered_at is not None and prepared.first_prompt_at is not None:
-            # From the answer (DueCallAnswer, before AMD) to the first prompt's audio.
-            delay = prepared.first_prompt_at - call.answered_at
+        answered = next((at for at, kind, _ in call.events if kind == "DueCallAnswer"), None)
+        if answered is not None and prepared.first_prompt_at is not None:
+            # From the answer (DueCallAnswer's AnsweredAt, before AMD) to the IVR sending the first
+            # prompt's STREAM FILE: Asterisk starts playing it at once.
+            delay = prepared.first_prompt_at - answered
             self.summary.answer_to_audio.append(delay.total_seconds())
         steps = tuple(IvrStep(s.at, s.node, s.kind, dict(s.detail)) for s in r.steps)
-        keys = "".join(
-            str(s.detail.get("digit") or s.detail.get("digits") or "") for s in r.steps if s.kind == "key"
-        )
-        promised = prepared.account.amount_minor if r.outcome.value in ("promise_to_pay", "paid") else None
-        summary = IvrSummary(
-            prepared.script.name, r.outcome.value, r.promised_date, promised, r.right_party, steps
-        )
-        return replace(result, ivr=summary, digits=keys or result.digits)
+        # A cut call keeps only an outcome the borrower chose, not the flow's default.
+        outcome = chosen_outcome(steps) if result.disposition is Disposition.CUT else r.outcome.value
+        promised = prepared.account.amount_minor if outcome in ("promise_to_pay", "paid") else None
+        summary = IvrSummary(prepared.script.name, outcome, r.promised_date, promised, r.right_party, steps)
+        return replace(result, ivr=summary, digits=_keys(steps) or result.digits)
 
     async def _store_result(
         self, attempt: Attempt, result: CallResult, sealed: list[RecordingFacts] | None = None
     ) -> None:
-        update = after_attempt(result.disposition, attempt.attempt_no, self.settings.retry, result.ended_at)
+        if result.disposition is Disposition.NOT_PLACED:
+            update = not_placed(result.ended_at, result.note)
+        else:
+            outcome = result.ivr.outcome if result.ivr is not None else ""
+            rules = self.settings.retry
+            update = after_attempt(result.disposition, attempt.attempt_no, rules, result.ended_at, outcome)
         await self.store.finish_attempt(attempt, result, update, self._actor, sealed)
         self.summary.finished += 1
         log.info("attempt %d (%s): %s %s", attempt.id, attempt.phone_e164, result.disposition, result.note)
@@ -456,15 +532,33 @@ class Dialer:
             key = message.get("Attempt", "")
         elif name == "OriginateResponse":
             key = self._originates.pop(message.get("ActionID", ""), "")
+        elif name == "Shutdown":
+            self._asterisk_is_stopping(f"Shutdown event, restart {message.get('Restart', '?')}")
+            return
         else:
             return
         tracked = self._calls.get(key)
         if tracked is not None:
-            tracked.call.on_message(message, self.clock.now())
+            tracked.call.on_message(message, self._event_time(message))
             tracked.changed.set()
+
+    def _event_time(self, message: Message) -> datetime:
+        """When it happened, on our clock: `AnsweredAt` (the dialplan's own clock reading, for
+        DueCallAnswer), else the event's `Timestamp` (timestampevents=yes).
+
+        Asterisk runs on this machine, so its clock is ours: the event's age moves our clock's
+        `now` back. Without a usable time, the time it arrived.
+        """
+        now = self.clock.now()
+        try:
+            age = time.time() - float(message.get("AnsweredAt") or message.get("Timestamp", ""))
+        except ValueError:
+            return now
+        return now - timedelta(seconds=age) if 0 <= age < 60 else now
 
     async def _on_connect(self) -> None:
         """After a reconnect, events may have been missed: ask AstDB about every call in flight."""
+        self._asterisk_stopping = False  # logged in again: Asterisk is (back) up
         if self.ami.sessions <= 1:
             return
         live = await self._live_channels()
@@ -495,10 +589,89 @@ class Dialer:
         return events[0].get("Val", "") if events else None
 
     async def _forget_in_astdb(self, key: str) -> None:
+        """Delete the call's AstDB facts (its result is stored); on failure, the sweep tries again."""
         try:
             await self.ami.send("DBDelTree", {"Family": f"duecall/{key}"})
+        except AmiActionFailed as exc:
+            if SHUTTING_DOWN in exc.message:
+                self._astdb_leftovers.add(key)
+            # else nothing to delete: the call never reached the dialplan
         except AmiError as exc:
-            log.debug("AstDB cleanup of %s skipped: %s", key, exc)
+            log.info("AstDB cleanup of %s failed (%s); trying again later", key, exc)
+            self._astdb_leftovers.add(key)
+        else:
+            self._astdb_leftovers.discard(key)
+
+    async def _sweep_astdb_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ASTDB_SWEEP_SECONDS)
+            await self._sweep_astdb()
+
+    async def _sweep_astdb(self) -> None:
+        """Delete AstDB facts of calls whose result is stored: failed cleanups, and a previous run's."""
+        if not self.ami.connected.is_set():
+            return
+        for key in sorted(self._astdb_leftovers | await self._closed_in_astdb()):
+            await self._forget_in_astdb(key)
+
+    async def _closed_in_astdb(self) -> set[str]:
+        """Call keys of this database with facts in AstDB whose attempt is closed."""
+        try:
+            events = await self.ami.send_list("DBGetTree", {"Family": "duecall"})
+        except AmiError as exc:
+            log.debug("AstDB: cannot list duecall/: %s", exc)
+            return set()
+        ids = _attempt_ids((e.get("Key", "") for e in events), f"/duecall/{self._instance}-")
+        open_ids = {t.call.attempt.id for t in self._calls.values()}
+        closed = await self.store.closed_attempts(ids - open_ids)
+        return {f"{self._instance}-{i}" for i in closed}
+
+    # -- IVR steps, saved as they happen ------------------------------------
+
+    async def _save_ivr_loop(self) -> None:
+        while True:
+            await asyncio.sleep(IVR_SAVE_SECONDS)
+            await self._save_ivr_progress()
+
+    async def _save_ivr_progress(self) -> None:
+        """New IVR steps of calls in flight into the store: a dialer killed mid-call keeps them."""
+        progress = []
+        for tracked in list(self._calls.values()):
+            new = self._new_steps(tracked)
+            if new is not None:
+                progress.append(new)
+        if not progress:
+            return
+        await self.store.save_ivr_progress(progress)
+        for p in progress:
+            found = self._calls.get(f"{self._instance}-{p.attempt_id}")
+            if found is not None:
+                found.saved_steps = p.first_seq + len(p.steps)
+
+    def _new_steps(self, tracked: _Tracked) -> IvrProgress | None:
+        prepared = self.ivr.peek(tracked.call.key) if self.ivr is not None else None
+        if prepared is None or prepared.result is None:
+            return None
+        steps = prepared.result.steps[tracked.saved_steps :]
+        if not steps:
+            return None
+        new = tuple(IvrStep(s.at, s.node, s.kind, dict(s.detail)) for s in steps)
+        return IvrProgress(tracked.call.attempt.id, prepared.script.name, tracked.saved_steps, new)
+
+    async def _with_saved_ivr(self, call: Call, result: CallResult) -> CallResult:
+        """For a call this run did not serve: the outcome from AstDB and the steps saved as they
+        happened, so a dialer killed mid-call loses neither."""
+        if result.ivr is not None or result.answered_at is None:
+            return result
+        saved = await self.store.saved_ivr_progress(call.attempt.id)
+        outcome = (call.ivr.outcome if call.ivr else "") or chosen_outcome(saved.steps)
+        if not outcome and not saved.steps:
+            return result
+        promised_date = _promised_date(saved.steps) if outcome == "promise_to_pay" else None
+        account = await self.store.account(call.attempt.account_id) if call.attempt.account_id else None
+        promised = account.amount_minor if account and outcome in ("promise_to_pay", "paid") else None
+        summary = IvrSummary(saved.script, outcome, promised_date, promised, None, saved.steps)
+        return replace(result, ivr=summary, digits=_keys(saved.steps) or result.digits)
 
     async def _live_channels(self) -> set[str]:
         events = await self.ami.send_list("CoreShowChannels", {})
@@ -528,10 +701,51 @@ class Dialer:
                 else "outcome lost: no result in Asterisk after restart"
             )
             self._calls.pop(call.key, None)
-            result = call.finish(self.clock.now(), note)
+            result = await self._with_saved_ivr(call, call.finish(self.clock.now(), note))
             await self._store_result(attempt, result)
             await self._forget_in_astdb(call.key)
             await self._seal(attempt, answered=result.answered_at is not None)
+
+
+def chosen_outcome(steps: Sequence[IvrStep]) -> str:
+    """The last outcome the borrower chose in these steps ("" if none)."""
+    return next((str(s.detail.get("outcome", "")) for s in reversed(steps) if s.kind == "outcome"), "")
+
+
+def _attempt_ids(keys: Iterable[str], prefix: str) -> set[int]:
+    """Attempt ids in AstDB keys like `/duecall/<instance>-<attempt id>/dial`."""
+    ids = set()
+    for key in keys:
+        head = key.removeprefix(prefix).split("/")[0] if key.startswith(prefix) else ""
+        if head.isdigit():
+            ids.add(int(head))
+    return ids
+
+
+def _promised_date(steps: Sequence[IvrStep]) -> date | None:
+    """The date keyed in just before the promise (an `input` node's 8 digits, YYYYMMDD)."""
+    for step in reversed(steps):
+        digits = str(step.detail.get("digits", "")) if step.kind == "key" else ""
+        if len(digits) == 8:
+            try:
+                return datetime.strptime(digits, "%Y%m%d").date()
+            except ValueError:
+                return None
+    return None
+
+
+def _keys(steps: Sequence[IvrStep]) -> str:
+    return "".join(
+        str(s.detail.get("digit") or s.detail.get("digits") or "") for s in steps if s.kind == "key"
+    )
+
+
+def _ended_mid_ivr(call: Call) -> bool:
+    """Answered, and ended before the script's end with no one on our side saying why."""
+    ivr = call.ivr
+    if ivr is None:
+        return call.answered_at is not None
+    return ivr.stage not in ("done", "machine", CUT_STAGE)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -3,6 +3,7 @@
 DueCallError
 ├── ConfigError          a settings file or value is wrong (names the file and field)
 ├── ImportFileError      a borrowers file cannot be read as a whole (bad rows are not errors)
+├── ImportFailedError    an import stopped part-way: its committed batches stay, the rest is not written
 ├── StoreError           the database is unusable (schema too new, file locked...)
 ├── AsteriskSetupError   Asterisk could not be provisioned or started
 └── AmiError             talking to Asterisk's manager interface failed
@@ -37,6 +38,10 @@ class ImportFileError(DueCallError):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
+
+
+class ImportFailedError(DueCallError):
+    """An import stopped part-way (the database failed, the file changed under it)."""
 
 
 class StoreError(DueCallError):

@@ -15,6 +15,8 @@ _CALL_N_OF_M = re.compile(r"call (\d+) of (\d+)")
 # What each flag means, for the audit page's filter and the docs.
 FLAGS = {
     "consent": "called under the consumer's consent, outside the usual window",
+    "prior-consent": "under the consumer's direct prior consent given within 7 days: outside 7-in-7 "
+    "and the conversation bar (12 CFR 1006.14(b)(3)(i))",
     "cap-reached": "this call used the last one allowed by a cap (daily or 7-in-7)",
     "multi-zone": "the number has several candidate time zones; every one was inside the window",
     "zone-derived": "the time zone was derived from the number, not stated by the lender",
@@ -29,8 +31,8 @@ FLAGS = {
 def decided_flags(account: Account, decision: Decision) -> list[str]:
     flags = set()
     for reason in decision.reasons:
-        if reason.rule == "consent":
-            flags.add("consent")
+        if reason.rule in ("consent", "prior-consent"):
+            flags.add(reason.rule)
         match = _CALL_N_OF_M.search(reason.detail)
         if match and match.group(1) == match.group(2):
             flags.add("cap-reached")

@@ -16,7 +16,14 @@ class Disposition(enum.StrEnum):
     FAILED = "failed"  # congestion, unreachable, not in service
     MACHINE = "machine"  # answering machine (only when AMD is on)
     HUNG_UP_EARLY = "hung_up_early"  # answered, then hung up before the first prompt ended
+    # Answered, then ended by our side before the script did: the dialer died or lost the FastAGI
+    # session, Asterisk stopped or restarted, or the Originate timed out as the borrower answered.
+    # Never the borrower's doing; counted; the note says who cut it.
+    CUT = "cut"
     UNKNOWN = "unknown"  # the call's outcome was lost (crash, Asterisk restart): still counted
+    # Asterisk refused the Originate (Response: Error): no call was placed. Kept for the audit
+    # trail, never counted: not in the contact history, the account's attempt number given back.
+    NOT_PLACED = "not_placed"
 
 
 class AttemptState(enum.StrEnum):
@@ -87,6 +94,12 @@ class Preferences:
 
     inconvenient: tuple[tuple[time, time], ...] = ()  # local, daily; may wrap midnight
     consents: tuple[tuple[datetime, datetime], ...] = ()
+    # When each consent was given (same order; None or missing: not recorded). The store fills it
+    # in; it decides whether calls under a consent are outside Reg F's 7-in-7 (1006.14(b)(3)(i)).
+    consents_given: tuple[datetime | None, ...] = ()
+
+    def given_at(self, index: int) -> datetime | None:
+        return self.consents_given[index] if index < len(self.consents_given) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +157,7 @@ class IvrSummary:
     """What the borrower chose on an answered call (the IVR's result)."""
 
     script: str
-    outcome: str  # ivr.script.Outcome values
+    outcome: str  # ivr.script.Outcome values; "" when the call was cut before the script chose one
     promised_date: date | None
     promised_amount_minor: int | None
     right_party: bool | None

@@ -73,9 +73,11 @@ def outcome_of(past: PastAttempt) -> Outcome:
         return "not_in_service" if past.cause == "1" else "failed"
     if d is Disposition.MACHINE:
         return "voicemail"
-    if d is Disposition.HUNG_UP_EARLY:
-        return "dropped"
-    return "no_answer"  # no_answer, unknown, still open: all count
+    if d is Disposition.HUNG_UP_EARLY or d is Disposition.CUT:
+        return "dropped"  # answered, then ended early: connected
+    if d is Disposition.NO_ANSWER:
+        return "no_answer"
+    return "unknown"  # still open, or lost: counted as connected and as unanswered
 
 
 def contact_of(past: PastAttempt) -> Contact:
@@ -148,7 +150,9 @@ class PackGate:
         consumer = Consumer(
             zones,
             inconvenient=tuple(TimeRange(a, b) for a, b in prefs.inconvenient),
-            consents=tuple(Consent(a, b) for a, b in prefs.consents),
+            consents=tuple(
+                Consent(a, b, prefs.given_at(i), str(i)) for i, (a, b) in enumerate(prefs.consents)
+            ),
             opted_out=frozenset({"voice"}) if opted_out else frozenset(),
         )
         proposal = Proposal(
@@ -161,6 +165,11 @@ class PackGate:
             history=tuple(contact_of(p) for p in history),
         )
         verdict = decide(self.pack, proposal)
-        # The engine's details name the history entries they rely on: here, attempt ids.
-        reasons = tuple(Reason(f.rule, f.detail) for f in verdict.reasons if f.blocking or verdict.allowed)
+        # The engine's details name the history entries they rely on (here, attempt ids) and the
+        # text each rule comes from.
+        reasons = tuple(
+            Reason(f.rule, f"{f.detail} [source: {f.source}]" if f.source else f.detail)
+            for f in verdict.reasons
+            if f.blocking or verdict.allowed
+        )
         return Decision(verdict.allowed, reasons, None if verdict.allowed else verdict.next_allowed_at)

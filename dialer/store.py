@@ -39,11 +39,13 @@ from dialer.models import (
     Campaign,
     Decision,
     Disposition,
+    IvrStep,
     PastAttempt,
     Preferences,
     Target,
     TargetState,
 )
+from dialer.private_files import create_private, tighten
 
 
 def to_db(at: datetime) -> str:
@@ -81,6 +83,16 @@ class TargetUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class IvrProgress:
+    """An answered call's IVR steps so far (`first_seq`: the number of the first one given)."""
+
+    attempt_id: int
+    script: str
+    first_seq: int
+    steps: tuple[IvrStep, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignStatus:
     campaign: Campaign
     targets_by_state: dict[str, int]
@@ -113,6 +125,16 @@ def _account(row: Sequence[Any]) -> Account:
     )
 
 
+def _make_private(path: Path) -> None:
+    """The database holds borrowers' data: 0600, and SQLite gives its -wal and -shm the same mode.
+
+    Files left by an older version (or by a killed process) are tightened first.
+    """
+    create_private(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
+
+
 class Store:
     """SQLite implementation. Open with `await Store.open(path)`."""
 
@@ -124,6 +146,7 @@ class Store:
     async def open(cls, path: Path, synchronous: str = "FULL") -> Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _make_private(path)
             conn = await aiosqlite.connect(path, isolation_level=None)
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -203,48 +226,49 @@ class Store:
 
     async def upsert_accounts(self, records: Sequence[AccountRecord], now: datetime) -> ImportCounts:
         """Insert new accounts, update known ones (keyed by account_id), in one transaction."""
-        if not records:
-            return ImportCounts(0, 0)
-        ids = [r.account_id for r in records]
         async with self._tx() as db:
-            known = await _existing_ids(db, ids)
-            stamp = to_db(now)
-            await db.executemany(_UPSERT_ACCOUNT, [_account_params(r, stamp) for r in records])
-        updated = sum(1 for i in ids if i in known)
-        return ImportCounts(inserted=len(ids) - updated, updated=updated)
+            return await _upsert_accounts(db, records, to_db(now))
 
     async def add_rejects(self, import_id: int, rejects: Sequence[RejectedRow]) -> None:
         async with self._tx() as db:
-            await db.executemany(
-                "INSERT INTO import_rejects (import_id, row_number, reason, raw) VALUES (?,?,?,?)",
-                [(import_id, r.row_number, r.reason, r.raw) for r in rejects],
-            )
+            await _add_rejects(db, import_id, rejects)
 
-    async def finish_import(
+    async def import_batch(
         self,
         import_id: int,
-        rows: int,
-        counts: ImportCounts,
-        rejected: int,
+        batch: int,
+        records: Sequence[AccountRecord],
+        rejects: Sequence[RejectedRow],
         now: datetime,
         actor: str = "operator",
-    ) -> None:
+    ) -> ImportCounts:
+        """One batch of an import, all or nothing: its accounts (inserted or updated), its rejects,
+        the import's running totals and its `accounts.import_batch` event, in one transaction."""
         async with self._tx() as db:
+            counts = await _upsert_accounts(db, records, to_db(now))
+            await _add_rejects(db, import_id, rejects)
+            rows = len(records) + len(rejects)
             await db.execute(
-                "UPDATE imports SET rows=?, inserted=?, updated=?, rejected=? WHERE id=?",
-                (rows, counts.inserted, counts.updated, rejected, import_id),
+                "UPDATE imports SET rows=rows+?, inserted=inserted+?, updated=updated+?, rejected=rejected+?"
+                " WHERE id=?",
+                (rows, counts.inserted, counts.updated, len(rejects), import_id),
             )
-            found = await db.execute_fetchall("SELECT file FROM imports WHERE id=?", (import_id,))
-            (file,) = next(iter(found))
-            data = {
-                "import_id": import_id,
-                "file": file,
-                "rows": rows,
-                "inserted": counts.inserted,
-                "updated": counts.updated,
-                "rejected": rejected,
-            }
+            counted = _counts_data(counts, len(rejects))
+            data = {"import_id": import_id, "batch": batch, "rows": rows, **counted}
+            await append_audit(db, [AuditEvent("accounts.import_batch", now, actor, data)], to_db)
+        return counts
+
+    async def finish_import(self, import_id: int, now: datetime, actor: str = "operator") -> None:
+        """Every batch is in: `accounts.imported` with the import's totals."""
+        async with self._tx() as db:
+            data = await _import_totals(db, import_id)
             await append_audit(db, [AuditEvent("accounts.imported", now, actor, data)], to_db)
+
+    async def fail_import(self, import_id: int, reason: str, now: datetime, actor: str = "operator") -> None:
+        """The import stopped: `accounts.import_failed` with what its committed batches hold."""
+        async with self._tx() as db:
+            data = {**await _import_totals(db, import_id), "reason": reason}
+            await append_audit(db, [AuditEvent("accounts.import_failed", now, actor, data)], to_db)
 
     async def rejects(self, import_id: int) -> list[tuple[int, str]]:
         cur = await self._conn.execute(
@@ -267,10 +291,14 @@ class Store:
     async def set_preferences(
         self, phone_e164: str, prefs: Preferences, now: datetime, actor: str = "operator"
     ) -> None:
-        """Replace what the consumer said about when they may be called."""
+        """Replace what the consumer said about when they may be called.
+
+        A consent's given time is `now` unless given, or kept from the same window recorded
+        before (recording it again must not restart its 7 days, 1006.14(b)(3)(i)).
+        """
         inconvenient = json.dumps([[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in prefs.inconvenient])
-        consents = json.dumps([[to_db(a), to_db(b)] for a, b in prefs.consents])
         async with self._tx() as db:
+            consents = json.dumps(_consent_rows(await _preferences(db, phone_e164), prefs, now))
             await db.execute(
                 "INSERT INTO contact_preferences (phone_e164, inconvenient, consents, updated_at) "
                 "VALUES (?,?,?,?) ON CONFLICT (phone_e164) DO UPDATE SET inconvenient=excluded.inconvenient, "
@@ -429,14 +457,17 @@ class Store:
         """
         async with self._tx() as db:
             await db.execute(_FINISH_ATTEMPT, _finish_params(attempt.id, result))
+            # A call never placed gives its attempt number back (its row stays, for the trail).
+            given_back = 1 if result.disposition is Disposition.NOT_PLACED else 0
             await db.execute(
-                "UPDATE targets SET state=?, next_at=?, last_disposition=?, note=? "
-                "WHERE campaign_id=? AND account_pk=?",
+                "UPDATE targets SET state=?, next_at=?, last_disposition=?, note=?, "
+                "attempts=max(attempts-?, 0) WHERE campaign_id=? AND account_pk=?",
                 (
                     update.state.value,
                     to_db(update.next_at),
                     result.disposition.value,
                     update.note,
+                    given_back,
                     attempt.campaign_id,
                     attempt.account_pk,
                 ),
@@ -517,6 +548,19 @@ class Store:
             latest[loaded["path"]] = loaded["sha256"]
         return latest
 
+    async def closed_attempts(self, attempt_ids: Iterable[int]) -> set[int]:
+        """Which of these attempts have their result stored (any campaign)."""
+        ids = sorted(attempt_ids)
+        closed: set[int] = set()
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            rows = await self._conn.execute_fetchall(
+                f"SELECT id FROM attempts WHERE state=? AND id IN ({','.join('?' * len(chunk))})",
+                (AttemptState.ENDED.value, *chunk),
+            )
+            closed.update(int(r[0]) for r in rows)
+        return closed
+
     async def open_attempts(self, campaign_id: int) -> list[Attempt]:
         cur = await self._conn.execute(
             f"SELECT {_ATTEMPT_COLUMNS} FROM attempts t JOIN accounts a ON a.id=t.account_pk "
@@ -537,6 +581,34 @@ class Store:
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+    async def save_ivr_progress(self, progress: Sequence[IvrProgress]) -> None:
+        """IVR steps of calls still in flight, as they happen: a dialer killed mid-call keeps them.
+
+        Provisional: `finish_attempt` replaces them with the call's final steps (and puts those in
+        the audit chain). One transaction for every call's new steps.
+        """
+        async with self._tx() as db:
+            for p in progress:
+                cur = await db.execute(
+                    "UPDATE attempts SET script=? WHERE id=? AND state!=?",
+                    (p.script, p.attempt_id, AttemptState.ENDED.value),
+                )
+                if cur.rowcount == 0:
+                    continue  # ended meanwhile: its final steps are stored
+                await db.executemany(
+                    "INSERT INTO ivr_steps (attempt_id, seq, at, node, kind, detail) VALUES (?,?,?,?,?,?)",
+                    [_step_row(p.attempt_id, p.first_seq + i, st) for i, st in enumerate(p.steps)],
+                )
+
+    async def saved_ivr_progress(self, attempt_id: int) -> IvrProgress:
+        """What `save_ivr_progress` kept for an attempt (its script and steps so far)."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT at, node, kind, detail FROM ivr_steps WHERE attempt_id=? ORDER BY seq", (attempt_id,)
+        )
+        script = await self._conn.execute_fetchall("SELECT script FROM attempts WHERE id=?", (attempt_id,))
+        steps = tuple(IvrStep(from_db(r[0]), r[1], r[2], json.loads(r[3])) for r in rows)
+        return IvrProgress(attempt_id, next(iter(script), ("",))[0] or "", 0, steps)
 
     async def ivr_steps(self, attempt_id: int) -> list[tuple[str, str, dict[str, Any]]]:
         rows = await self._conn.execute_fetchall(
@@ -601,6 +673,38 @@ async def _attempt_keys(db: aiosqlite.Connection, attempt_id: int | None) -> tup
     return (row[0], attempt_id, row[1]) if row else (None, None, None)
 
 
+async def _upsert_accounts(
+    db: aiosqlite.Connection, records: Sequence[AccountRecord], stamp: str
+) -> ImportCounts:
+    if not records:
+        return ImportCounts(0, 0)
+    ids = [r.account_id for r in records]
+    known = await _existing_ids(db, ids)
+    await db.executemany(_UPSERT_ACCOUNT, [_account_params(r, stamp) for r in records])
+    updated = sum(1 for i in ids if i in known)
+    return ImportCounts(inserted=len(ids) - updated, updated=updated)
+
+
+async def _add_rejects(db: aiosqlite.Connection, import_id: int, rejects: Sequence[RejectedRow]) -> None:
+    await db.executemany(
+        "INSERT INTO import_rejects (import_id, row_number, reason, raw) VALUES (?,?,?,?)",
+        [(import_id, r.row_number, r.reason, r.raw) for r in rejects],
+    )
+
+
+def _counts_data(counts: ImportCounts, rejected: int) -> dict[str, int]:
+    return {"inserted": counts.inserted, "updated": counts.updated, "rejected": rejected}
+
+
+async def _import_totals(db: aiosqlite.Connection, import_id: int) -> dict[str, Any]:
+    found = await db.execute_fetchall(
+        "SELECT file, rows, inserted, updated, rejected FROM imports WHERE id=?", (import_id,)
+    )
+    file, rows, inserted, updated, rejected = next(iter(found))
+    counts = _counts_data(ImportCounts(inserted, updated), rejected)
+    return {"import_id": import_id, "file": file, "rows": rows, **counts}
+
+
 async def _existing_ids(db: aiosqlite.Connection, ids: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for start in range(0, len(ids), 900):
@@ -646,8 +750,9 @@ async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> lis
     rows = await db.execute_fetchall(
         "SELECT t.id, t.decided_at, t.campaign_id, t.disposition, a.debt_id, t.cause, t.outcome "
         "FROM attempts t JOIN accounts a ON a.id = t.account_pk "
-        "WHERE t.phone_e164=? AND t.decided_at>=? ORDER BY t.decided_at",
-        (phone, to_db(since)),
+        "WHERE t.phone_e164=? AND t.decided_at>=? AND coalesce(t.disposition, '')!=? "
+        "ORDER BY t.decided_at",
+        (phone, to_db(since), Disposition.NOT_PLACED.value),  # no call placed: not a contact
     )
     return [
         PastAttempt(r[0], from_db(r[1]), r[2], Disposition(r[3]) if r[3] else None, r[4], r[5], r[6] or "")
@@ -663,8 +768,21 @@ async def _preferences(db: aiosqlite.Connection, phone: str) -> Preferences:
     if row is None:
         return Preferences()
     inconvenient = tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in json.loads(row[0]))
-    consents = tuple((from_db(a), from_db(b)) for a, b in json.loads(row[1]))
-    return Preferences(inconvenient, consents)
+    stored = json.loads(row[1])  # [from, to] (before given times were kept) or [from, to, given]
+    consents = tuple((from_db(c[0]), from_db(c[1])) for c in stored)
+    given = tuple(from_db(c[2]) if len(c) > 2 and c[2] else None for c in stored)
+    return Preferences(inconvenient, consents, given)
+
+
+def _consent_rows(before: Preferences, prefs: Preferences, now: datetime) -> list[list[str]]:
+    known = {window: before.given_at(i) for i, window in enumerate(before.consents)}
+    rows = []
+    for i, (start, end) in enumerate(prefs.consents):
+        given = prefs.given_at(i)
+        if given is None:  # a window kept from before keeps its time, even "not recorded"
+            given = known.get((start, end), now)
+        rows.append([to_db(start), to_db(end), to_db(given) if given else ""])
+    return rows
 
 
 async def _defer(
@@ -779,8 +897,15 @@ async def _store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResu
     ivr = result.ivr
     assert ivr is not None
     await db.execute(
-        "UPDATE attempts SET outcome=?, script=? WHERE id=?", (ivr.outcome, ivr.script, attempt_id)
+        "UPDATE attempts SET outcome=?, script=? WHERE id=?", (ivr.outcome or None, ivr.script, attempt_id)
     )
+    await db.execute("DELETE FROM ivr_steps WHERE attempt_id=?", (attempt_id,))  # the provisional ones
+    await db.executemany(
+        "INSERT INTO ivr_steps (attempt_id, seq, at, node, kind, detail) VALUES (?,?,?,?,?,?)",
+        [_step_row(attempt_id, i, st) for i, st in enumerate(ivr.steps)],
+    )
+    if not ivr.outcome:
+        return  # cut before the script chose one: no outcome to keep
     detail = json.dumps({"right_party": ivr.right_party}, ensure_ascii=False)
     await db.execute(
         "INSERT INTO outcomes (attempt_id, outcome, promised_date, promised_amount_minor, detail, at) "
@@ -794,13 +919,11 @@ async def _store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResu
             to_db(result.ended_at),
         ),
     )
-    await db.executemany(
-        "INSERT INTO ivr_steps (attempt_id, seq, at, node, kind, detail) VALUES (?,?,?,?,?,?)",
-        [
-            (attempt_id, i, to_db(st.at), st.node, st.kind, json.dumps(st.detail, ensure_ascii=False))
-            for i, st in enumerate(ivr.steps)
-        ],
-    )
+
+
+def _step_row(attempt_id: int, seq: int, step: IvrStep) -> tuple[Any, ...]:
+    detail = json.dumps(step.detail, ensure_ascii=False)
+    return (attempt_id, seq, to_db(step.at), step.node, step.kind, detail)
 
 
 async def _add_flags(db: aiosqlite.Connection, attempt_id: int, flags: Sequence[str]) -> None:
@@ -884,7 +1007,7 @@ async def _audit_ended(
             event(f"ivr.{st.kind}", st.at, "ivr", {"node": st.node, **st.detail}) for st in ivr.steps
         ]
     timeline.sort(key=lambda e: e.at)  # stable: same-time events keep their order
-    if ivr is not None:
+    if ivr is not None and ivr.outcome:
         outcome = {
             "outcome": ivr.outcome,
             "script": ivr.script,
@@ -900,6 +1023,7 @@ async def _audit_ended(
         "amd_status": result.amd_status,
         "digits": result.digits,
         "note": result.note,
+        "counted": result.disposition is not Disposition.NOT_PLACED,  # False: no call was placed
         "answered_at": to_db(result.answered_at) if result.answered_at else None,
         "next_state": update.state.value,
         "next_at": to_db(update.next_at),

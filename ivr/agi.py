@@ -7,6 +7,11 @@ later reply by one, EOF raises `ValueError`, and nothing has a timeout.
 What this module guarantees:
 - the environment is read with a timeout and an EOF check: a port probe or a half-open client
   costs one task for at most `header_timeout` seconds and never blocks another call;
+- every line, the environment and every reply are bounded (ivr/agi_protocol.py: MAX_LINE_BYTES ...)
+  and read with the StreamReader's own limit, never by re-scanning a growing buffer; a peer
+  that exceeds a bound is dropped at once (`AgiPeerError`, a logged reason, no apology);
+- a handler may refuse a connection (`AgiRefused`, e.g. a wrong per-call secret): it is closed
+  at once, with a warning, and nothing is sent to it;
 - every command has a timeout; after one expires the late reply is recognised and dropped,
   so the next command still gets its own reply;
 - `HANGUP` lines are skipped; a hung-up call (EOF, `511`, `result=-1` on a dead channel)
@@ -27,6 +32,9 @@ from dataclasses import dataclass
 
 from dialer.errors import DueCallError
 from ivr.agi_protocol import (
+    MAX_ENV_BYTES,
+    MAX_LINE_BYTES,
+    AgiLimitError,
     AgiParseError,
     AgiReply,
     ReplyAssembler,
@@ -38,7 +46,6 @@ from ivr.agi_protocol import (
 
 log = logging.getLogger(__name__)
 
-LINE_LIMIT = 64 * 1024
 PROBE_TIMEOUT = 5.0
 FALLBACK_SOUNDS = ("im-sorry", "vm-goodbye")  # asterisk-core-sounds-en: "I'm sorry" (1.0 s), "goodbye"
 TRANSCRIPT_LEN = 100
@@ -55,6 +62,32 @@ class AgiError(DueCallError):
         super().__init__(f"AGI {command}: {message}")
         self.command = command
         self.message = message
+
+
+class AgiPeerError(AgiError):
+    """The peer broke a bound (an overlong line, an endless reply): the connection was dropped."""
+
+
+class AgiRefused(Exception):
+    """Raised by a handler that will not serve this connection (e.g. a wrong per-call secret).
+
+    The server closes the socket without a word and without the apology: whoever connected
+    learns nothing and the call's state is untouched.
+    """
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """One line with its newline; None at EOF (even in the middle of a line).
+
+    `readuntil` stops at the reader's limit (MAX_LINE_BYTES, set by the server): a longer line
+    raises AgiLimitError without the line ever being held, scanned or parsed as a whole.
+    """
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        return None
+    except asyncio.LimitOverrunError:
+        raise AgiLimitError(f"a line longer than {MAX_LINE_BYTES} bytes") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +108,7 @@ class AgiSession:
         self.args = env_args(env)
         self.channel = env.get("agi_channel", "")
         self.uniqueid = env.get("agi_uniqueid", "")
+        self.peer = writer.get_extra_info("peername")  # (host, port): for logs
         self.hung_up = False  # seen EOF or 511 (information only: see `command`)
         # (command, reply lines as received): the last TRANSCRIPT_LEN exchanges, for logs and tests
         self.transcript: deque[tuple[str, list[str]]] = deque(maxlen=TRANSCRIPT_LEN)
@@ -83,6 +117,7 @@ class AgiSession:
         self._lock = asyncio.Lock()
         self._assembler = ReplyAssembler()
         self._stale = 0  # replies still owed to commands that timed out
+        self.dropped = ""  # why the connection was dropped (a bound broken), if it was
 
     @property
     def call_key(self) -> str:
@@ -127,6 +162,8 @@ class AgiSession:
         return reply
 
     async def _send(self, line: str) -> None:
+        if self.dropped:
+            raise AgiPeerError(line, f"connection dropped: {self.dropped}")
         if self._reader.at_eof() or self._writer.is_closing():
             self.hung_up = True
             raise AgiHangup(f"{line}: the connection is closed")
@@ -140,25 +177,43 @@ class AgiSession:
 
     async def _read_reply(self, lines: list[str]) -> AgiReply:
         while True:
-            try:
-                raw = await self._reader.readline()
-            except ConnectionError as exc:
-                self.hung_up = True
-                raise AgiHangup(f"connection lost: {exc}") from exc
-            except ValueError as exc:  # a line longer than LINE_LIMIT
-                raise AgiError("(reply)", f"unreadable reply: {exc}") from exc
-            if not raw.endswith(b"\n"):  # EOF, possibly in the middle of a line
-                self.hung_up = True
-                raise AgiHangup("Asterisk closed the AGI connection")
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            text = await self._read_line()
             lines.append(text)
             log.debug("AGI %s << %s", self.uniqueid, text)
             try:
                 reply = self._assembler.feed(text)
+            except AgiLimitError as exc:
+                raise self._drop(str(exc)) from None
             except AgiParseError as exc:
                 raise AgiError("(reply)", str(exc)) from exc
             if reply is not None:
                 return reply
+
+    async def _read_line(self) -> str:
+        try:
+            raw = await read_line(self._reader)
+        except ConnectionError as exc:
+            self.hung_up = True
+            raise AgiHangup(f"connection lost: {exc}") from exc
+        except AgiLimitError as exc:
+            raise self._drop(str(exc)) from None
+        if raw is None:
+            self.hung_up = True
+            raise AgiHangup("Asterisk closed the AGI connection")
+        return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    def _drop(self, reason: str) -> AgiPeerError:
+        """Close the connection for good: a peer past a bound is not read any further."""
+        self.dropped = reason
+        self._writer.close()
+        log.warning(
+            "AGI %s call %s (uniqueid %s): dropped the connection: %s",
+            self.script,
+            self.call_key,
+            self.uniqueid,
+            reason,
+        )
+        return AgiPeerError("(reply)", f"connection dropped: {reason}")
 
     async def _failed(self, line: str, what: str) -> AgiError:
         """`result=-1`: the call hung up, or the command failed. Ask Asterisk which one."""
@@ -253,7 +308,9 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 
 
 async def apologise(session: AgiSession) -> None:
-    """Default fallback: a short apology, then hang up."""
+    """Default fallback: mark the call cut by us (never the borrower's hangup), apologise, hang up."""
+    with contextlib.suppress(AgiError):
+        await session.set_variable("DUECALL_STAGE", "cut")
     for sound in FALLBACK_SOUNDS:
         try:
             await session.stream_file(sound, timeout=10)
@@ -279,6 +336,8 @@ class AgiServer:
         self.sessions_total = 0
         self.handler_errors = 0  # handlers that raised something other than AgiHangup
         self.rejected = 0  # connections closed without a session (no or bad environment)
+        self.refused = 0  # sessions the handler refused (AgiRefused: e.g. a wrong secret)
+        self.dropped = 0  # sessions dropped for breaking a bound (AgiPeerError)
         self.ready = asyncio.Event()  # set once bound; `port` is then the real port
         self._requested_port = port
         self._port: int | None = None
@@ -295,7 +354,7 @@ class AgiServer:
 
     async def serve(self) -> None:
         server = await asyncio.start_server(
-            self._connection, self.host, self._requested_port, limit=LINE_LIMIT
+            self._connection, self.host, self._requested_port, limit=MAX_LINE_BYTES
         )
         self._port = int(server.sockets[0].getsockname()[1])
         log.info("FastAGI listening on %s:%d", self.host, self._port)
@@ -328,13 +387,17 @@ class AgiServer:
     ) -> dict[str, str] | None:
         peer = writer.get_extra_info("peername")
         env: dict[str, str] = {}
+        size = 0
         try:
             async with asyncio.timeout(self._header_timeout):
                 while True:
-                    raw = await reader.readline()
-                    if not raw.endswith(b"\n"):
+                    raw = await read_line(reader)
+                    if raw is None:
                         log.info("FastAGI %s: closed before the end of the AGI environment", peer)
                         return None
+                    size += len(raw)
+                    if size > MAX_ENV_BYTES:
+                        raise AgiLimitError(f"an AGI environment of more than {MAX_ENV_BYTES} bytes")
                     line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                     if not line:
                         break
@@ -342,7 +405,10 @@ class AgiServer:
         except TimeoutError:
             log.warning("FastAGI %s: no complete AGI environment within %g s", peer, self._header_timeout)
             return None
-        except (ValueError, ConnectionError) as exc:  # AgiParseError, an overlong line, a reset
+        except AgiLimitError as exc:
+            log.warning("FastAGI %s: dropped the connection: %s", peer, exc)
+            return None
+        except (AgiParseError, ConnectionError) as exc:  # not `agi_*: value` lines, a reset
             log.warning("FastAGI %s: not an AGI client: %s", peer, exc)
             return None
         if not env:
@@ -363,6 +429,11 @@ class AgiServer:
                 session.uniqueid,
                 exc,
             )
+        except AgiRefused as exc:
+            self.refused += 1
+            log.warning("AGI %s (peer %s): refused: %s", session.script, session.peer, exc)
+        except AgiPeerError:
+            pass  # logged when dropped; no apology to a peer that breaks the protocol
         except Exception:
             self.handler_errors += 1
             log.exception(
@@ -375,11 +446,13 @@ class AgiServer:
             await self._run_fallback(session)
         finally:
             self.sessions_active -= 1
+            if session.dropped:  # counted here: a handler may have caught the AgiPeerError
+                self.dropped += 1
 
     async def _run_fallback(self, session: AgiSession) -> None:
         try:
             await self._fallback(session)
-        except AgiHangup:
+        except (AgiHangup, AgiPeerError):
             pass
         except Exception:
             log.exception(

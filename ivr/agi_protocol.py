@@ -10,6 +10,10 @@ What Asterisk 22 (res/res_agi.c) sends over a FastAGI socket:
   no command, so it is skipped (panoramisk 1.4 takes it for the current reply and shifts every
   later one by one).
 Arguments are quoted the way res_agi's `parse_args` unquotes them: double quotes, backslash escapes.
+
+Whatever connects to the FastAGI port may send anything, so every size is bounded (line, lines per
+environment and per reply, environment bytes) and every parse is linear in the line's length: no
+regular expression here can backtrack over a line (a 64 KiB reply once took 11.6 s to parse).
 """
 
 from __future__ import annotations
@@ -17,21 +21,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+# Bounds on what a peer may send. Asterisk's own lines are far shorter: a reply carries at most a
+# 1 KiB variable value (res_agi's GET VARIABLE buffer), an environment about 25 short lines plus
+# the AGI() arguments.
+MAX_LINE_BYTES = 8 * 1024  # one environment or reply line, without its newline
 MAX_ENV_LINES = 200
+MAX_ENV_BYTES = 64 * 1024
+MAX_REPLY_LINES = 200  # lines making up one reply: `100 Trying`, `HANGUP`, a `520-` usage block
 MAX_COMMAND_BYTES = 2047  # res_agi reads a command into a 2048-byte buffer (AGI_BUF_LEN)
 UNSOLICITED_HANGUP = "HANGUP"
 
 _ENV_LINE = re.compile(r"agi_[a-z0-9_]+\Z")
 _STATUS = re.compile(r"(?P<code>[0-9]{3})(?P<sep>[ -])(?P<rest>.*)\Z", re.DOTALL)
 _RESULT = re.compile(r"result=(?P<result>\S*)(?P<tail>.*)\Z", re.DOTALL)
-# `(data)` then `key=value` words. Greedy: GET VARIABLE's value may itself hold parentheses.
-_DATA_TAIL = re.compile(r"\s*\((?P<data>.*)\)(?P<pairs>(?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*)\s*\Z", re.DOTALL)
-_PAIRS = re.compile(r"(?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*\s*\Z")
-_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+_WORD = re.compile(r"\S+")
+_PAIR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")  # one `key=value` word (matched whole)
 
 
 class AgiParseError(ValueError):
     """Asterisk (or whatever connected) sent something that is not AGI."""
+
+
+class AgiLimitError(AgiParseError):
+    """The peer sent more than a bound allows (lines, bytes): drop it, do not read on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +81,7 @@ def parse_env_line(line: str) -> tuple[str, str]:
 def add_env_line(env: dict[str, str], line: str) -> None:
     """Add one `agi_*: value` line to `env`, refusing an environment that never ends."""
     if len(env) >= MAX_ENV_LINES:
-        raise AgiParseError(f"more than {MAX_ENV_LINES} environment lines")
+        raise AgiLimitError(f"more than {MAX_ENV_LINES} environment lines")
     key, value = parse_env_line(line)
     env[key] = value
 
@@ -110,17 +122,45 @@ def parse_reply(line: str) -> AgiReply:
 
 
 def _with_tail(code: int, result: str, tail: str, line: str) -> AgiReply:
+    """What follows `result=<r>`: ` (data)` and/or ` key=value` words, or free text."""
     data, pairs, message = "", "", ""
-    if (with_data := _DATA_TAIL.match(tail)) is not None:
-        data, pairs = with_data["data"], with_data["pairs"]
-    elif _PAIRS.match(tail):
+    if (with_data := _split_data(tail)) is not None:
+        data, pairs = with_data
+    elif _only_pairs(tail):
         pairs = tail
     else:
         message = tail.strip()  # `100 result=0 Trying...`, `200 result=0 Gosub complete`
-    extra = dict(_PAIR.findall(pairs))
+    extra = dict(word.split("=", 1) for word in pairs.split())
     endpos_text = extra.pop("endpos", None)
     endpos = _int_or_none(endpos_text, line)
     return AgiReply(code, result, data, endpos, extra, message)
+
+
+def _split_data(tail: str) -> tuple[str, str] | None:
+    """` (data) k=v k=v`: (data, the pairs' text), or None if the tail is not of that shape.
+
+    The data ends at the last `)` after which only `key=value` words follow (GET VARIABLE's value
+    may itself hold parentheses). Walks the words once from the right: linear, where the regular
+    expression it replaces backtracked to every `)` and re-scanned the rest of the line each time.
+    """
+    words = [m.span() for m in _WORD.finditer(tail)]
+    if not words or tail[words[0][0]] != "(":
+        return None
+    opened = words[0][0]
+    for i in range(len(words) - 1, -1, -1):
+        start, end = words[i]
+        if tail[end - 1] == ")" and end - 1 > opened:
+            return tail[opened + 1 : end - 1], tail[end:]
+        if i == 0 or _PAIR.fullmatch(tail, start, end) is None:
+            return None
+    return None
+
+
+def _only_pairs(tail: str) -> bool:
+    """Nothing but ` key=value` words (or blanks)."""
+    if not tail or tail.isspace():
+        return True
+    return tail[0].isspace() and all(_PAIR.fullmatch(word) for word in tail.split())
 
 
 def _int_or_none(text: str | None, line: str) -> int | None:
@@ -135,17 +175,30 @@ def _int_or_none(text: str | None, line: str) -> int | None:
 class ReplyAssembler:
     """Feed it reply lines as they arrive; it returns each final reply once complete.
 
-    Skips unsolicited `HANGUP` lines (sets `hangup_seen`) and `100 ... Trying...` progress lines,
-    and joins a `520-` usage block into one `AgiReply(code=520, message=<usage>)`.
+    Skips unsolicited `HANGUP` lines (sets `hangup_seen`) and `100 ... Trying...` progress lines
+    (the current reply's are in `progress`), and joins a `520-` usage block into one
+    `AgiReply(code=520, message=<usage>)`. A reply of more than MAX_REPLY_LINES lines raises
+    AgiLimitError, so a peer cannot grow a reply (or the progress list) without end.
     """
 
     def __init__(self) -> None:
         self.hangup_seen = False
         self.progress: list[AgiReply] = []
         self._usage: list[str] | None = None
+        self._lines = 0  # lines of the reply being assembled
 
     def feed(self, line: str) -> AgiReply | None:
-        line = line.rstrip("\r\n")
+        if self._lines == 0:
+            self.progress = []
+        self._lines += 1
+        if self._lines > MAX_REPLY_LINES:
+            raise AgiLimitError(f"a reply of more than {MAX_REPLY_LINES} lines")
+        reply = self._feed(line.rstrip("\r\n"))
+        if reply is not None:
+            self._lines = 0
+        return reply
+
+    def _feed(self, line: str) -> AgiReply | None:
         if self._usage is not None:
             return self._feed_usage(line)
         if line.strip() == UNSOLICITED_HANGUP:

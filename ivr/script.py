@@ -7,6 +7,11 @@ offers a menu answered by key or by voice (`type: menu`), or collects digits
 
 Errors name the file, the line and the field, e.g.
 `reminder.yaml:14: nodes.menu.options[2].next: no node named 'dispue'`.
+
+A script is data from whoever writes it, so reading one is bounded: at most MAX_SCRIPT_BYTES,
+no YAML anchors or aliases (a 272-byte "billion laughs" file once took 1.1 GB), at most
+MAX_DEPTH levels of nesting, and templates without format specs (`{lender:>999999999}` asks
+for a gigabyte of padding; `{lender:d}` fails on every call).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dialer.errors import DueCallError, field_path
+
+MAX_SCRIPT_BYTES = 256 * 1024  # the shipped scripts are about 4 KB
+MAX_DEPTH = 16  # the deepest a script needs is 7: nodes.<key>.options[i].phrases[j]
 
 # Fields a template may use. The first group differs per account (rendered before each call).
 ACCOUNT_FIELDS = frozenset({"name", "amount", "currency", "due_date"})
@@ -143,19 +151,61 @@ def load_script(path: Path) -> Script:
 def load_located(path: Path) -> tuple[Script, _Lines]:
     """The script and where each of its fields is in the file (for later messages, e.g. lint)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_SCRIPT_BYTES + 1)  # never more, whatever the file's size
+        if len(data) > MAX_SCRIPT_BYTES:
+            raise ScriptError([_too_large(path)])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScriptError([f"{path}: cannot read: {exc}"]) from exc
     return _parse(text, path)
+
+
+def _too_large(path: Path) -> str:
+    return f"{path}: larger than {MAX_SCRIPT_BYTES // 1024} KiB: not a reminder script"
 
 
 def parse_script(text: str, path: Path) -> Script:
     return _parse(text, path)[0]
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML, but not in a script: an anchor, an alias, nesting past MAX_DEPTH."""
+
+
+class _ScriptLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases and nesting deeper than MAX_DEPTH.
+
+    Aliases are what a "billion laughs" file multiplies (and a self-referencing one makes a cycle
+    that every later walk recurses into); a script has no use for them. The depth limit stops
+    `[[[[...` before PyYAML's recursive composer (and everything after it) runs out of stack.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # (untyped in the stubs)
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _refused(event, "anchors and aliases (&name, *name) are not allowed in a script")
+        if self._depth >= MAX_DEPTH:
+            raise _refused(event, f"nested more than {MAX_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _refused(event: yaml.Event, problem: str) -> _Refused:
+    mark = event.start_mark if isinstance(event.start_mark, yaml.error.Mark) else None
+    return _Refused(None, None, problem, mark)
+
+
 def _compose(text: str) -> tuple[yaml.Node | None, Any]:
     """The YAML node tree (for line numbers) and the data built from it: one parse."""
-    loader = yaml.SafeLoader(text)
+    loader = _ScriptLoader(text)
     try:
         root = loader.get_single_node()
         return root, (loader.construct_document(root) if root is not None else None)
@@ -164,12 +214,26 @@ def _compose(text: str) -> tuple[yaml.Node | None, Any]:
 
 
 def _parse(text: str, path: Path) -> tuple[Script, _Lines]:
+    if len(text.encode("utf-8")) > MAX_SCRIPT_BYTES:
+        raise ScriptError([_too_large(path)])
+    try:
+        return _parse_bounded(text, path)
+    except RecursionError:  # a guard missed some shape: still an error that names the file
+        raise ScriptError([f"{path}: nested too deeply to read"]) from None
+
+
+def _parse_bounded(text: str, path: Path) -> tuple[Script, _Lines]:
     try:
         root, data = _compose(text)
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ScriptError([f"{path}:{line}: {exc.problem}"]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         raise ScriptError([f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits (Python's own limit)
+        raise ScriptError([f"{path}: not a value a script can hold: {exc}"]) from exc
     where = line_index(root)
     if not isinstance(data, dict):
         raise ScriptError([f"{path}:1: a script is a mapping with locale, lender, callback, start, nodes"])
@@ -206,12 +270,20 @@ def _semantic_problems(script: Script) -> Iterator[Problem]:
 
 def _template_problems(path: Loc, text: str) -> Iterator[Problem]:
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
         yield path, f"bad template: {exc}"
         return
-    for field in sorted(fields - FIELDS):
+    for field in sorted({f for f, _, _ in parts} - FIELDS):
         yield path, f"unknown field {{{field}}}; known: {', '.join(sorted(FIELDS))}"
+    for field, spec, conversion in parts:
+        if spec or conversion:
+            # Every field is already spoken text: a spec can only break the render (`:d`) or blow
+            # it up (`:>999999999`), so none is allowed.
+            written = (
+                "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
+            yield path, f"{written[:80]}: no format spec or conversion allowed; write {{{field}}}"
 
 
 def _node_problems(key: str, node: Node, names: set[str]) -> Iterator[Problem]:

@@ -5,12 +5,19 @@ prompt that names the account, so the borrower never hears dead air once they
 answer. The dialplan then hands the answered call to the FastAGI server with
 the call key; `handle` runs the script and keeps the result for the engine,
 which stores it with the call's disposition in one transaction.
+
+Anyone on the machine can connect to the FastAGI port and call keys are guessable, so each
+call also gets a random secret (`agi_secret`): the dialer passes it to Asterisk in the
+Originate (DUECALL_AGI_SECRET), the dialplan hands it back as AGI() argument 2, and `handle`
+refuses a connection without it. It works once: the first session that shows it uses it up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 import string
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dialer.models import Account
-from ivr.agi import AgiHangup, AgiServer, AgiSession
+from ivr.agi import AgiHangup, AgiRefused, AgiServer, AgiSession
 from ivr.flow import IvrResult, IvrRun, Reply
 from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script
 from ivr.speech import Recognizer
@@ -27,6 +34,7 @@ from ivr.tts import PromptCache, Voice, playback_target, voice_for
 
 log = logging.getLogger(__name__)
 OptOut = Callable[[Account, int], Awaitable[None]]  # (account, attempt id)
+SECRET_BYTES = 32  # of randomness in each call's AGI secret (43 URL-safe characters)
 
 
 def account_fields(script: Script, account: Account) -> dict[str, str]:
@@ -52,6 +60,8 @@ class Prepared:
     fields: dict[str, str]
     recordings: Path  # where the borrower's spoken replies are kept
     attempt_id: int
+    agi_secret: str  # shown by the call's FastAGI session (agi_arg_2); see the module docstring
+    admitted: bool = False  # a session showed the secret: it cannot be used again
     result: IvrResult | None = None
     first_prompt_at: datetime | None = None  # when the first prompt started playing
 
@@ -147,17 +157,45 @@ class IvrService:
     def register(
         self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
     ) -> None:
-        """The call `key` is about to be placed for `account`: its FastAGI session will find this."""
-        self._calls[key] = Prepared(self.script_for(account), account, fields, recordings, attempt_id)
+        """The call `key` is about to be placed for `account`: its FastAGI session will find this.
+
+        Makes the call's AGI secret (`agi_secret`), for the Originate.
+        """
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        script = self.script_for(account)
+        self._calls[key] = Prepared(script, account, fields, recordings, attempt_id, secret)
+
+    def agi_secret(self, key: str) -> str:
+        """The secret the call `key`'s FastAGI session must show (DUECALL_AGI_SECRET)."""
+        return self._calls[key].agi_secret
+
+    def peek(self, key: str) -> Prepared | None:
+        """The call's IVR state while it runs (the engine saves its steps as they happen)."""
+        return self._calls.get(key)
 
     def take(self, key: str) -> Prepared | None:
         """The call's IVR state, once; the engine calls this when the call has ended."""
         return self._calls.pop(key, None)
 
-    async def handle(self, session: AgiSession) -> None:
+    def admit(self, session: AgiSession) -> Prepared:
+        """The call this session may drive; AgiRefused unless it shows the call's unused secret.
+
+        A refusal changes nothing: the real call can still connect with its secret.
+        """
         prepared = self._calls.get(session.call_key)
-        if prepared is None:
+        if prepared is None:  # not ours (e.g. placed before a restart): the apology, not silence
             raise LookupError(f"no prepared IVR for call {session.call_key!r}")
+        shown = session.args[1] if len(session.args) > 1 else ""
+        if not hmac.compare_digest(shown.encode(), prepared.agi_secret.encode()):
+            why = "no AGI secret" if not shown else "a wrong AGI secret"
+            raise AgiRefused(f"call {session.call_key} (uniqueid {session.uniqueid!r}): {why}")
+        if prepared.admitted:
+            raise AgiRefused(f"call {session.call_key}: its AGI secret was already used")
+        prepared.admitted = True
+        return prepared
+
+    async def handle(self, session: AgiSession) -> None:
+        prepared = self.admit(session)
         io = AgiIo(self, session, prepared)
 
         async def opt_out() -> None:

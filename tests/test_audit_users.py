@@ -11,7 +11,15 @@ import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 
-from audit.users import AuditorError, authenticate, create_user, disable_user, list_users
+from audit.users import (
+    AuditorError,
+    authenticate,
+    create_user,
+    disable_user,
+    get_user,
+    list_users,
+    set_password,
+)
 from audit.web.commands import serve, user
 from dialer.config import Settings, load_settings
 from dialer.store import Store
@@ -64,6 +72,24 @@ async def test_authenticate_refuses_wrong_unknown_and_disabled(store: Store) -> 
         await store.close()
 
 
+async def test_new_password_changes_the_credential_and_is_logged(store: Store) -> None:
+    try:
+        before = await create_user(store, "ann", "auditor", PASSWORD, "operator:root", DAY1)
+        with pytest.raises(AuditorError, match="12 characters"):
+            await set_password(store, "ann", "short", "operator:root", DAY1)
+        with pytest.raises(AuditorError, match="no such user"):
+            await set_password(store, "nobody", PASSWORD, "operator:root", DAY1)
+        await set_password(store, "ann", "another long password", "operator:root", DAY1)
+        after = await get_user(store, "ann")
+        assert after is not None and after.credential != before.credential and len(after.credential) == 64
+        assert await authenticate(store, "ann", PASSWORD) is None
+        assert await authenticate(store, "ann", "another long password") is not None
+        events = await store.conn.execute_fetchall("SELECT kind, data FROM audit_events ORDER BY seq")
+        assert [(k, json.loads(d)) for k, d in events][-1] == ("auditor.password_changed", {"name": "ann"})
+    finally:
+        await store.close()
+
+
 async def test_weaker_hash_is_upgraded_on_sign_in(store: Store) -> None:
     try:
         await create_user(store, "ann", "auditor", PASSWORD, "operator:root", DAY1)
@@ -100,6 +126,10 @@ def test_user_commands(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["user", "add", "cy", "--password-stdin"], input="short\n")
     assert r.exit_code == 1 and "at least 12 characters" in r.output
+    r = runner.invoke(cli, ["user", "password", "bob", "--password-stdin"], input="a newer long password\n")
+    assert r.exit_code == 0 and "open sessions have ended" in r.output, r.output
+    r = runner.invoke(cli, ["user", "password", "zed", "--password-stdin"], input=f"{PASSWORD}\n")
+    assert r.exit_code == 1 and "zed: no such user" in r.output
     r = runner.invoke(cli, ["user", "disable", "bob"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["user", "list"])

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import re
-import zipfile
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+import socket
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from click.testing import CliRunner
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from audit.chain import expected_hash, link_hash
+from audit.chain import expected_hash
 from audit.search import events_for
 from audit.verify import verify
 from audit.web.app import create_app
-from dialer.cli import main
-from dialer.config import Settings
+from audit.web.security import Lockouts, Sessions, allowed_hosts
+from dialer.config import Settings, load_settings
+from dialer.errors import ConfigError
 from dialer.models import Decision, Reason
 from dialer.store import Store
 from tests.audit_seed import ADMIN, AUDITOR, PASSWORD, Seeded, seed
@@ -36,7 +39,8 @@ def site(tmp_path: Path) -> Iterator[tuple[Settings, Seeded]]:
 
 
 def client_for(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings), follow_redirects=False)
+    # The page answers only to its own host names (DNS rebinding); TestClient's "testserver" is not one.
+    return TestClient(create_app(settings), base_url="http://localhost", follow_redirects=False)
 
 
 def csrf(html: str) -> str:
@@ -193,7 +197,9 @@ def test_recording_is_served_with_ranges_and_cannot_escape(site: tuple[Settings,
         detail = c.get(f"/calls/{seeded.ids['A4']}").text
         assert "MISSING" in detail
     listens = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.view" and "recording" in d]
-    assert listens == [{"page": f"/calls/{a1}/recording", "recording": 0}]  # once, not per range
+    assert [(v["page"], v["recording"], v["range"]) for v in listens] == [
+        (f"/calls/{a1}/recording", 0, None)
+    ]  # once per session, not per range
 
 
 def test_call_page_checks_hashes_and_shows_mismatch(site: tuple[Settings, Seeded]) -> None:
@@ -229,38 +235,6 @@ def test_call_page_checks_hashes_and_shows_mismatch(site: tuple[Settings, Seeded
         assert 'id="links">MISMATCH<' in c.get(f"/calls/{a1}").text
 
 
-LINK_FIELDS = ["prev_hash", "seq", "at", "kind", "actor", "campaign_id", "attempt_id", "account_id", "data"]
-
-
-def test_evidence_bundle_can_be_rechecked(site: tuple[Settings, Seeded]) -> None:
-    settings, seeded = site
-    a2 = seeded.ids["A2"]
-
-    for who, masked in [(AUDITOR, True), (ADMIN, False)]:
-        with client_for(settings) as c:
-            token = sign_in(c, who)
-            if not masked:
-                c.post("/reveal", data={"on": "1", "csrf": token})
-            zf = zipfile.ZipFile(io.BytesIO(c.post(f"/calls/{a2}/export", data={"csrf": token}).content))
-        evidence = json.loads(zf.read("evidence.json"))
-        wav_name = evidence["recordings"][0]["file"]
-        assert zf.read(wav_name) == seeded.wavs["A2"].read_bytes()
-        assert evidence["masked"] is masked and evidence["recordings"][0]["status"] == "verified"
-        text = json.dumps(evidence, ensure_ascii=False)
-        assert ("13912341234" in text) is not masked and ("张伟" in text) is not masked
-        checked = 0
-        for e in evidence["events"]:
-            if e["data_masked"]:
-                continue
-            args = [e[k] for k in LINK_FIELDS]
-            assert link_hash(*args) == e["hash"]
-            if e["seq"] > 1:
-                assert evidence["previous_hashes"][str(e["seq"])] == e["prev_hash"]
-            checked += 1
-        assert checked >= 5
-        assert any(e["data_masked"] for e in evidence["events"]) is masked
-
-
 def test_security_headers_and_session_cookie(site: tuple[Settings, Seeded]) -> None:
     settings, _ = site
     with client_for(settings) as c:
@@ -283,44 +257,6 @@ def test_login_redirect_stays_on_this_site(site: tuple[Settings, Seeded]) -> Non
             token = csrf(c.get("/login").text)
             r = c.post("/login", data={"name": ADMIN, "password": PASSWORD, "csrf": token, "next": evil})
             assert r.headers["location"] == "/calls", evil
-
-
-def test_check_bundle_command_rechecks_an_export_and_names_a_tampered_part(
-    site: tuple[Settings, Seeded], tmp_path: Path
-) -> None:
-    settings, seeded = site
-    with client_for(settings) as c:
-        token = sign_in(c, ADMIN)
-        c.post("/reveal", data={"on": "1", "csrf": token})
-        bundle = tmp_path / "evidence.zip"
-        bundle.write_bytes(c.post(f"/calls/{seeded.ids['A2']}/export", data={"csrf": token}).content)
-    runner = CliRunner()
-    ok = runner.invoke(main, ["audit", "check-bundle", str(bundle)])
-    assert ok.exit_code == 0 and "verified" in ok.output and "(0 masked" in ok.output, ok.output
-
-    def rewrite(change: Callable[[str, bytes], bytes]) -> Path:
-        out = tmp_path / f"tampered-{len(list(tmp_path.glob('tampered-*')))}.zip"
-        with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
-            for name in src.namelist():
-                dst.writestr(name, change(name, src.read(name)))
-        return out
-
-    def flip_wav(name: str, data: bytes) -> bytes:
-        return data[:-10] + bytes([data[-10] ^ 1]) + data[-9:] if name.endswith(".wav") else data
-
-    def edit_outcome(name: str, data: bytes) -> bytes:
-        if name != "evidence.json":
-            return data
-        evidence = json.loads(data)
-        for e in evidence["events"]:
-            if e["kind"] == "call.outcome":
-                e["data"] = e["data"].replace("opt_out", "promise_to_pay")
-        return json.dumps(evidence, ensure_ascii=False).encode()
-
-    bad_wav = runner.invoke(main, ["audit", "check-bundle", str(rewrite(flip_wav))])
-    assert bad_wav.exit_code == 1 and "SHA-256 differs from the chain's" in bad_wav.output
-    bad_event = runner.invoke(main, ["audit", "check-bundle", str(rewrite(edit_outcome))])
-    assert bad_event.exit_code == 1 and "differs from what was hashed (call.outcome)" in bad_event.output
 
 
 def test_the_trail_page_verifies_everything_and_names_a_tampered_recording(
@@ -387,3 +323,266 @@ def test_not_called_lists_the_policys_refusals_masked_and_filtered(
         "n": 1,
         "revealed": False,
     } in views
+
+
+# -- hostile requests (issue 9: items 8, 9 and 11) ------------------------------------------
+
+
+def _listens(settings: Settings) -> list[dict[str, object]]:
+    views = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.view"]
+    return [v for v in views if "recording" in v]
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    ["bytes=0-99999999", "bytes=1-", "bytes=-100", "bytes=44-", "bytes=0-10,20-30,40-", "bytes=0-0"],
+)
+def test_every_range_of_a_recording_is_a_logged_listen(site: tuple[Settings, Seeded], crafted: str) -> None:
+    """No prior page view, no `bytes=0-` first: whatever Range is asked, the listen is logged
+    before a byte is served, and only once for this session."""
+    settings, seeded = site
+    a1 = seeded.ids["A1"]
+    wav = seeded.wavs["A1"].read_bytes()
+    with client_for(settings) as c:
+        sign_in(c, AUDITOR)
+        r = c.get(f"/calls/{a1}/recording", headers={"Range": crafted})
+        assert r.status_code == 206 and len(r.content) > 0
+        first = _listens(settings)
+        assert len(first) == 1 and first[0]["recording"] == 0 and first[0]["range"] == crafted
+        assert c.get(f"/calls/{a1}/recording").content == wav  # the same listen: not logged again
+        assert len(_listens(settings)) == 1
+    with client_for(settings) as other:  # another session is another listen
+        sign_in(other, AUDITOR)
+        other.get(f"/calls/{a1}/recording", headers={"Range": crafted})
+    assert len(_listens(settings)) == 2 and first[0]["session"] != _listens(settings)[1]["session"]
+
+
+def test_head_of_a_recording_serves_no_bytes_and_marks_no_listen(site: tuple[Settings, Seeded]) -> None:
+    settings, seeded = site
+    a1 = seeded.ids["A1"]
+    with client_for(settings) as c:
+        sign_in(c, AUDITOR)
+        assert c.head(f"/calls/{a1}/recording").content == b""
+        assert _listens(settings) == []
+        c.get(f"/calls/{a1}/recording", headers={"Range": "bytes=100-"})
+    assert len(_listens(settings)) == 1
+
+
+def _copied_cookie(c: TestClient) -> dict[str, str]:
+    return {"duecall_audit": c.cookies["duecall_audit"]}
+
+
+def another_browser(c: TestClient) -> TestClient:
+    """A second client of the same running page (its lifespan is `c`'s)."""
+    return TestClient(c.app, base_url="http://localhost", follow_redirects=False)
+
+
+def test_sign_out_ends_the_session_for_a_copied_cookie(site: tuple[Settings, Seeded]) -> None:
+    settings, _ = site
+    with client_for(settings) as c:
+        token = sign_in(c, AUDITOR)
+        thief = another_browser(c)
+        thief.cookies.update(_copied_cookie(c))
+        assert thief.get("/calls").status_code == 200  # before sign-out the copy works, as any cookie would
+        assert c.post("/logout", data={"csrf": token}).status_code == 303
+        assert thief.get("/calls").status_code == 303
+        assert thief.get("/calls.csv").status_code == 401
+        assert thief.get("/calls.csv").text == "Sign in first."
+
+
+def test_password_change_and_disabling_end_open_sessions(site: tuple[Settings, Seeded]) -> None:
+    from audit.users import disable_user, set_password
+
+    settings, _ = site
+
+    async def change(what: str) -> None:
+        store = await Store.open(settings.path(settings.store.path))
+        try:
+            if what == "password":
+                await set_password(store, AUDITOR, "a brand new password", "operator:test", datetime.now(UTC))
+            else:
+                await disable_user(store, ADMIN, "operator:test", datetime.now(UTC))
+        finally:
+            await store.close()
+
+    with client_for(settings) as c, client_for(settings) as admin:
+        sign_in(c, AUDITOR)
+        sign_in(admin, ADMIN)
+        asyncio.run(change("password"))  # by another process: `duecall audit user password`
+        assert c.get("/calls").status_code == 303 and c.get("/calls.csv").status_code == 401
+        assert admin.get("/calls").status_code == 200  # others' sessions go on
+        sign_in(c, AUDITOR, "a brand new password")
+        asyncio.run(change("disable"))
+        assert admin.get("/calls").status_code == 303 and c.get("/calls").status_code == 200
+    changed = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "auditor.password_changed"]
+    assert changed == [{"name": AUDITOR}]
+
+
+def _fail_sign_in(c: TestClient, name: str, password: str = "wrong wrong wrong") -> str:
+    token = csrf(c.get("/login").text)
+    r = c.post("/login", data={"name": name, "password": password, "csrf": token})
+    assert r.status_code == 401, r.text
+    return r.text
+
+
+def test_failed_sign_in_keeps_no_unknown_name_in_the_chain(site: tuple[Settings, Seeded]) -> None:
+    settings, _ = site
+    typed_in_the_wrong_field = "Tr0ub4dor&3-my-real-password"
+    with client_for(settings) as c:
+        _fail_sign_in(c, typed_in_the_wrong_field)
+        _fail_sign_in(c, AUDITOR)
+    failed = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.sign_in_failed"]
+    everything = json.dumps(chain_kinds(settings))
+    assert typed_in_the_wrong_field not in everything and "Tr0ub4dor" not in everything
+    assert [(f["name"], f["known"]) for f in failed] == [(None, False), (AUDITOR, True)]
+
+
+def test_lockout_spares_the_users_own_browser_and_is_not_extended(site: tuple[Settings, Seeded]) -> None:
+    settings, _ = site
+    now = [1000.0]
+    with client_for(settings) as user:
+        attacker = another_browser(user)
+        sign_in(user, AUDITOR)  # an earlier sign-in: this browser now holds a device cookie
+        user.post("/logout", data={"csrf": csrf(user.get("/calls").text)})
+        attacker.app.state.audit.lockouts.clock = lambda: now[0]  # type: ignore[attr-defined]
+        for _ in range(5):
+            _fail_sign_in(attacker, AUDITOR)
+        assert "Too many failed attempts" in _fail_sign_in(attacker, AUDITOR, PASSWORD)  # locked
+        sign_in(user, AUDITOR)  # the real user's browser is not locked out
+        for minutes in range(1, 15):  # the attacker keeps trying while locked ...
+            now[0] = 1000.0 + minutes * 60
+            assert "Too many failed attempts" in _fail_sign_in(attacker, AUDITOR)
+        now[0] = 1000.0 + 15 * 60 + 1  # ... but the lock ends 15 minutes after it began
+        sign_in(attacker, AUDITOR)
+    failed = [json.loads(d) for k, _, d in chain_kinds(settings) if k == "audit.sign_in_failed"]
+    assert [f["locked"] for f in failed] == [False] * 5 + [True] * 15
+
+
+def test_requests_for_another_host_name_are_refused(site: tuple[Settings, Seeded]) -> None:
+    """DNS rebinding: evil.example resolving to 127.0.0.1 must not reach the page."""
+    settings, _ = site
+    with client_for(settings) as c:
+        for host in ["evil.example", "evil.example:8470", "127.0.0.1.evil.example", "localhost.", ""]:
+            r = c.get("/login", headers={"Host": host})
+            assert r.status_code == 400 and "host" in r.text.lower(), host
+        for host in ["localhost:8470", "127.0.0.1:8470", "[::1]:8470", "LOCALHOST"]:
+            assert c.get("/login", headers={"Host": host}).status_code == 200, host
+    config = settings.root / "duecall.toml"
+    config.write_text(config.read_text() + '\n[audit]\nallowed_hosts = ["audit.example.com"]\n')
+    allowed = load_settings(config)
+    with client_for(allowed) as c:
+        assert c.get("/login", headers={"Host": "audit.example.com"}).status_code == 200
+        assert c.get("/login", headers={"Host": "localhost"}).status_code == 400
+
+
+def _no_500_client(settings: Settings) -> TestClient:
+    return TestClient(
+        create_app(settings),
+        base_url="http://localhost",
+        follow_redirects=False,
+        raise_server_exceptions=False,
+    )
+
+
+def test_extreme_dates_and_huge_ids_are_refused_or_found_never_a_500(site: tuple[Settings, Seeded]) -> None:
+    settings, seeded = site
+    huge = "9" * 5000
+    with _no_500_client(settings) as c:
+        sign_in(c, AUDITOR)
+        for query in ["to=9999-12-31", "from=0001-01-01", "from=0001-01-01&to=9999-12-31", f"page={huge}"]:
+            for page in ["/calls", "/blocked", "/calls.csv"]:
+                r = c.get(f"{page}?{query}")
+                assert r.status_code == 200, (page, query, r.text[-300:])
+        assert str(seeded.ids["A1"]) in c.get("/calls?to=9999-12-31").text
+        r = c.get("/calls.csv?to=99999-12-31")
+        assert r.status_code == 400 and "to: '99999-12-31' is not a date" in r.text
+        for path in [
+            f"/calls/{huge}",
+            f"/calls/{huge}/recording",
+            f"/calls/{seeded.ids['A1']}/recording/{huge}",
+            "/calls/99999999999999999999",
+            "/calls/9223372036854775808/recording",
+            "/calls/abc",
+            "/calls/-1",
+        ]:
+            r = c.get(path)
+            assert r.status_code == 404, (path[:60], r.status_code, r.text[-300:])
+            assert "No such call" in r.text or "No such recording" in r.text, path[:60]
+        token = csrf(c.get("/calls").text)
+        assert c.post(f"/calls/{huge}/export", data={"csrf": token}).status_code == 404
+
+
+_PARAMS = ["from", "to", "account", "campaign", "outcome", "disposition", "flag", "page", "rule", "next"]
+_HOSTILE = st.one_of(
+    st.text(max_size=40),
+    st.dates().map(date.isoformat),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(["9999-12-31", "0001-01-01", "9" * 5000, "2025-02-30", "+10000-01-01", "\0", "%"]),
+)
+_GET_ROUTES = ["/", "/login", "/calls", "/calls.csv", "/blocked", "/trail", "/admin/auditors", "/calls/{id}"]
+_GET_ROUTES += ["/calls/{id}/recording", "/calls/{id}/recording/{n}"]
+_ID = st.one_of(st.integers(min_value=0, max_value=10**25).map(str), st.sampled_from(["9" * 5000]), _HOSTILE)
+
+
+def test_no_query_or_path_on_any_get_route_gives_a_500(site: tuple[Settings, Seeded]) -> None:
+    """Property: whatever the query string and ids, every GET route answers below 500."""
+    settings, _ = site
+    with _no_500_client(settings) as c:
+        sign_in(c, ADMIN)
+
+        @settings_(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(
+            route=st.sampled_from(_GET_ROUTES),
+            params=st.dictionaries(st.sampled_from(_PARAMS), _HOSTILE, max_size=4),
+            ids=st.tuples(_ID, _ID),
+        )
+        def check(route: str, params: dict[str, str], ids: tuple[str, str]) -> None:
+            path = route.format(id=quote(ids[0], safe=""), n=quote(ids[1], safe=""))
+            r = c.get(path, params=params)
+            assert r.status_code < 500, (path[:80], {k: v[:80] for k, v in params.items()}, r.text[-500:])
+
+        check()
+
+
+def test_lockout_is_fixed_not_extended_and_bounded() -> None:
+    now = [0.0]
+    locks = Lockouts(limit=3, window=100.0, keys=50, clock=lambda: now[0])
+    key = ("name", AUDITOR)
+    for t in (0.0, 10.0, 20.0):
+        now[0] = t
+        assert not locks.locked(key)
+        locks.failed(key)
+    assert locks.locked(key)  # locked from t=20 until t=120
+    now[0] = 119.9
+    assert locks.locked(key) and not locks.locked(("device", "mine"))
+    now[0] = 120.0
+    assert not locks.locked(key)
+    locks.failed(key)  # a fresh tally: one failure is not a lock
+    assert not locks.locked(key)
+    for n in range(10_000):  # a flood of made-up names keeps at most `keys` tallies
+        locks.failed(("name", f"x{n}"))
+    assert len(locks._tallies) <= 50
+
+
+def test_sessions_expire_and_end() -> None:
+    now = [0.0]
+    sessions = Sessions(hours=1, clock=lambda: now[0])
+    sid, live = sessions.start(AUDITOR, "c1")
+    assert sessions.get(sid) is live and sessions.get("forged") is None and sessions.get(["x"]) is None
+    now[0] = 3601.0
+    assert sessions.get(sid) is None
+    sid, _ = sessions.start(AUDITOR, "c1")
+    sessions.end(sid)
+    assert sessions.get(sid) is None
+
+
+def test_default_host_names_follow_the_bound_address(tmp_path: Path) -> None:
+    assert allowed_hosts([], "127.0.0.1") == ["127.0.0.1", "[::1]", "localhost"]
+    assert "[fd00::5]" in allowed_hosts([], "fd00::5")
+    every = allowed_hosts([], "0.0.0.0")
+    assert socket.gethostname().lower() in every and "0.0.0.0" not in every
+    assert allowed_hosts(["Audit.Example.com", "::1"], "0.0.0.0") == ["[::1]", "audit.example.com"]
+    config = tmp_path / "duecall.toml"
+    config.write_text('[audit]\nallowed_hosts = ["*"]\n')  # "every host" would undo the check
+    with pytest.raises(ConfigError, match=r"audit\.allowed_hosts"):
+        load_settings(config)

@@ -51,7 +51,6 @@ def call(
     channel: str = "voice",
     person: str = "consumer",
     conversation: bool = False,
-    consented: bool = False,
 ) -> Contact:
     assert direction in ("outbound", "inbound") and channel in ("voice", "sms")
     return Contact(
@@ -63,7 +62,6 @@ def call(
         debts=debts,
         outcome=outcome,
         conversation=conversation,
-        consented=consented,
     )
 
 
@@ -497,17 +495,39 @@ SEVEN = [
     ),
     Case("failed counts", "us-regf", _AT, False, _MON, {"7-in-7"}, history=week(outcomes=("failed",) * 7)),
     Case(
-        "consented and inbound excluded",
+        "under prior consent (given the day before) and inbound excluded",
         "us-regf",
         _AT,
         True,
         _AT,
         history=(
             *week()[:5],
-            call("c", loc("2026-03-07T09:00"), consented=True),
+            call("c", loc("2026-03-07T09:00")),
             call("i", loc("2026-03-07T09:30"), "answered", direction="inbound"),
             week()[5],
         ),
+        consents=(Consent(loc("2026-03-07T08:00"), loc("2026-03-07T12:00"), loc("2026-03-06T15:00"), "k1"),),
+        detail={"7-in-7": "not counted, under prior consent (1006.14(b)(3)(i)): history c (consent k1 given"},
+    ),
+    Case(
+        "a consent given 8 days before the call does not exempt it",
+        "us-regf",
+        _AT,
+        False,
+        _MON,
+        {"7-in-7"},
+        history=(*week()[:5], call("c", loc("2026-03-07T09:00")), week()[5]),
+        consents=(Consent(loc("2026-03-07T08:00"), loc("2026-03-07T12:00"), loc("2026-02-27T09:00")),),
+    ),
+    Case(
+        "a consent with no recorded given time does not exempt",
+        "us-regf",
+        _AT,
+        False,
+        _MON,
+        {"7-in-7"},
+        history=(*week()[:5], call("c", loc("2026-03-07T09:00")), week()[5]),
+        consents=(Consent(loc("2026-03-07T08:00"), loc("2026-03-07T12:00")),),
     ),
     Case(
         "one call, several debts: counts for D2",
@@ -656,6 +676,263 @@ CONVERSATION = [
 @pytest.mark.parametrize("case", CONVERSATION, ids=lambda c: c.name)
 def test_conversation_bar(case: Case) -> None:
     check(case)
+
+
+# --- prior consent: outside the Reg F frequencies (12 CFR 1006.14(b)(3)(i)) -----------------------
+
+# Consent given Mar 1 15:00 NY to be called Mar 2 09:00-12:00: within 7 days when the calls are made.
+_GIVEN = Consent(loc("2026-03-02T09:00"), loc("2026-03-02T12:00"), loc("2026-03-01T15:00"), "k1")
+_STALE = replace(_GIVEN, given_at=loc("2026-02-22T15:00"))  # given 8 days before the call
+_UNDATED = replace(_GIVEN, given_at=None)
+PRIOR_CONSENT = [
+    Case(
+        "a conversation on a call under prior consent starts no bar",
+        "us-regf",
+        loc("2026-03-05T12:00"),
+        True,
+        loc("2026-03-05T12:00"),
+        history=(_CONV,),
+        consents=(_GIVEN,),
+    ),
+    Case(
+        "a consent given 8 days before the conversation's call: the bar holds",
+        "us-regf",
+        loc("2026-03-05T12:00"),
+        False,
+        loc("2026-03-09T08:00"),
+        {"conversation"},
+        history=(_CONV,),
+        consents=(_STALE,),
+    ),
+    Case(
+        "a consent with no given time: the bar holds",
+        "us-regf",
+        loc("2026-03-05T12:00"),
+        False,
+        loc("2026-03-09T08:00"),
+        {"conversation"},
+        history=(_CONV,),
+        consents=(_UNDATED,),
+    ),
+    Case(
+        "an inbound conversation during the consent still starts the bar",
+        "us-regf",
+        loc("2026-03-05T12:00"),
+        False,
+        loc("2026-03-09T08:00"),
+        {"conversation"},
+        history=(replace(_CONV, direction="inbound"),),
+        consents=(_GIVEN,),
+    ),
+    Case(
+        "the proposal under prior consent: neither the bar nor 7-in-7 blocks it",
+        "us-regf",
+        loc("2026-03-08T10:30"),
+        True,
+        loc("2026-03-08T10:30"),
+        history=(*week(), replace(_CONV, ref="c", at=loc("2026-03-07T18:00"))),
+        consents=(Consent(loc("2026-03-08T10:00"), loc("2026-03-08T11:00"), loc("2026-03-07T18:05"), "k2"),),
+        detail={"prior-consent": "under consent k2 given 2026-03-07 23:05 UTC"},
+    ),
+    Case(
+        "the same proposal once the consent's 7 days are over",
+        "us-regf",
+        loc("2026-03-08T10:30"),
+        False,
+        loc("2026-03-14T08:00"),
+        {"7-in-7", "conversation"},
+        history=(*week(), replace(_CONV, ref="c", at=loc("2026-03-07T18:00"))),
+        consents=(Consent(loc("2026-03-08T10:00"), loc("2026-03-08T11:00"), loc("2026-02-28T18:05"), "k2"),),
+    ),
+    Case(
+        "a consent's 7 days end with local day 7 (day 1 = its day), before 168 hours",
+        "us-regf",
+        loc("2026-03-08T10:30"),
+        False,
+        loc("2026-03-09T08:00"),
+        {"7-in-7"},
+        history=week(),
+        consents=(  # given Mar 1 18:00: day 7 is Mar 7, so Mar 8 10:30 is outside
+            Consent(loc("2026-03-08T10:00"), loc("2026-03-08T11:00"), loc("2026-03-01T18:00")),
+        ),
+    ),
+    Case(
+        "barred, but a prior consent starting tomorrow lets the call through then",
+        "us-regf",
+        loc("2026-03-05T12:00"),
+        False,
+        loc("2026-03-06T10:00"),
+        {"conversation"},
+        history=(_CONV,),
+        consents=(Consent(loc("2026-03-06T10:00"), loc("2026-03-06T11:00"), loc("2026-03-05T11:00")),),
+    ),
+    Case(
+        "us-ma: 940 CMR 7.04(1)(f) has no consent exception, consented calls count toward 2",
+        "us-ma",
+        loc("2026-03-05T12:00"),
+        False,
+        loc("2026-03-09T08:00"),
+        {"7-in-7"},
+        history=(call("a", loc("2026-03-02T10:00")), call("b", loc("2026-03-02T11:00"))),
+        consents=(_GIVEN,),
+    ),
+    Case(
+        "the lender's daily cap still counts consented calls",
+        "us-regf",
+        loc("2026-03-02T11:30"),
+        False,
+        loc("2026-03-03T08:00"),
+        {"daily-cap"},
+        history=(call("a", loc("2026-03-02T09:30")),),
+        consents=(_GIVEN,),
+        lender=LenderSettings(max_voice_per_day=1),
+    ),
+    Case(
+        "a consent covers the consumer, not a third party",
+        "us-regf",
+        loc("2026-03-05T12:00"),
+        False,
+        loc("2026-03-09T08:00"),
+        {"conversation"},
+        history=(replace(_CONV, person="spouse"),),
+        person="spouse",
+        consents=(_GIVEN,),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PRIOR_CONSENT, ids=lambda c: c.name)
+def test_prior_consent(case: Case) -> None:
+    check(case)
+
+
+def test_prior_consent_names_the_consent_in_the_7_in_7_count() -> None:
+    """Five counted calls and one under consent k1: the proposal is call 6, and the reason says why."""
+    history = (*week()[2:], call("c", loc("2026-03-02T10:30")))
+    case = Case("named", "us-regf", _AT, True, _AT, history=history, consents=(_GIVEN,))
+    (seven,) = [f for f in case.run().reasons if f.rule == "7-in-7"]
+    assert seven.detail.startswith("call 6 of 7 about debt D1")
+    assert "history c (consent k1 given 2026-03-01 20:00 UTC (to be called 2026-03-02 14:00" in seven.detail
+    assert "c" not in seven.history
+    assert "1006.14(b)(2)(i)" in seven.source and "(b)(3)(i)" in seven.source
+
+
+# --- cn: the strict reading (default) and the texts as written --------------------------------------
+
+_SH_ANSWERED = tuple(
+    call(str(i), loc(f"2026-03-09T{9 + i:02}:00", SH), outcome)
+    for i, outcome in enumerate(("answered", "voicemail", "dropped"))
+)
+_SH_UNANSWERED = tuple(
+    call(str(i), loc(f"2026-03-09T{9 + i:02}:00", SH), outcome)
+    for i, outcome in enumerate(("no_answer", "busy", "failed"))
+)
+CN_READINGS = [
+    Case(
+        "cn: 21:30 is after the strict window",
+        "cn",
+        loc("2026-03-09T21:30", SH),
+        False,
+        loc("2026-03-10T08:00", SH),
+        {"window"},
+        (SH,),
+    ),
+    Case(
+        "cn-as-written: 21:30 is inside 08:00-22:00",
+        "cn-as-written",
+        loc("2026-03-09T21:30", SH),
+        True,
+        loc("2026-03-09T21:30", SH),
+        zones=(SH,),
+    ),
+    Case(
+        "cn-as-written: 22:00 is not",
+        "cn-as-written",
+        loc("2026-03-09T22:00", SH),
+        False,
+        loc("2026-03-10T08:00", SH),
+        {"window"},
+        (SH,),
+    ),
+    Case(
+        "cn-as-written: agreed 22:30",
+        "cn-as-written",
+        loc("2026-03-09T22:30", SH),
+        True,
+        loc("2026-03-09T22:30", SH),
+        zones=(SH,),
+        consents=(Consent(loc("2026-03-09T22:00", SH), loc("2026-03-09T23:00", SH)),),
+    ),
+    Case(
+        "cn: 3 unanswered dialled calls reach the cap",
+        "cn",
+        loc("2026-03-09T15:00", SH),
+        False,
+        loc("2026-03-10T08:00", SH),
+        {"daily-cap"},
+        (SH,),
+        _SH_UNANSWERED,
+        detail={"daily-cap": "3 of 3 voice calls today"},
+    ),
+    Case(
+        "cn-as-written: unanswered, busy, failed calls are not connected",
+        "cn-as-written",
+        loc("2026-03-09T15:00", SH),
+        True,
+        loc("2026-03-09T15:00", SH),
+        set(),
+        (SH,),
+        _SH_UNANSWERED,
+        detail={"daily-cap": "call 1 of 3 connected voice calls today"},
+    ),
+    Case(
+        "cn-as-written: 3 connected calls reach the cap",
+        "cn-as-written",
+        loc("2026-03-09T15:00", SH),
+        False,
+        loc("2026-03-10T08:00", SH),
+        {"daily-cap"},
+        (SH,),
+        _SH_ANSWERED,
+        detail={"daily-cap": "3 of 3 connected voice calls today"},
+    ),
+    Case(
+        "cn-as-written: a call still open counts as connected",
+        "cn-as-written",
+        loc("2026-03-09T15:00", SH),
+        False,
+        loc("2026-03-10T08:00", SH),
+        {"daily-cap"},
+        (SH,),
+        (*_SH_ANSWERED[:2], call("open", loc("2026-03-09T14:59", SH), "unknown")),
+    ),
+    Case(
+        "cn-as-written: the lender's cap still counts dialled calls",
+        "cn-as-written",
+        loc("2026-03-09T15:00", SH),
+        False,
+        loc("2026-03-10T08:00", SH),
+        {"daily-cap"},
+        (SH,),
+        _SH_UNANSWERED,
+        lender=LenderSettings(max_voice_per_day=3),
+        detail={"daily-cap": "3 of 3 voice calls today"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CN_READINGS, ids=lambda c: c.name)
+def test_cn_strict_and_as_written(case: Case) -> None:
+    check(case)
+
+
+def test_every_reason_cites_its_source() -> None:
+    verdict = CN_READINGS[-1].run()
+    (cap,) = [f for f in verdict.reasons if f.rule == "daily-cap"]
+    assert cap.source == "lender setting policy.max_attempts_per_day"
+    strict = CN_READINGS[0].run()
+    assert [f.source for f in strict.reasons] == [load_pack("cn").source("window")]
+    assert "22:00-08:00" in strict.reasons[0].source
 
 
 # --- consent and inconvenient times ---------------------------------------------------------------
@@ -955,33 +1232,93 @@ def test_every_reason_at_once() -> None:
 
 def test_packs_load() -> None:
     cn, regf, ma = (load_pack(n) for n in ("cn", "us-regf", "us-ma"))
-    assert (cn.window_start, cn.window_end, cn.max_voice_per_day, cn.consumer_only) == (
+    assert (cn.window_start, cn.window_end, cn.max_voice_per_day, cn.daily_cap_counts, cn.consumer_only) == (
         time(8),
         time(21),
         3,
+        "dialled",
         True,
     )
     assert (regf.calls_per_7_days, regf.conversation_bar_days, regf.unknown_zone) == (7, 7, "region")
-    assert ma.calls_per_7_days == 2
+    assert (regf.seven_consent_exempt, regf.bar_consent_exempt) == (True, True)
+    assert (ma.calls_per_7_days, ma.seven_consent_exempt, ma.bar_consent_exempt) == (2, False, True)
     lender = LenderSettings(max_voice_per_day=2)
     assert load_pack("cn", lender).lender is lender
+
+
+def test_cn_as_written_is_the_texts_reading() -> None:
+    written = load_pack("cn-as-written")
+    assert (written.window_start, written.window_end, written.max_voice_per_day) == (time(8), time(22), 3)
+    assert written.daily_cap_counts == "connected" and written.consumer_only
+
+
+PACKS = ("cn", "cn-as-written", "us-regf", "us-ma")
+
+
+@pytest.mark.parametrize("name", PACKS)
+def test_every_rule_of_every_pack_cites_its_source(name: str) -> None:
+    pack = load_pack(name)
+    rules = dict(pack.sources)
+    on = {"opt-out", "window", "inconvenient", "consent", "zone-unknown"}
+    on |= {"daily-cap"} if pack.max_voice_per_day else set()
+    on |= {"person"} if pack.consumer_only else set()
+    on |= {"7-in-7"} if pack.calls_per_7_days else set()
+    on |= {"conversation"} if pack.conversation_bar_days else set()
+    assert set(rules) == on
+    assert all(len(text) > 10 for text in rules.values()), rules
+
+
+_GOOD_PACK = (Path(__file__).resolve().parent.parent / "dialer" / "policies" / "us-regf.yaml").read_text(
+    encoding="utf-8"
+)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("max_voice_per_dya: 3\n", "max_voice_per_dya: Extra inputs"),
-        ("window: {start: 8:00, end: '21:00'}\n", "window.start"),  # 480, sexagesimal
-        ("window: {start: '21:00', end: '08:00'}\n", "must be before end"),
-        ("window: {start: '8am'}\n", "window.start"),
-        ("max_voice_per_day: 0\n", "max_voice_per_day"),
-        ("calls_per_7_days: '7'\n", "calls_per_7_days"),
-        ("unknown_zone: guess\n", "unknown_zone"),
-        ("- a\n- b\n", "mapping"),
-        ("window: {start: [\n", "invalid YAML"),
+        ("daily_cap: {limit: 3, counts: dialled, sorce: x}\n", "daily_cap.sorce: Extra inputs"),
+        ("daily_cap: {limit: 3, counts: dialled}\n", "daily_cap.source: Field required"),
+        ("daily_cap: {limit: 3, counts: answered, source: somewhere}\n", "daily_cap.counts"),
+        ("daily_cap: {limit: 0, counts: dialled, source: somewhere}\n", "daily_cap.limit"),
+        ("consumer_only: {source: ''}\n", "consumer_only.source"),
+        ("window: {start: 8:00, end: '21:00', source: x y z}\n", "window.start"),  # 480, sexagesimal
+        ("window: {start: '21:00', end: '08:00', source: x y z}\n", "must be before end"),
+        ("window: {start: '8am', end: '21:00', source: x y z}\n", "window.start"),
+        ("window: {start: '08:00', end: '21:00'}\n", "window.source: Field required"),
+        ("seven_in_seven: {limit: '7', consent_exempt: true, source: x y z}\n", "seven_in_seven.limit"),
+        ("seven_in_seven: {limit: 7, source: x y z}\n", "seven_in_seven.consent_exempt: Field required"),
+        ("unknown_zone: {action: guess, source: x y z}\n", "unknown_zone.action"),
+        ("unknown_zone: block\n", "unknown_zone"),
     ],
 )
 def test_pack_errors_name_file_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    key = text.split(":")[0]
+    kept = "".join(
+        block for block in _blocks(_GOOD_PACK) if not block.startswith(f"{key}:")
+    )  # the good pack without that rule, then the bad rule
+    path.write_text(kept + text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.yaml") as err:
+        load_pack_file(path)
+    assert expected in str(err.value)
+
+
+def _blocks(text: str) -> list[str]:
+    """A YAML mapping's top-level entries, each with its indented lines."""
+    blocks: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith((" ", "#")) and blocks:
+            blocks[-1] += line
+        elif not line.startswith("#"):
+            blocks.append(line)
+    return blocks
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("- a\n- b\n", "mapping"), ("window: {start: [\n", "invalid YAML"), ("", "opt_out: Field required")],
+)
+def test_pack_file_shape_errors(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad\.yaml") as err:
@@ -989,7 +1326,9 @@ def test_pack_errors_name_file_and_field(tmp_path: Path, text: str, expected: st
     assert expected in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["../etc/passwd", "CN", "nope"])
+@pytest.mark.parametrize("name", ["../etc/passwd", "CN", "nope", "x" * 300, ""])
 def test_pack_names(name: str) -> None:
-    with pytest.raises(ConfigError, match="pack"):
+    with pytest.raises(
+        ConfigError, match=r"unknown policy pack .* \(known: cn, cn-as-written, us-ma, us-regf\)"
+    ):
         load_pack(name)

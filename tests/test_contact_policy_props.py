@@ -46,6 +46,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     "not_in_service",
     "failed",
     "dropped",
+    "unknown",
 )
 # Around the 2026 DST changes and the end-of-year holidays.
 STARTS = (
@@ -83,7 +84,7 @@ debt_sets = st.sets(st.sampled_from(DEBTS), min_size=1, max_size=3).map(lambda s
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    name = draw(st.sampled_from(["cn", "us-regf", "us-ma"]))
+    name = draw(st.sampled_from(["cn", "cn-as-written", "us-regf", "us-ma"]))
     lender = LenderSettings(
         max_voice_per_day=draw(st.none() | st.integers(1, 4)),
         min_gap_unanswered_minutes=draw(st.sampled_from([None, 5, 30])),
@@ -94,13 +95,16 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     start = draw(st.sampled_from(STARTS)) + timedelta(minutes=draw(st.integers(0, 6 * 1440)))
     zones = tuple(draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True)))
     inconvenient = tuple(draw(st.lists(st.builds(TimeRange, clocks, clocks), max_size=2)))
+    # Consents from 10 days before the start to 8 after, given up to 9 days before they begin (or
+    # not recorded): some exempt calls from the Reg F frequencies, some are too old to.
     consents = tuple(
-        Consent(s, s + timedelta(minutes=length))
-        for s, length in draw(
+        Consent(s, s + timedelta(minutes=length), None if ago is None else s - timedelta(minutes=ago))
+        for s, length, ago in draw(
             st.lists(
                 st.tuples(
-                    st.integers(0, 8 * 1440).map(lambda m: start + timedelta(minutes=m)),
+                    st.integers(-10 * 1440, 8 * 1440).map(lambda m: start + timedelta(minutes=m)),
                     st.integers(15, 600),
+                    st.none() | st.integers(0, 9 * 1440),
                 ),
                 max_size=2,
             )
@@ -108,8 +112,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     opted_out = frozenset(draw(st.sets(st.sampled_from(["voice", "sms"]), max_size=1)))
     channel: Channel = draw(st.sampled_from(["voice", "voice", "voice", "sms"]))
-    person = "consumer" if name == "cn" else draw(st.sampled_from(["consumer", "consumer", "spouse"]))
-    people = ["consumer"] if name == "cn" else ["consumer", "spouse"]
+    cn = name.startswith("cn")
+    person = "consumer" if cn else draw(st.sampled_from(["consumer", "consumer", "spouse"]))
+    people = ["consumer"] if cn else ["consumer", "spouse"]
     history = []
     for i in range(draw(st.integers(0, 14))):
         outcome = draw(st.sampled_from(OUTCOMES))
@@ -123,7 +128,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 debts=draw(debt_sets),
                 outcome=outcome,
                 conversation=outcome == "answered" and draw(st.booleans()),
-                consented=draw(st.booleans()) and draw(st.booleans()),
             )
         )
     steps = tuple(
@@ -159,6 +163,7 @@ def simulate(s: Scenario) -> list[Contact]:
         proposal = Proposal("p", at, s.channel, s.person, s.debts, s.consumer, tuple(history))
         verdict = decide(s.pack, proposal)
         assert verdict.allowed == (not any(f.blocking for f in verdict.reasons))
+        assert all(f.source for f in verdict.reasons), verdict  # every reason cites its text
         if verdict.allowed:
             assert verdict.next_allowed_at == at
         else:
@@ -185,7 +190,6 @@ def simulate(s: Scenario) -> list[Contact]:
             debts=s.debts,
             outcome=step.outcome,
             conversation=step.conversation,
-            consented=any(c.start <= t < c.end for c in s.consumer.consents),
         )
         history.append(contact)
         placed.append(contact)
@@ -208,13 +212,29 @@ def clock_in(start: time, end: time, clock: time) -> bool:
     return clock >= start or clock < end
 
 
+def under_prior_consent(consumer: Consumer, c: Contact) -> bool:
+    """An outbound voice call to the consumer inside a consent's period, no more than 7 days after it
+    was given: fewer than 168 hours, and within local day 7 (day 1 = its day) in every zone."""
+    if c.person != "consumer" or c.direction != "outbound" or c.channel != "voice":
+        return False
+    return any(
+        k.given_at is not None
+        and k.start <= c.at < k.end
+        and k.given_at <= c.at < k.given_at + timedelta(days=7)
+        and all((local_day(c.at, z) - local_day(k.given_at, z)).days < 7 for z in consumer.time_zones)
+        for k in consumer.consents
+    )
+
+
+CONNECTED = ("answered", "voicemail", "dropped", "unknown")
+
+
 def violations(s: Scenario, placed: list[Contact]) -> list[str]:
     pack, lender, consumer = s.pack, s.pack.lender, s.consumer
     everything = list(s.history) + placed
     mine_voice_out = [
         c for c in everything if c.person == s.person and c.channel == "voice" and c.direction == "outbound"
     ]
-    caps = [c for c in (pack.max_voice_per_day, lender.max_voice_per_day) if c is not None]
     cal = holidays.country_holidays(lender.holidays_country) if lender.holidays_country else None
     order = {id(c): i for i, c in enumerate(everything)}  # same-instant calls: list order
 
@@ -244,20 +264,31 @@ def violations(s: Scenario, placed: list[Contact]) -> list[str]:
         for zone in consumer.time_zones:
             day = local_day(c.at, zone)
             same_day = [o for o in mine_voice_out if local_day(o.at, zone) == day]
-            if caps and len(same_day) > min(caps):
-                bad.append(f"{c.ref}: {len(same_day)} voice calls on {day} in {zone}")
+            connected = [o for o in same_day if o.outcome in CONNECTED]
+            if lender.max_voice_per_day and len(same_day) > lender.max_voice_per_day:
+                bad.append(f"{c.ref}: {len(same_day)} voice calls on {day} in {zone} (lender cap)")
+            pack_counted = same_day if pack.daily_cap_counts == "dialled" else connected
+            if pack.max_voice_per_day and len(pack_counted) > pack.max_voice_per_day:
+                bad.append(f"{c.ref}: {len(pack_counted)} {pack.daily_cap_counts} calls on {day} in {zone}")
             for debt in c.debts:
                 counted = [
                     o
                     for o in mine_voice_out
-                    if debt in o.debts and o.outcome not in ("busy", "not_in_service") and not o.consented
+                    if debt in o.debts
+                    and o.outcome not in ("busy", "not_in_service")
+                    and not (pack.seven_consent_exempt and under_prior_consent(consumer, o))
                 ]
-                if pack.calls_per_7_days is not None:
+                if pack.calls_per_7_days is not None and not (
+                    pack.seven_consent_exempt and under_prior_consent(consumer, c)
+                ):
                     for end in (day + timedelta(days=k) for k in range(7)):
                         n = sum(1 for o in counted if end - timedelta(days=6) <= local_day(o.at, zone) <= end)
                         if n > pack.calls_per_7_days:
                             bad.append(f"{c.ref}: {n} calls about {debt} in the 7 days to {end} in {zone}")
-                if pack.conversation_bar_days is not None:
+                bar_exempt = pack.bar_consent_exempt
+                if pack.conversation_bar_days is not None and not (
+                    bar_exempt and under_prior_consent(consumer, c)
+                ):
                     for conv in everything:
                         if (
                             before(conv, c)
@@ -265,6 +296,7 @@ def violations(s: Scenario, placed: list[Contact]) -> list[str]:
                             and conv.channel == "voice"
                             and conv.person == s.person
                             and debt in conv.debts
+                            and not (bar_exempt and under_prior_consent(consumer, conv))
                             and (day - local_day(conv.at, zone)).days < pack.conversation_bar_days
                         ):
                             bad.append(

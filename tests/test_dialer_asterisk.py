@@ -11,7 +11,7 @@ import pytest
 
 from dialer.accounts import ImportSettings
 from dialer.asterisk_host import AmiCredentials
-from dialer.cli import dial
+from dialer.cli import dial, ivr_figures
 from dialer.clock import ShiftedClock
 from dialer.config import Settings
 from dialer.importing import import_accounts
@@ -120,3 +120,28 @@ async def test_daily_cap_holds_across_retries(asterisk: AmiCredentials, work_dir
         await store.close()
     assert note.startswith("daily-cap: 2 of 2 voice calls today")
     assert next_at == datetime(2026, 12, 3, 8, 0, tzinfo=ZoneInfo(zone))
+
+
+async def test_answer_to_first_prompt_is_measured_from_the_answer(
+    asterisk: AmiCredentials, work_dir: Path
+) -> None:
+    """Issue 9 item 20: with AMD off the figure printed 0 or -0 ms: it compared when two messages
+    reached the dialer (DueCallAnswer over AMI, the FastAGI session), not the answer.
+
+    It now runs from the dialplan's own clock reading at the answer (DueCallAnswer's AnsweredAt)
+    to the IVR sending the first prompt: MixMonitor, the FastAGI connect and the session lookup
+    lie in between, so it is positive, and printed to a tenth of a millisecond.
+    """
+    settings = make_settings(
+        work_dir,
+        dialer={"amd": False, "ring_timeout": "8s"},
+        ivr={"enabled": True, "prompts_dir": str(work_dir / "prompts"), "speech_model": "", "agi_port": 0},
+    )
+    # 0160 hangs up during the first prompt: a short call that still starts the script.
+    await prepare(settings, work_dir, [("F1", "+12195550160", daytime_zone())])
+    summary = await dial(settings, "test", ShiftedClock(datetime.now(UTC)), timedelta(0))
+    [delay] = summary.answer_to_audio
+    assert 0.0001 <= delay < 1.0, delay
+    printed = ivr_figures(summary)
+    assert "answer to first prompt start: p50 " in printed
+    assert " 0.0 ms" not in printed and "-0" not in printed, printed

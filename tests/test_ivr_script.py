@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from dialer.policy_packs import pack_names
 from ivr.lint import lint, lint_file, policies
 from ivr.script import Outcome, ScriptError, load_script, parse_script
 
@@ -131,3 +136,132 @@ def test_lint_unknown_policy_is_an_error() -> None:
 
     with pytest.raises(ConfigError, match="unknown policy 'eu'"):
         lint(parse_script(MINIMAL, Path("s.yaml")), "eu")
+
+
+# ---------------------------------------------------------------- hostile scripts (issue 9, item 7)
+
+MEMORY_CAP = 256 * 1024 * 1024  # address space for the whole `duecall ivr validate` process
+VALIDATE = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+sys.argv = ["duecall", "ivr", "validate", *sys.argv[1:]]
+from dialer.cli import main
+main()
+"""
+
+
+def validate_capped(path: Path) -> tuple[int, str, float]:
+    """`duecall ivr validate path` in a child capped at MEMORY_CAP: (exit code, output, seconds)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", VALIDATE.format(cap=MEMORY_CAP), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[1],
+    )
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - started
+
+
+def laughs(levels: int) -> str:
+    """A "billion laughs" file: each anchor holds nine aliases of the one before (9**levels)."""
+    names = "abcdefghij"
+    lines = [f"a: &a [{','.join('x' * 9)}]"]
+    for before, name in itertools.pairwise(names[:levels]):
+        lines.append(f"{name}: &{name} [{','.join([f'*{before}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_billion_laughs_is_refused_in_bounded_memory_and_time(tmp_path: Path) -> None:
+    """236 bytes that took 1.14 GB and 3.4 s (the issue: 272 bytes, 1.1 GB, 5.8 s)."""
+    path = tmp_path / "laughs.yaml"
+    path.write_text(laughs(7), encoding="utf-8")
+    assert path.stat().st_size < 300
+    code, out, seconds = validate_capped(path)
+    assert code == 1
+    assert f"{path}:1: anchors and aliases (&name, *name) are not allowed in a script" in out
+    assert "Traceback" not in out and "MemoryError" not in out
+    assert seconds < 3
+
+
+def test_an_alias_inside_a_valid_script_is_refused() -> None:
+    text = MINIMAL.replace("lender: Acme", "lender: &who Acme").replace(
+        'callback: "18005550100"', "callback: *who"
+    )
+    assert problems(text) == ["s.yaml:2: anchors and aliases (&name, *name) are not allowed in a script"]
+
+
+def test_self_referencing_alias_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "selfref.yaml"
+    path.write_text("locale: en-US\nlender: &x [*x]\n", encoding="utf-8")
+    code, out, _ = validate_capped(path)
+    assert code == 1
+    assert out.strip() == f"{path}:2: anchors and aliases (&name, *name) are not allowed in a script"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "locale: " + "[" * 100_000 + "]" * 100_000 + "\n",  # flow style
+        "".join(f"{' ' * i}k{i}:\n" for i in range(700)) + " " * 700 + "x: 1\n",  # block style
+    ],
+    ids=["flow", "block"],
+)
+def test_deep_nesting_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    """Was: RecursionError traceback (0.8 s)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, out, seconds = validate_capped(path)
+    assert code == 1
+    assert "nested more than 16 levels deep" in out and out.startswith(f"{path}:")
+    assert "Traceback" not in out and "RecursionError" not in out
+    assert seconds < 5
+
+
+def test_oversized_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("w", encoding="utf-8") as file:
+        file.write(MINIMAL)
+        file.write("# " + "x" * (300 * 1024 * 1024) + "\n")  # 300 MB: more than the cap itself
+    code, out, _ = validate_capped(path)
+    assert code == 1
+    assert out.strip() == f"{path}: larger than 256 KiB: not a reminder script"
+
+
+def test_huge_integer_is_a_clear_error() -> None:
+    found = problems(MINIMAL + "rate: 1" + "0" * 5000 + "\n")
+    assert len(found) == 1 and found[0].startswith("s.yaml: not a value a script can hold:")
+
+
+@pytest.mark.parametrize(
+    ("template", "written"),
+    [
+        ("{lender:d}", "{lender:d}"),  # validated, then failed on every render
+        ("{lender:>999999999}", "{lender:>999999999}"),  # MemoryError (987 MB) on render
+        ("{name!r}", "{name!r}"),
+        ("{name:{lender}}", "{name:{lender}}"),
+    ],
+)
+def test_format_specs_are_refused_at_validate_time(template: str, written: str) -> None:
+    text = MINIMAL.replace("Hello from {lender}.", f"Hello from {template}.")
+    assert problems(text) == [
+        f"s.yaml:7: nodes.intro.say: {written}: no format spec or conversion allowed; "
+        f"write {{{template[1:].split(':')[0].split('!')[0]}}}"
+    ]
+
+
+def test_validate_names_file_line_and_field_of_a_format_spec(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(MINIMAL.replace("Goodbye.", "Goodbye from {lender:>999999999}."), encoding="utf-8")
+    code, out, seconds = validate_capped(path)
+    assert code == 1
+    assert " ".join(out.split()) == (  # (the console wraps long lines)
+        f"{path}:22: nodes.bye.say: {{lender:>999999999}}: no format spec or conversion allowed; "
+        "write {lender}"
+    )
+    assert seconds < 3
+
+
+def test_every_policy_pack_has_script_lint_rules() -> None:
+    # `duecall ivr lint --policy P` must know every pack the dialer can run under.
+    assert set(pack_names()) <= set(policies())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -39,8 +40,10 @@ def past(
         (Disposition.FAILED, "34", "failed"),
         (Disposition.MACHINE, "16", "voicemail"),
         (Disposition.HUNG_UP_EARLY, "16", "dropped"),
-        (Disposition.UNKNOWN, "", "no_answer"),
-        (None, "", "no_answer"),  # still open: counted
+        (Disposition.CUT, "16", "dropped"),
+        (Disposition.NO_ANSWER, "", "no_answer"),
+        (Disposition.UNKNOWN, "", "unknown"),  # lost: counted as connected (cn-as-written) and unanswered
+        (None, "", "unknown"),  # still open: counted
     ],
 )
 def test_outcomes_from_dispositions(disposition: Disposition | None, cause: str, expected: str) -> None:
@@ -125,3 +128,45 @@ def test_stated_inconvenient_times_and_consents_are_honoured() -> None:
     late = datetime(2026, 11, 30, 21, 30, tzinfo=NY)
     consent = Preferences(consents=((late - timedelta(hours=1), late + timedelta(hours=1)),))
     assert gate.decide(account("America/New_York"), late, [], False, consent).allowed
+
+
+def test_a_consent_recorded_in_the_store_exempts_calls_for_7_days() -> None:
+    """1006.14(b)(3)(i) in the dialer: a conversation on a call under a consent given the day before
+    starts no bar; the decision names the consent and cites its source."""
+    from dialer.models import Preferences
+
+    gate = PackGate(load_pack("us-regf"))
+    talked = datetime(2026, 11, 30, 10, 0, tzinfo=NY)
+    history = [past(3, talked.astimezone(UTC), Disposition.ANSWERED, "16", "promise_to_pay")]
+    window = (talked - timedelta(hours=1), talked + timedelta(days=3))
+    given = Preferences(consents=(window,), consents_given=(talked - timedelta(days=1),))
+    later = datetime(2026, 12, 2, 11, tzinfo=NY)
+    decision = gate.decide(account("America/New_York"), later, history, False, given)
+    assert decision.allowed
+    seven, bar = [r.detail for r in decision.reasons if r.rule == "prior-consent"]
+    assert seven.startswith("7-in-7 does not apply") and bar.startswith("conversation does not apply")
+    assert "consent 0 given 2026-11-29 15:00 UTC" in bar and "[source: 12 CFR 1006.14(b)(2)(ii)" in bar
+    # The same window recorded without a given time (an older database): the bar holds.
+    undated = Preferences(consents=(window,))
+    blocked = gate.decide(account("America/New_York"), later, history, False, undated)
+    assert not blocked.allowed and blocked.reasons[0].rule == "conversation"
+    assert "[source: 12 CFR 1006.14(b)(2)(ii)" in blocked.reasons[0].detail
+
+
+async def test_the_store_keeps_when_each_consent_was_given(tmp_path: Path) -> None:
+    from dialer.models import Preferences
+    from dialer.store import Store
+
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        day = datetime(2026, 11, 30, 15, tzinfo=UTC)
+        window = (day, day + timedelta(days=2))
+        await store.set_preferences("+12025550101", Preferences(consents=(window,)), day)
+        assert (await store.preferences("+12025550101")).consents_given == (day,)
+        # Recorded again later with a new window: the old one keeps its time, the new one is now.
+        other = (day + timedelta(days=3), day + timedelta(days=4))
+        later = day + timedelta(days=2)
+        await store.set_preferences("+12025550101", Preferences(consents=(window, other)), later)
+        assert (await store.preferences("+12025550101")).consents_given == (day, later)
+    finally:
+        await store.close()

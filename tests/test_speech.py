@@ -5,6 +5,7 @@ One Recognizer (one model load, ~2-4 s) is shared by the module; the crash test 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -193,3 +194,20 @@ async def test_closed_recognizer_refuses_work(audio_dir: Path) -> None:
     with pytest.raises(SpeechError, match="not running"):
         await rec.recognize(silence(audio_dir), PHRASES)
     await rec.close()  # closing a never-started recognizer is harmless
+
+
+@module_loop
+async def test_a_hung_worker_is_replaced_after_the_timeout(audio_dir: Path) -> None:
+    async with Recognizer(find_model(None)) as rec:
+        hung = await rec.worker_info()
+        os.kill(hung.pid, signal.SIGSTOP)  # wedged, as in a Kaldi loop: alive, never answers
+        try:
+            with pytest.raises(SpeechError, match="took longer than 1 s"):
+                await rec.recognize(speak("네", audio_dir, 140), PHRASES, timeout=1)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung.pid, signal.SIGCONT)
+        result = await rec.recognize(speak("네", audio_dir, 140), PHRASES)
+        assert result.phrase == "네" and rec.restarts == 1
+        assert (await rec.worker_info()).pid != hung.pid
+        assert not Path(f"/proc/{hung.pid}").exists()  # killed and reaped before its replacement started

@@ -179,7 +179,8 @@ async def test_preferences_reach_the_gate_inside_the_claim(store: Store) -> None
     await store.upsert_accounts([record("A1")], NOW)
     campaign = await store.create_campaign("c", NOW)
     await store.add_targets(campaign.id, NOW)
-    prefs = Preferences(((time(12), time(13)),), ((NOW, NOW + timedelta(days=1)),))
+    # The store notes when each consent was given (now, unless told): 1006.14(b)(3)(i) needs it.
+    prefs = Preferences(((time(12), time(13)),), ((NOW, NOW + timedelta(days=1)),), (NOW,))
     await store.set_preferences("+12025550101", prefs, NOW)
     assert await store.preferences("+12025550101") == prefs
     seen = []

@@ -12,10 +12,10 @@ import asyncio
 import csv
 import functools
 import io
-import time
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -53,7 +54,19 @@ from audit.search import (
 from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
 from audit.verify import verify
 from audit.web.evidence import build_bundle, call_view, inside
-from audit.web.security import SECRET_NAME, SecurityHeaders, csrf_ok, csrf_token, session_secret
+from audit.web.security import (
+    SECRET_NAME,
+    DeviceCookies,
+    LiveSession,
+    Lockouts,
+    SecurityHeaders,
+    Sessions,
+    allowed_hosts,
+    csrf_ok,
+    csrf_token,
+    session_secret,
+)
+from dialer import csvsafe
 from dialer.config import Settings
 from dialer.flags import BLOCKING_RULES
 from dialer.models import Disposition
@@ -62,8 +75,10 @@ from ivr.script import Outcome
 
 HERE = Path(__file__).resolve().parent
 SESSION_HOURS = 8
-FAILED_LIMIT = 5  # failed sign-ins per name ...
-FAILED_WINDOW = 15 * 60.0  # ... within this many seconds lock that name out for as long
+FAILED_LIMIT = 5  # failed sign-ins per name (or per device cookie) ...
+FAILED_WINDOW = 15 * 60.0  # ... within this many seconds lock it for as long, from the last of them
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger call id names no call
+_ID = re.compile(r"[0-9]{1,19}")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -73,23 +88,38 @@ class State:
     recordings_dir: Path
     db_path: Path
     anchors: Path | None
-    failures: dict[str, list[float]] = field(default_factory=dict)
+    sessions: Sessions
+    lockouts: Lockouts
+    devices: DeviceCookies
+    secure_cookie: bool
 
 
-def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
+def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = "127.0.0.1") -> Starlette:
     """The page for the database and recordings that `settings` name.
 
     `secure_cookie`: send the session cookie over HTTPS only (when served behind TLS).
+    `bound`: the address it listens on, one of the host names it answers to unless
+    `[audit] allowed_hosts` names them.
     """
     db_path = settings.path(settings.store.path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     secret = session_secret(db_path.parent / SECRET_NAME)
+    sessions, lockouts = Sessions(SESSION_HOURS), Lockouts(FAILED_LIMIT, FAILED_WINDOW)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(db_path, settings.store.synchronous)
         recordings = settings.path(settings.dialer.recordings_dir).resolve()
-        app.state.audit = State(store, recordings, db_path, settings.anchor_path())
+        app.state.audit = State(
+            store,
+            recordings,
+            db_path,
+            settings.anchor_path(),
+            sessions,
+            lockouts,
+            DeviceCookies(secret),
+            secure_cookie,
+        )
         try:
             yield
         finally:
@@ -102,10 +132,11 @@ def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
         Route("/logout", logout, methods=["POST"]),
         Route("/calls", calls_page),
         Route("/calls.csv", calls_csv),
-        Route("/calls/{attempt_id:int}", call_page),
-        Route("/calls/{attempt_id:int}/recording", recording),
-        Route("/calls/{attempt_id:int}/recording/{n:int}", recording),
-        Route("/calls/{attempt_id:int}/export", export, methods=["POST"]),
+        # Ids are parsed by the handlers, so "abc" or 5,000 digits get "No such call", not a 500.
+        Route("/calls/{attempt_id}", call_page),
+        Route("/calls/{attempt_id}/recording", recording),
+        Route("/calls/{attempt_id}/recording/{n}", recording),
+        Route("/calls/{attempt_id}/export", export, methods=["POST"]),
         Route("/reveal", reveal, methods=["POST"]),
         Route("/blocked", blocked_page),
         Route("/trail", trail_page, methods=["GET"]),
@@ -115,6 +146,12 @@ def create_app(settings: Settings, *, secure_cookie: bool = False) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
+        # Outermost: a page reached through another name (DNS rebinding) gets 400 before anything runs.
+        Middleware(
+            TrustedHostMiddleware,
+            allowed_hosts=allowed_hosts(settings.audit.allowed_hosts, bound),
+            www_redirect=False,
+        ),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,
@@ -148,14 +185,19 @@ def _now() -> datetime:
 
 
 async def _signed_in(request: Request) -> Auditor | None:
-    """The session's user, re-read each time so that disabling or demoting takes effect at once."""
-    name, since = request.session.get("user"), request.session.get("since")
-    if not isinstance(name, str) or not isinstance(since, int | float):
+    """The session's user: its id must be one this server holds (signing out forgets it), and the
+    user is re-read each time so that disabling, demoting or a new password takes effect at once."""
+    sessions = _state(request).sessions
+    sid = request.session.get("sid")
+    live = sessions.get(sid)
+    if live is None:
         return None
-    user = await get_user(_state(request).store, name)
-    if user is None or user.disabled_at is not None or time.time() - since > SESSION_HOURS * 3600:
+    user = await get_user(_state(request).store, live.name)
+    if user is None or user.disabled_at is not None or user.credential != live.credential:
+        sessions.end(sid)
         request.session.clear()
         return None
+    request.state.session = live
     return user
 
 
@@ -188,6 +230,11 @@ def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Ha
 def _user(request: Request) -> Auditor:
     user: Auditor = request.state.user
     return user
+
+
+def _live(request: Request) -> LiveSession:
+    live: LiveSession = request.state.session
+    return live
 
 
 def _revealed(request: Request) -> bool:
@@ -239,21 +286,52 @@ async def login(request: Request) -> Response:
     if not await csrf_ok(request):
         return _error(request, 403, "The form was stale (CSRF check failed). Reload the sign-in page.")
     state = _state(request)
-    recent = [t for t in state.failures.get(name, []) if time.monotonic() - t < FAILED_WINDOW]
-    user = None if len(recent) >= FAILED_LIMIT else await authenticate(state.store, name, password)
+    key = state.devices.lockout_key(request.cookies.get(DeviceCookies.NAME), name)
+    locked = state.lockouts.locked(key)
+    user = None if locked else await authenticate(state.store, name, password)
     if user is None:
-        state.failures[name] = [*recent, time.monotonic()]
-        await _log(request, "audit.sign_in_failed", {"name": name, "client": _client(request)})
-        message = "Wrong name or password, or the user is disabled."
-        if len(recent) >= FAILED_LIMIT:
-            message = "Too many failed attempts for this name; try again in 15 minutes."
-        return _render(request, "login.html", {"next": nxt, "error": message}, 401)
-    state.failures.pop(name, None)
+        return await _sign_in_failed(request, name, key, locked, nxt)
+    state.lockouts.succeeded(key)
+    state.sessions.end(request.session.get("sid"))  # signing in again ends the session before
     request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
-    request.session.update({"user": user.name, "since": time.time()})
+    sid, live = state.sessions.start(user.name, user.credential)
+    request.session["sid"] = sid
     request.state.user = user
-    await _log(request, "audit.sign_in", {"name": user.name, "role": user.role, "client": _client(request)})
-    return RedirectResponse(nxt, status_code=303)
+    data = {"name": user.name, "role": user.role, "client": _client(request), "session": live.tag}
+    await _log(request, "audit.sign_in", data)
+    response = RedirectResponse(nxt, status_code=303)
+    if key[0] == "name":  # this browser has no device cookie for this user yet
+        _set_device_cookie(request, response, state.devices.make(user.name))
+    return response
+
+
+async def _sign_in_failed(
+    request: Request, name: str, key: tuple[str, str], locked: bool, nxt: str
+) -> Response:
+    """Count and log the failure. A name that is no user's is not kept: it may be a password
+    typed in the wrong field, and the chain keeps everything for good."""
+    state = _state(request)
+    if not locked:
+        state.lockouts.failed(key)
+    known = await get_user(state.store, name) is not None
+    data = {"name": name if known else None, "known": known, "locked": locked, "client": _client(request)}
+    await _log(request, "audit.sign_in_failed", data)
+    message = "Wrong name or password, or the user is disabled."
+    if locked:
+        message = "Too many failed attempts for this name; try again in 15 minutes."
+    return _render(request, "login.html", {"next": nxt, "error": message}, 401)
+
+
+def _set_device_cookie(request: Request, response: Response, value: str) -> None:
+    response.set_cookie(
+        DeviceCookies.NAME,
+        value,
+        max_age=DeviceCookies.DAYS * 86400,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=_state(request).secure_cookie,
+    )
 
 
 def _client(request: Request) -> str:
@@ -262,7 +340,8 @@ def _client(request: Request) -> str:
 
 @guarded(page=False)
 async def logout(request: Request) -> Response:
-    await _log(request, "audit.sign_out", {})
+    await _log(request, "audit.sign_out", {"session": _live(request).tag})
+    _state(request).sessions.end(request.session.get("sid"))  # a copy of the cookie dies with it
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -314,7 +393,13 @@ def _page_no(request: Request) -> int:
 
 def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
     m = Plain() if revealed else Masker(row.name, row.phone_e164)
-    return {"call": row, "name": m.text(row.name), "phone": m.text(row.phone_e164)}
+    # An account id can be the phone number itself: mask it like any other text.
+    return {
+        "call": row,
+        "account": m.text(row.account_id),
+        "name": m.text(row.name),
+        "phone": m.text(row.phone_e164),
+    }
 
 
 @guarded()
@@ -353,16 +438,6 @@ _CSV_HEADER = [
 ]  # fmt: skip
 
 
-def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "@", "\t", "\r") or (
-        text[:1] in ("+", "-") and not text[1:].replace(" ", "").isdigit()
-    ):
-        return "'" + text
-    return text
-
-
 @guarded(page=False)
 async def calls_csv(request: Request) -> Response:
     f, errors = _filters(request)
@@ -388,8 +463,8 @@ async def calls_csv(request: Request) -> Response:
 def _csv_values(row: CallRow, revealed: bool) -> list[str]:
     m = _masked_row(row, revealed)
     values = (row.id, row.decided_at, row.answered_at, row.ended_at, row.attempt_no, row.disposition)
-    rest = (row.outcome, row.account_id, m["name"], m["phone"], row.campaign)
-    return [_cell(v) for v in (*values, *rest)]
+    rest = (row.outcome, m["account"], m["name"], m["phone"], row.campaign)
+    return [csvsafe.cell(v) for v in (*values, *rest)]
 
 
 def _csv_line(values: list[str]) -> str:
@@ -398,8 +473,19 @@ def _csv_line(values: list[str]) -> str:
     return out.getvalue()
 
 
+def _path_id(request: Request, key: str, default: str | None = None) -> int | None:
+    """A whole number from the path, or None when it is not one (or too large for SQLite)."""
+    text = request.path_params.get(key, default)
+    if not isinstance(text, str) or not _ID.fullmatch(text) or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
 async def _call_or_404(request: Request) -> Any:
-    detail = await call_detail(_state(request).store.conn, int(request.path_params["attempt_id"]))
+    attempt_id = _path_id(request, "attempt_id")
+    if attempt_id is None:
+        return _error(request, 404, "No such call: a call id is a whole number, like 1234.")
+    detail = await call_detail(_state(request).store.conn, attempt_id)
     if detail is None:
         return _error(request, 404, "No such call.")
     return detail
@@ -419,7 +505,9 @@ async def call_page(request: Request) -> Response:
 @guarded(page=False)
 async def recording(request: Request) -> Response:
     """A recording of the call, found by attempt id in the recordings table, never by a given path."""
-    attempt_id, n = int(request.path_params["attempt_id"]), int(request.path_params.get("n", 0))
+    attempt_id, n = _path_id(request, "attempt_id"), _path_id(request, "n", "0")
+    if attempt_id is None or n is None:
+        return PlainTextResponse("No such recording.", status_code=404)
     found = await recordings(_state(request).store.conn, attempt_id)
     if n >= len(found):
         return PlainTextResponse("No such recording.", status_code=404)
@@ -429,11 +517,26 @@ async def recording(request: Request) -> Response:
     path = inside(Path(rec.path), _state(request).recordings_dir)
     if path is None:
         return PlainTextResponse("No such recording.", status_code=404)
-    # The player asks for the start first, then ranges: log the listen once, not every range.
-    if request.headers.get("range", "bytes=0-").strip() == "bytes=0-":
-        call = await call_row(_state(request).store.conn, attempt_id)
-        await _log(request, "audit.view", {"page": request.url.path, "recording": n}, call)
+    await _log_listen(request, attempt_id, n)
     return FileResponse(path, media_type="audio/wav", content_disposition_type="inline")
+
+
+async def _log_listen(request: Request, attempt_id: int, n: int) -> None:
+    """Log this session's first GET of a recording, whatever Range it asks for, before any byte
+    goes out: every byte served then belongs to a logged listen (the player's later ranges come
+    in the same session). HEAD serves no audio, so it is not a listen."""
+    live = _live(request)
+    if request.method != "GET" or (attempt_id, n) in live.listened:
+        return
+    call = await call_row(_state(request).store.conn, attempt_id)
+    data = {
+        "page": request.url.path,
+        "recording": n,
+        "range": request.headers.get("range", "")[:200] or None,  # as asked, cut: the chain keeps it
+        "session": live.tag,
+    }
+    await _log(request, "audit.view", data, call)
+    live.listened.add((attempt_id, n))
 
 
 @guarded(page=False)
@@ -472,7 +575,13 @@ async def blocked_page(request: Request) -> Response:
     for r in found.rows:
         m: Masker = Plain() if revealed else Masker(r.name, r.phone)
         shown.append(
-            {"row": r, "name": m.text(r.name), "phone": m.text(r.phone), "reasons": m.data(r.reasons)}
+            {
+                "row": r,
+                "account": m.text(r.account_id),
+                "name": m.text(r.name),
+                "phone": m.text(r.phone),
+                "reasons": m.data(r.reasons),
+            }
         )
     return _render(
         request,

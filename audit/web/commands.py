@@ -1,4 +1,4 @@
-"""`duecall audit serve` and `duecall audit user add|list|disable`."""
+"""`duecall audit serve` and `duecall audit user add|list|disable|password`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 import uvicorn
 
-from audit.users import ROLES, create_user, disable_user, list_users
+from audit.users import ROLES, create_user, disable_user, list_users, set_password
 from dialer.cli import _fail, _settings, console, open_store, operator, run_async
 from dialer.errors import DueCallError
 
@@ -23,7 +23,7 @@ def serve(ctx: click.Context, host: str, port: int, secure_cookie: bool) -> None
     from audit.web.app import create_app  # the web stack loads only for this command
 
     try:
-        app = create_app(_settings(ctx), secure_cookie=secure_cookie)
+        app = create_app(_settings(ctx), secure_cookie=secure_cookie, bound=host)
     except DueCallError as error:
         _fail(error)
     console.print(f"Audit page on http://{host}:{port}/ (Ctrl-C stops it).")
@@ -43,10 +43,7 @@ def user() -> None:
 def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
     """Create a user; `auditor` is read-only and sees masked names and numbers, `admin` may reveal them."""
     s = _settings(ctx)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _password(password_stdin)
 
     async def go() -> None:
         store = await open_store(s)
@@ -93,3 +90,29 @@ def user_disable(ctx: click.Context, name: str) -> None:
 
     run_async(go())
     console.print(f"{name} can no longer sign in.")
+
+
+@user.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_context
+def user_password(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Give a user a new password; their open sessions end at their next request."""
+    s = _settings(ctx)
+    password = _password(password_stdin)
+
+    async def go() -> None:
+        store = await open_store(s)
+        try:
+            await set_password(store, name, password, operator(), datetime.now(UTC))
+        finally:
+            await store.close()
+
+    run_async(go())
+    console.print(f"{name} has a new password; their open sessions have ended.")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))

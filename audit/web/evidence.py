@@ -14,13 +14,14 @@ import hashlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from audit.bundle import FORMAT, event_entry
 from audit.chain import GENESIS, StoredEvent, check_link
 from audit.masking import Masker, Plain
 from audit.recordings import sha256_file
@@ -151,7 +152,7 @@ async def call_view(
         for e in detail.events
     ]
     return {
-        "call": detail.call,
+        "call": replace(detail.call, account_id=m.text(detail.call.account_id)),  # it may be the number
         "attempt": detail.attempt,
         "name": m.text(detail.call.name),
         "phone": m.text(detail.call.phone_e164),
@@ -174,9 +175,15 @@ HOW_TO_CHECK = (
     "For each event: hash = SHA-256 of UTF-8 text prev_hash + '\\n' + header + '\\n' + data, where "
     "header = JSON array [seq, at, kind, actor, campaign_id, attempt_id, account_id] (json.dumps defaults, "
     "ensure_ascii=False) and data is the `data` string exactly as given. prev_hash must equal the hash of "
-    "event seq-1 (previous_hashes). Events with data_masked=true had names or numbers masked in this "
-    "bundle; their link can only be re-checked from an unmasked bundle. Each recording file's SHA-256 "
-    "must equal sha256_chain."
+    "event seq-1 (previous_hashes). Each recording file's SHA-256 must equal sha256_chain. This shows the "
+    "bundle is consistent; it is authentic only as far as it leads to an anchor you hold "
+    "(`duecall audit check-bundle FILE --anchors YOUR-ANCHORS`)."
+)
+HOW_TO_CHECK_MASKED = (
+    "Names and numbers are masked, and the bundle carries no chain hashes: each covers the unmasked data, "
+    "so it would let its holder guess what is masked. Each recording file's SHA-256 must equal sha256_chain. "
+    "Whether the events are the chain's is checked against the server's chain, where the database is: "
+    "`duecall audit check-bundle FILE --against-chain --anchors YOUR-ANCHORS`."
 )
 
 
@@ -186,54 +193,47 @@ async def build_bundle(
     """evidence.json and the recording files in one ZIP (built in a thread)."""
     m = masker_for(detail, revealed)
     checks = await recording_checks(detail, folder)
-    before = await previous_hashes(db, [e.seq for e in detail.events])
-    events = []
-    for e in detail.events:
-        data = m.text(e.data)
-        events.append(
-            {
-                "seq": e.seq,
-                "at": e.at,
-                "kind": e.kind,
-                "actor": e.actor,
-                "campaign_id": e.campaign_id,
-                "attempt_id": e.attempt_id,
-                "account_id": e.account_id,
-                "data": data,
-                "data_masked": data != e.data,
-                "prev_hash": e.prev_hash,
-                "hash": e.hash,
-            }
-        )
     files = [(c["path"], _arcname(c)) for c in checks if c["path"] is not None]
     evidence = {
-        "format": "duecall-evidence/1",
+        "format": FORMAT,
         "generated_at": datetime.now(UTC).isoformat(),
         "generated_by": f"auditor:{by}",
         "masked": not revealed,
-        "attempt": m.data(detail.attempt),
+        "attempt": m.data(_decoded(detail.attempt, "policy_reasons")),
         "account": m.data({**detail.account, "name": detail.call.name}),
         "campaign": detail.call.campaign,
-        "outcome": detail.outcome,
+        "outcome": m.data(_decoded(detail.outcome, "detail")) if detail.outcome else None,
         "decision": m.data(decision(detail)),
         "flags": detail.flags,
-        "recordings": [
-            {
-                "file": _arcname(c) if c["path"] else None,
-                "kind": c["kind"],
-                "sha256_chain": c["sha256_chain"],
-                "sha256_file": c["sha256_file"],
-                "bytes": c["bytes"],
-                "duration_ms": c["duration_ms"],
-                "status": c["status"],
-            }
-            for c in checks
-        ],
-        "events": events,
-        "previous_hashes": {str(k): v for k, v in before.items()},
-        "how_to_check": HOW_TO_CHECK,
+        "recordings": [_recording_entry(c) for c in checks],
+        "events": [event_entry(e, m, not revealed) for e in detail.events],
+        "how_to_check": HOW_TO_CHECK if revealed else HOW_TO_CHECK_MASKED,
     }
+    if revealed:  # hashes of other events: a masked bundle carries none (see audit/bundle.py)
+        before = await previous_hashes(db, [e.seq for e in detail.events])
+        evidence["previous_hashes"] = {str(k): v for k, v in before.items()}
     return await asyncio.to_thread(_zip, evidence, files)
+
+
+def _decoded(row: dict[str, Any], column: str) -> dict[str, Any]:
+    """A row with its JSON column decoded, so masking sees values, not JSON text (escapes hide names)."""
+    try:
+        value = json.loads(row.get(column) or "null")
+    except (TypeError, ValueError, RecursionError):
+        value = "(not JSON: withheld)"
+    return {**row, column: value}
+
+
+def _recording_entry(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "file": _arcname(c) if c["path"] else None,
+        "kind": c["kind"],
+        "sha256_chain": c["sha256_chain"],
+        "sha256_file": c["sha256_file"],
+        "bytes": c["bytes"],
+        "duration_ms": c["duration_ms"],
+        "status": c["status"],
+    }
 
 
 def _arcname(check: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""The audit trail: hash chain, recordings, verification and the auditors' web page."""

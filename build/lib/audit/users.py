@@ -1,0 +1,149 @@
+"""The people who sign in to the audit page: create, authenticate, list, disable.
+
+Passwords are kept as argon2id hashes (argon2-cffi's defaults, which follow RFC
+9106). Hashing runs in a thread: it takes tens of milliseconds of CPU on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from audit.chain import AuditEvent
+from dialer.errors import DueCallError
+from dialer.store import Store, from_db, to_db
+
+ROLES = ("auditor", "admin")
+MIN_PASSWORD = 12
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+_hasher = PasswordHasher()
+
+
+class AuditorError(DueCallError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Auditor:
+    name: str
+    role: str  # auditor (read-only, masked) or admin
+    created_at: datetime
+    disabled_at: datetime | None
+    # A fingerprint of the stored password hash: it changes with the password, so the page can end
+    # sessions begun with the old one (see audit.web.security.Sessions).
+    credential: str = field(default="", repr=False, compare=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+_COLUMNS = "name, role, created_at, disabled_at, password_hash"
+
+
+def _auditor(row: tuple[str, str, str, str | None, str]) -> Auditor:
+    credential = hashlib.sha256(row[4].encode()).hexdigest()
+    return Auditor(row[0], row[1], from_db(row[2]), from_db(row[3]) if row[3] else None, credential)
+
+
+def check_new(name: str, role: str, password: str) -> None:
+    """Raise AuditorError saying what is wrong with a new user's fields."""
+    if not _NAME.match(name):
+        raise AuditorError(
+            f"{name!r}: a user name is 1-32 of a-z 0-9 . _ - (starting with a letter or digit)"
+        )
+    if role not in ROLES:
+        raise AuditorError(f"{role!r}: the role is auditor or admin")
+    _check_password(password)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AuditorError(f"the password needs at least {MIN_PASSWORD} characters")
+
+
+async def create_user(
+    store: Store, name: str, role: str, password: str, actor: str, now: datetime
+) -> Auditor:
+    check_new(name, role, password)
+    digest = await asyncio.to_thread(_hasher.hash, password)
+    if await get_user(store, name) is not None:
+        raise AuditorError(f"{name}: a user with this name exists")
+    await store.write_audited(
+        "INSERT INTO auditors (name, role, password_hash, created_at) VALUES (?,?,?,?)",
+        (name, role, digest, to_db(now)),
+        [AuditEvent("auditor.created", now, actor, {"name": name, "role": role})],
+    )
+    found = await get_user(store, name)
+    assert found is not None
+    return found
+
+
+async def get_user(store: Store, name: str) -> Auditor | None:
+    rows = await store.conn.execute_fetchall(f"SELECT {_COLUMNS} FROM auditors WHERE name = ?", (name,))
+    row = next(iter(rows), None)
+    return _auditor(row) if row else None  # type: ignore[arg-type]
+
+
+async def list_users(store: Store) -> list[Auditor]:
+    rows = await store.conn.execute_fetchall(f"SELECT {_COLUMNS} FROM auditors ORDER BY name")
+    return [_auditor(r) for r in rows]  # type: ignore[arg-type]
+
+
+async def disable_user(store: Store, name: str, actor: str, now: datetime) -> None:
+    changed = await store.write_audited(
+        "UPDATE auditors SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
+        (to_db(now), name),
+        [AuditEvent("auditor.disabled", now, actor, {"name": name})],
+    )
+    if changed != 1:
+        raise AuditorError(f"{name}: no such enabled user")
+
+
+async def set_password(store: Store, name: str, password: str, actor: str, now: datetime) -> None:
+    """A new password for `name`; the page ends the sessions begun with the old one."""
+    _check_password(password)
+    digest = await asyncio.to_thread(_hasher.hash, password)
+    changed = await store.write_audited(
+        "UPDATE auditors SET password_hash = ? WHERE name = ?",
+        (digest, name),
+        [AuditEvent("auditor.password_changed", now, actor, {"name": name})],
+    )
+    if changed != 1:
+        raise AuditorError(f"{name}: no such user")
+
+
+async def authenticate(store: Store, name: str, password: str) -> Auditor | None:
+    """The user if the password is right and the user is enabled, else None (never says which)."""
+    rows = await store.conn.execute_fetchall("SELECT password_hash FROM auditors WHERE name = ?", (name,))
+    row = next(iter(rows), None)
+    stored = str(row[0]) if row else _dummy_hash()
+    if not await asyncio.to_thread(_verify, stored, password) or row is None:
+        return None
+    if _hasher.check_needs_rehash(stored):  # parameters raised since it was hashed
+        digest = await asyncio.to_thread(_hasher.hash, password)
+        await store.write_audited("UPDATE auditors SET password_hash = ? WHERE name = ?", (digest, name), [])
+    user = await get_user(store, name)  # read after any rehash: its credential is the current one
+    if user is None or user.disabled_at is not None:
+        return None
+    return user
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified when the name is unknown, so a wrong name takes as long as a wrong password.
+    return _hasher.hash("not the password of anyone")
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

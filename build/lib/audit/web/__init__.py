@@ -1,0 +1,1 @@
+"""The auditors' web page (Starlette, server-rendered)."""

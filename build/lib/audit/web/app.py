@@ -1,0 +1,658 @@
+"""The auditors' web page: find calls, replay one, check its hashes, export evidence.
+
+Server-rendered (Jinja2), no scripts. Every page view, reveal and export is
+appended to the audit chain with the auditor's name. `auditor` users are
+read-only and always see masked names and numbers; `admin` users may reveal
+them (each reveal is logged) and manage users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import io
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from audit.chain import AuditEvent
+from audit.masking import Masker, Plain
+from audit.search import (
+    CallFilter,
+    CallRow,
+    blocked,
+    call_detail,
+    call_row,
+    choices,
+    export_rows,
+    recordings,
+    search,
+)
+from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
+from audit.verify import verify
+from audit.web.evidence import build_bundle, call_view, inside
+from audit.web.security import (
+    SECRET_NAME,
+    DeviceCookies,
+    LiveSession,
+    Lockouts,
+    SecurityHeaders,
+    Sessions,
+    allowed_hosts,
+    csrf_ok,
+    csrf_token,
+    session_secret,
+)
+from dialer import csvsafe
+from dialer.config import Settings
+from dialer.flags import BLOCKING_RULES
+from dialer.models import Disposition
+from dialer.store import Store
+from ivr.script import Outcome
+
+HERE = Path(__file__).resolve().parent
+SESSION_HOURS = 8
+FAILED_LIMIT = 5  # failed sign-ins per name (or per device cookie) ...
+FAILED_WINDOW = 15 * 60.0  # ... within this many seconds lock it for as long, from the last of them
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger call id names no call
+_ID = re.compile(r"[0-9]{1,19}")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class State:
+    store: Store
+    recordings_dir: Path
+    db_path: Path
+    anchors: Path | None
+    sessions: Sessions
+    lockouts: Lockouts
+    devices: DeviceCookies
+    secure_cookie: bool
+
+
+def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = "127.0.0.1") -> Starlette:
+    """The page for the database and recordings that `settings` name.
+
+    `secure_cookie`: send the session cookie over HTTPS only (when served behind TLS).
+    `bound`: the address it listens on, one of the host names it answers to unless
+    `[audit] allowed_hosts` names them.
+    """
+    db_path = settings.path(settings.store.path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    secret = session_secret(db_path.parent / SECRET_NAME)
+    sessions, lockouts = Sessions(SESSION_HOURS), Lockouts(FAILED_LIMIT, FAILED_WINDOW)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await Store.open(db_path, settings.store.synchronous)
+        recordings = settings.path(settings.dialer.recordings_dir).resolve()
+        app.state.audit = State(
+            store,
+            recordings,
+            db_path,
+            settings.anchor_path(),
+            sessions,
+            lockouts,
+            DeviceCookies(secret),
+            secure_cookie,
+        )
+        try:
+            yield
+        finally:
+            await store.close()
+
+    routes = [
+        Route("/", home),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/calls", calls_page),
+        Route("/calls.csv", calls_csv),
+        # Ids are parsed by the handlers, so "abc" or 5,000 digits get "No such call", not a 500.
+        Route("/calls/{attempt_id}", call_page),
+        Route("/calls/{attempt_id}/recording", recording),
+        Route("/calls/{attempt_id}/recording/{n}", recording),
+        Route("/calls/{attempt_id}/export", export, methods=["POST"]),
+        Route("/reveal", reveal, methods=["POST"]),
+        Route("/blocked", blocked_page),
+        Route("/trail", trail_page, methods=["GET"]),
+        Route("/trail", trail_verify, methods=["POST"]),
+        Route("/admin/auditors", auditors_page, methods=["GET"]),
+        Route("/admin/auditors", auditors_create, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [
+        # Outermost: a page reached through another name (DNS rebinding) gets 400 before anything runs.
+        Middleware(
+            TrustedHostMiddleware,
+            allowed_hosts=allowed_hosts(settings.audit.allowed_hosts, bound),
+            www_redirect=False,
+        ),
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret,
+            session_cookie="duecall_audit",
+            max_age=SESSION_HOURS * 3600,
+            same_site="strict",
+            https_only=secure_cookie,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+_env.filters["utc"] = lambda text: f"{text[:19].replace('T', ' ')} UTC" if text else ""
+templates = Jinja2Templates(env=_env)
+
+
+# -- plumbing ---------------------------------------------------------------
+
+
+def _state(request: Request) -> State:
+    found: State = request.app.state.audit
+    return found
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _signed_in(request: Request) -> Auditor | None:
+    """The session's user: its id must be one this server holds (signing out forgets it), and the
+    user is re-read each time so that disabling, demoting or a new password takes effect at once."""
+    sessions = _state(request).sessions
+    sid = request.session.get("sid")
+    live = sessions.get(sid)
+    if live is None:
+        return None
+    user = await get_user(_state(request).store, live.name)
+    if user is None or user.disabled_at is not None or user.credential != live.credential:
+        sessions.end(sid)
+        request.session.clear()
+        return None
+    request.state.session = live
+    return user
+
+
+def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Handler]:
+    """Sign-in (pages redirect, other endpoints get 401), then role, then CSRF on every POST."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def inner(request: Request) -> Response:
+            user = await _signed_in(request)
+            if user is None:
+                if page and request.method in ("GET", "HEAD"):
+                    target = urlencode(
+                        {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+                    )
+                    return RedirectResponse(f"/login?{target}", status_code=303)
+                return PlainTextResponse("Sign in first.", status_code=401)
+            if admin and not user.is_admin:
+                return _error(request, 403, "This page is for admins only.")
+            if request.method == "POST" and not await csrf_ok(request):
+                return _error(request, 403, "The form was stale or not ours (CSRF check failed). Reload it.")
+            request.state.user = user
+            return await handler(request)
+
+        return inner
+
+    return wrap
+
+
+def _user(request: Request) -> Auditor:
+    user: Auditor = request.state.user
+    return user
+
+
+def _live(request: Request) -> LiveSession:
+    live: LiveSession = request.state.session
+    return live
+
+
+def _revealed(request: Request) -> bool:
+    return _user(request).is_admin and request.session.get("reveal") is True
+
+
+async def _log(request: Request, kind: str, data: dict[str, Any], attempt: CallRow | None = None) -> None:
+    """Append what this auditor did to the chain."""
+    user = getattr(request.state, "user", None)
+    actor = f"auditor:{user.name}" if user else "web:anonymous"
+    ids: dict[str, Any] = {}
+    if attempt is not None:
+        ids = {"attempt_id": attempt.id, "account_id": attempt.account_id}
+    await _state(request).store.audit([AuditEvent(kind, _now(), actor, data, **ids)])
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    user = getattr(request.state, "user", None)
+    base = {"user": user, "csrf": csrf_token(request), "revealed": bool(user) and _revealed(request)}
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    return _render(request, "error.html", {"status": status, "message": message}, status)
+
+
+def _safe_next(value: object) -> str:
+    """Only a path on this site (no scheme, no '//host'), so the login cannot redirect elsewhere."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/calls"
+
+
+# -- signing in -------------------------------------------------------------
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/calls", status_code=303)
+
+
+async def login_form(request: Request) -> Response:
+    return _render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": ""})
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
+    nxt = _safe_next(form.get("next"))
+    if not await csrf_ok(request):
+        return _error(request, 403, "The form was stale (CSRF check failed). Reload the sign-in page.")
+    state = _state(request)
+    key = state.devices.lockout_key(request.cookies.get(DeviceCookies.NAME), name)
+    locked = state.lockouts.locked(key)
+    user = None if locked else await authenticate(state.store, name, password)
+    if user is None:
+        return await _sign_in_failed(request, name, key, locked, nxt)
+    state.lockouts.succeeded(key)
+    state.sessions.end(request.session.get("sid"))  # signing in again ends the session before
+    request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    sid, live = state.sessions.start(user.name, user.credential)
+    request.session["sid"] = sid
+    request.state.user = user
+    data = {"name": user.name, "role": user.role, "client": _client(request), "session": live.tag}
+    await _log(request, "audit.sign_in", data)
+    response = RedirectResponse(nxt, status_code=303)
+    if key[0] == "name":  # this browser has no device cookie for this user yet
+        _set_device_cookie(request, response, state.devices.make(user.name))
+    return response
+
+
+async def _sign_in_failed(
+    request: Request, name: str, key: tuple[str, str], locked: bool, nxt: str
+) -> Response:
+    """Count and log the failure. A name that is no user's is not kept: it may be a password
+    typed in the wrong field, and the chain keeps everything for good."""
+    state = _state(request)
+    if not locked:
+        state.lockouts.failed(key)
+    known = await get_user(state.store, name) is not None
+    data = {"name": name if known else None, "known": known, "locked": locked, "client": _client(request)}
+    await _log(request, "audit.sign_in_failed", data)
+    message = "Wrong name or password, or the user is disabled."
+    if locked:
+        message = "Too many failed attempts for this name; try again in 15 minutes."
+    return _render(request, "login.html", {"next": nxt, "error": message}, 401)
+
+
+def _set_device_cookie(request: Request, response: Response, value: str) -> None:
+    response.set_cookie(
+        DeviceCookies.NAME,
+        value,
+        max_age=DeviceCookies.DAYS * 86400,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=_state(request).secure_cookie,
+    )
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@guarded(page=False)
+async def logout(request: Request) -> Response:
+    await _log(request, "audit.sign_out", {"session": _live(request).tag})
+    _state(request).sessions.end(request.session.get("sid"))  # a copy of the cookie dies with it
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@guarded(admin=True, page=False)
+async def reveal(request: Request) -> Response:
+    form = await request.form()
+    on = form.get("on") == "1"
+    request.session["reveal"] = on
+    await _log(request, "audit.reveal", {"on": on, "page": _safe_next(form.get("back"))})
+    return RedirectResponse(_safe_next(form.get("back")), status_code=303)
+
+
+# -- calls ------------------------------------------------------------------
+
+
+def _filters(request: Request) -> tuple[CallFilter, list[str]]:
+    q = request.query_params
+    errors: list[str] = []
+
+    def day(key: str) -> date | None:
+        text = q.get(key, "").strip()
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            errors.append(f"{key}: {text!r} is not a date like 2025-01-31")
+            return None
+
+    f = CallFilter(
+        date_from=day("from"),
+        date_to=day("to"),
+        account_id=q.get("account", "").strip(),
+        campaign=q.get("campaign", "").strip(),
+        outcome=q.get("outcome", "").strip(),
+        disposition=q.get("disposition", "").strip(),
+        flag=q.get("flag", "").strip(),
+    )
+    return f, errors
+
+
+def _page_no(request: Request) -> int:
+    try:
+        return int(request.query_params.get("page", "1"))
+    except ValueError:
+        return 1
+
+
+def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
+    m = Plain() if revealed else Masker(row.name, row.phone_e164)
+    # An account id can be the phone number itself: mask it like any other text.
+    return {
+        "call": row,
+        "account": m.text(row.account_id),
+        "name": m.text(row.name),
+        "phone": m.text(row.phone_e164),
+    }
+
+
+@guarded()
+async def calls_page(request: Request) -> Response:
+    f, errors = _filters(request)
+    conn = _state(request).store.conn
+    found = await search(conn, f, _page_no(request))
+    await _log(
+        request,
+        "audit.view",
+        {"page": "/calls", "filters": f.as_dict(), "n": found.page, "revealed": _revealed(request)},
+    )
+    query = f.as_dict()
+    return _render(
+        request,
+        "calls.html",
+        {
+            "filters": query,
+            "errors": errors,
+            "found": found,
+            "rows": [_masked_row(r, _revealed(request)) for r in found.rows],
+            "options": {
+                **await choices(conn),
+                "outcome": [o.value for o in Outcome],
+                "disposition": [d.value for d in Disposition],
+            },
+            "query": urlencode(query),
+            "page_link": lambda n: "/calls?" + urlencode({**query, "page": n}),
+        },
+    )
+
+
+_CSV_HEADER = [
+    "attempt_id", "decided_at", "answered_at", "ended_at", "attempt_no", "disposition", "outcome",
+    "account_id", "name", "phone", "campaign",
+]  # fmt: skip
+
+
+@guarded(page=False)
+async def calls_csv(request: Request) -> Response:
+    f, errors = _filters(request)
+    if errors:
+        return PlainTextResponse("\n".join(errors), status_code=400)
+    revealed = _revealed(request)
+    await _log(request, "audit.export", {"what": "calls.csv", "filters": f.as_dict(), "revealed": revealed})
+    conn = _state(request).store.conn
+
+    async def body() -> AsyncIterator[str]:
+        yield _csv_line(_CSV_HEADER)
+        async for chunk in export_rows(conn, f):
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerows(_csv_values(row, revealed) for row in chunk)
+            yield out.getvalue()
+
+    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+    headers = {"Content-Disposition": f'attachment; filename="duecall-calls-{stamp}.csv"'}
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _csv_values(row: CallRow, revealed: bool) -> list[str]:
+    m = _masked_row(row, revealed)
+    values = (row.id, row.decided_at, row.answered_at, row.ended_at, row.attempt_no, row.disposition)
+    rest = (row.outcome, m["account"], m["name"], m["phone"], row.campaign)
+    return [csvsafe.cell(v) for v in (*values, *rest)]
+
+
+def _csv_line(values: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(values)
+    return out.getvalue()
+
+
+def _path_id(request: Request, key: str, default: str | None = None) -> int | None:
+    """A whole number from the path, or None when it is not one (or too large for SQLite)."""
+    text = request.path_params.get(key, default)
+    if not isinstance(text, str) or not _ID.fullmatch(text) or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+async def _call_or_404(request: Request) -> Any:
+    attempt_id = _path_id(request, "attempt_id")
+    if attempt_id is None:
+        return _error(request, 404, "No such call: a call id is a whole number, like 1234.")
+    detail = await call_detail(_state(request).store.conn, attempt_id)
+    if detail is None:
+        return _error(request, 404, "No such call.")
+    return detail
+
+
+@guarded()
+async def call_page(request: Request) -> Response:
+    detail = await _call_or_404(request)
+    if isinstance(detail, Response):
+        return detail
+    revealed = _revealed(request)
+    view = await call_view(_state(request).store.conn, detail, _state(request).recordings_dir, revealed)
+    await _log(request, "audit.view", {"page": f"/calls/{detail.call.id}", "revealed": revealed}, detail.call)
+    return _render(request, "call.html", {"v": view})
+
+
+@guarded(page=False)
+async def recording(request: Request) -> Response:
+    """A recording of the call, found by attempt id in the recordings table, never by a given path."""
+    attempt_id, n = _path_id(request, "attempt_id"), _path_id(request, "n", "0")
+    if attempt_id is None or n is None:
+        return PlainTextResponse("No such recording.", status_code=404)
+    found = await recordings(_state(request).store.conn, attempt_id)
+    if n >= len(found):
+        return PlainTextResponse("No such recording.", status_code=404)
+    rec = found[n]
+    if rec.purged_at:
+        return PlainTextResponse("This recording was purged (retention).", status_code=410)
+    path = inside(Path(rec.path), _state(request).recordings_dir)
+    if path is None:
+        return PlainTextResponse("No such recording.", status_code=404)
+    await _log_listen(request, attempt_id, n)
+    return FileResponse(path, media_type="audio/wav", content_disposition_type="inline")
+
+
+async def _log_listen(request: Request, attempt_id: int, n: int) -> None:
+    """Log this session's first GET of a recording, whatever Range it asks for, before any byte
+    goes out: every byte served then belongs to a logged listen (the player's later ranges come
+    in the same session). HEAD serves no audio, so it is not a listen."""
+    live = _live(request)
+    if request.method != "GET" or (attempt_id, n) in live.listened:
+        return
+    call = await call_row(_state(request).store.conn, attempt_id)
+    data = {
+        "page": request.url.path,
+        "recording": n,
+        "range": request.headers.get("range", "")[:200] or None,  # as asked, cut: the chain keeps it
+        "session": live.tag,
+    }
+    await _log(request, "audit.view", data, call)
+    live.listened.add((attempt_id, n))
+
+
+@guarded(page=False)
+async def export(request: Request) -> Response:
+    detail = await _call_or_404(request)
+    if isinstance(detail, Response):
+        return detail
+    revealed = _revealed(request)
+    state = _state(request)
+    bundle = await build_bundle(state.store.conn, detail, state.recordings_dir, revealed, _user(request).name)
+    await _log(
+        request,
+        "audit.export",
+        {"what": "evidence.zip", "sha256": bundle.sha256, "bytes": len(bundle.data), "revealed": revealed},
+        detail.call,
+    )
+    name = f"duecall-call-{detail.call.id}-evidence.zip"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(bundle.data, media_type="application/zip", headers=headers)
+
+
+# -- contacts the policy refused -----------------------------------------------
+
+
+@guarded()
+async def blocked_page(request: Request) -> Response:
+    """Who was *not* called, when and why: the evidence that the contact rules held."""
+    f, errors = _filters(request)
+    rule = request.query_params.get("rule", "").strip()
+    found = await blocked(_state(request).store.conn, f, rule, _page_no(request))
+    query = {**f.as_dict(), **({"rule": rule} if rule else {})}
+    revealed = _revealed(request)
+    view = {"page": "/blocked", "filters": query, "n": found.page, "revealed": revealed}
+    await _log(request, "audit.view", view)
+    shown = []
+    for r in found.rows:
+        m: Masker = Plain() if revealed else Masker(r.name, r.phone)
+        shown.append(
+            {
+                "row": r,
+                "account": m.text(r.account_id),
+                "name": m.text(r.name),
+                "phone": m.text(r.phone),
+                "reasons": m.data(r.reasons),
+            }
+        )
+    return _render(
+        request,
+        "blocked.html",
+        {
+            "filters": query,
+            "errors": errors,
+            "rows": shown,
+            "found": found,
+            "rules": BLOCKING_RULES,
+            "campaigns": (await choices(_state(request).store.conn))["campaign"],
+            "page_link": lambda n: "/blocked?" + urlencode({**query, "page": n}),
+        },
+    )
+
+
+# -- the whole trail ----------------------------------------------------------
+
+
+@guarded()
+async def trail_page(request: Request) -> Response:
+    await _log(request, "audit.view", {"page": "/trail"})
+    return _render(request, "trail.html", {"report": None})
+
+
+@guarded()
+async def trail_verify(request: Request) -> Response:
+    """`duecall audit verify` for auditors without a shell: every link, every recording, the anchors."""
+    state = _state(request)
+    report = await asyncio.to_thread(verify, state.db_path, state.anchors)
+    await _log(
+        request,
+        "audit.verify",
+        {
+            "ok": report.ok,
+            "events": report.events,
+            "head_seq": report.head_seq,
+            "head_hash": report.head_hash,
+            "broken": str(report.broken) if report.broken else None,
+            "recording_problems": len(report.recording_problems),
+            "anchor_problems": len(report.anchor_problems),
+        },
+    )
+    return _render(request, "trail.html", {"report": report})
+
+
+# -- admin ------------------------------------------------------------------
+
+
+@guarded(admin=True)
+async def auditors_page(request: Request) -> Response:
+    await _log(request, "audit.view", {"page": "/admin/auditors"})
+    return await _auditors(request, "", "")
+
+
+async def _auditors(request: Request, error: str, done: str, status: int = 200) -> Response:
+    users = await list_users(_state(request).store)
+    return _render(request, "auditors.html", {"users": users, "error": error, "done": done}, status)
+
+
+@guarded(admin=True)
+async def auditors_create(request: Request) -> Response:
+    form = await request.form()
+    name, role = str(form.get("name", "")).strip(), str(form.get("role", ""))
+    password, again = str(form.get("password", "")), str(form.get("password2", ""))
+    if password != again:
+        return await _auditors(request, "The two passwords differ.", "", 400)
+    try:
+        await create_user(
+            _state(request).store, name, role, password, f"auditor:{_user(request).name}", _now()
+        )
+    except AuditorError as error:
+        return await _auditors(request, str(error), "", 400)
+    return await _auditors(request, "", f"{name} ({role}) can now sign in.")

@@ -1,0 +1,266 @@
+"""The IVR inside the dialer: scripts, prompts, speech and the FastAGI sessions.
+
+Before a call is placed, `prepare` picks the account's script and renders every
+prompt that names the account, so the borrower never hears dead air once they
+answer. The dialplan then hands the answered call to the FastAGI server with
+the call key; `handle` runs the script and keeps the result for the engine,
+which stores it with the call's disposition in one transaction.
+
+Anyone on the machine can connect to the FastAGI port and call keys are guessable, so each
+call also gets a random secret (`agi_secret`): the dialer passes it to Asterisk in the
+Originate (DUECALL_AGI_SECRET), the dialplan hands it back as AGI() argument 2, and `handle`
+refuses a connection without it. It works once: the first session that shows it uses it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import string
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dialer.models import Account
+from ivr.agi import AgiHangup, AgiRefused, AgiServer, AgiSession
+from ivr.flow import IvrResult, IvrRun, Reply
+from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script
+from ivr.speech import Recognizer
+from ivr.spoken import currency_name, spoken_amount, spoken_date, spoken_digits
+from ivr.tts import PromptCache, Voice, playback_target, voice_for
+
+log = logging.getLogger(__name__)
+OptOut = Callable[[Account, int], Awaitable[None]]  # (account, attempt id)
+SECRET_BYTES = 32  # of randomness in each call's AGI secret (43 URL-safe characters)
+
+
+def account_fields(script: Script, account: Account) -> dict[str, str]:
+    """What a script's templates can say about this account, as the script's locale says it."""
+    return {
+        "name": account.name,
+        "amount": spoken_amount(account.amount_minor, account.currency, script.locale),
+        "currency": currency_name(account.currency, script.locale),
+        "due_date": spoken_date(account.due_date, script.locale),
+        "lender": script.lender,
+        "callback": spoken_digits(script.callback, script.locale),
+    }
+
+
+def _uses(text: str, names: frozenset[str]) -> bool:
+    return any(f in names for _, f, _, _ in string.Formatter().parse(text) if f)
+
+
+@dataclass
+class Prepared:
+    script: Script
+    account: Account
+    fields: dict[str, str]
+    recordings: Path  # where the borrower's spoken replies are kept
+    attempt_id: int
+    agi_secret: str  # shown by the call's FastAGI session (agi_arg_2); see the module docstring
+    admitted: bool = False  # a session showed the secret: it cannot be used again
+    result: IvrResult | None = None
+    first_prompt_at: datetime | None = None  # when the first prompt started playing
+
+
+class IvrService:
+    def __init__(
+        self,
+        scripts: dict[str, Script],
+        default_locale: str,
+        prompts: PromptCache,
+        recognizer: Recognizer | None,
+        on_opt_out: OptOut,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if default_locale not in scripts:
+            raise ValueError(f"no script for the default locale {default_locale}")
+        self.scripts = scripts
+        self.default_locale = default_locale
+        self.prompts = prompts
+        self.recognizer = recognizer
+        self.on_opt_out = on_opt_out
+        self.now = now  # the dialer's clock, so times line up with its events
+        self.server = AgiServer(host, port, self.handle)
+        self._calls: dict[str, Prepared] = {}
+
+    @classmethod
+    def load(
+        cls,
+        paths: Sequence[Path],
+        default_locale: str,
+        prompts: PromptCache,
+        recognizer: Recognizer | None,
+        on_opt_out: OptOut,
+        port: int = 4573,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> IvrService:
+        scripts = {s.locale: s for s in (load_script(p) for p in paths)}
+        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port, now=now)
+
+    def script_for(self, account: Account) -> Script:
+        return self.scripts.get(account.language) or self.scripts[self.default_locale]
+
+    def voice(self, script: Script) -> Voice:
+        base = voice_for(script.locale)
+        return Voice(script.voice or base.name, script.rate)
+
+    async def start(self) -> None:
+        """Start speech, check spoken phrases against the model, render prompts that name no account."""
+        if self.recognizer is not None:
+            await self.recognizer.start()
+        for script in self.scripts.values():
+            await self._check_phrases(script)
+            static = [text for _, text in script.templates() if not _uses(text, ACCOUNT_FIELDS | CALL_FIELDS)]
+            voice = self.voice(script)
+            await asyncio.gather(*(self.prompts.render(_fill(t, script), voice) for t in static))
+
+    async def _check_phrases(self, script: Script) -> None:
+        if self.recognizer is None or not script.listen:
+            return
+        phrases = [p for n in script.nodes.values() for o in n.options for p in o.phrases]
+        missing = await self.recognizer.check_phrases(phrases) if phrases else []
+        if missing:
+            log.warning(
+                "script %s: the speech model lacks %s; those phrases cannot be recognised "
+                "(keypad still works)",
+                script.name,
+                ", ".join(missing),
+            )
+
+    async def close(self) -> None:
+        if self.recognizer is not None:
+            await self.recognizer.close()
+
+    async def render_account(self, account: Account) -> dict[str, str]:
+        """Render this account's prompts (before its call is placed: no dead air after the answer).
+
+        Returns the account's spoken fields, for `register`.
+        """
+        script = self.script_for(account)
+        fields = account_fields(script, account)
+        voice = self.voice(script)
+        texts = [
+            t.format(**fields)
+            for _, t in script.templates()
+            if _uses(t, ACCOUNT_FIELDS) and not _uses(t, CALL_FIELDS)
+        ]
+        await asyncio.gather(*(self.prompts.render(t, voice) for t in texts))
+        return fields
+
+    def register(
+        self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
+    ) -> None:
+        """The call `key` is about to be placed for `account`: its FastAGI session will find this.
+
+        Makes the call's AGI secret (`agi_secret`), for the Originate.
+        """
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        script = self.script_for(account)
+        self._calls[key] = Prepared(script, account, fields, recordings, attempt_id, secret)
+
+    def agi_secret(self, key: str) -> str:
+        """The secret the call `key`'s FastAGI session must show (DUECALL_AGI_SECRET)."""
+        return self._calls[key].agi_secret
+
+    def take(self, key: str) -> Prepared | None:
+        """The call's IVR state, once; the engine calls this when the call has ended."""
+        return self._calls.pop(key, None)
+
+    def admit(self, session: AgiSession) -> Prepared:
+        """The call this session may drive; AgiRefused unless it shows the call's unused secret.
+
+        A refusal changes nothing: the real call can still connect with its secret.
+        """
+        prepared = self._calls.get(session.call_key)
+        if prepared is None:  # not ours (e.g. placed before a restart): the apology, not silence
+            raise LookupError(f"no prepared IVR for call {session.call_key!r}")
+        shown = session.args[1] if len(session.args) > 1 else ""
+        if not hmac.compare_digest(shown.encode(), prepared.agi_secret.encode()):
+            why = "no AGI secret" if not shown else "a wrong AGI secret"
+            raise AgiRefused(f"call {session.call_key} (uniqueid {session.uniqueid!r}): {why}")
+        if prepared.admitted:
+            raise AgiRefused(f"call {session.call_key}: its AGI secret was already used")
+        prepared.admitted = True
+        return prepared
+
+    async def handle(self, session: AgiSession) -> None:
+        prepared = self.admit(session)
+        io = AgiIo(self, session, prepared)
+
+        async def opt_out() -> None:
+            await self.on_opt_out(prepared.account, prepared.attempt_id)
+
+        flow = IvrRun(
+            prepared.script,
+            prepared.fields,
+            io,
+            lambda: datetime.now(UTC),
+            opt_out,
+            lambda d: spoken_date(d, prepared.script.locale),
+        )
+        try:
+            prepared.result = flow.result
+            await flow.run()
+            await session.set_variable("DUECALL_OUTCOME", flow.result.outcome.value)
+            await session.set_variable("DUECALL_STAGE", "done")
+        except AgiHangup:
+            log.debug("call %s hung up in node %s", session.call_key, (flow.result.nodes or ["-"])[-1])
+            raise
+
+
+def _fill(template: str, script: Script) -> str:
+    return template.format(lender=script.lender, callback=spoken_digits(script.callback, script.locale))
+
+
+class AgiIo:
+    """The flow's `Io` over a FastAGI session: prompts by STREAM FILE, replies by keys or speech."""
+
+    def __init__(self, service: IvrService, session: AgiSession, prepared: Prepared) -> None:
+        self.service = service
+        self.session = session
+        self.prepared = prepared
+        self.voice = service.voice(prepared.script)
+        self._prompts_played = 0
+        self._utterances = 0
+
+    async def play(self, where: str, text: str, keys: str) -> str | None:
+        path = await self.service.prompts.render(text, self.voice)  # a cache hit unless it names the call
+        if self._prompts_played == 0:
+            self.prepared.first_prompt_at = self.service.now()
+        digit = await self.session.stream_file(playback_target(path), keys)
+        self._prompts_played += 1
+        if self._prompts_played == 1:
+            # The first prompt was heard to the end (or answered): not a hang-up "during the first prompt".
+            await self.session.set_variable("DUECALL_STAGE", "menu")
+        return digit
+
+    async def listen(self, keys: str, phrases: Sequence[str], timeout: float) -> Reply:
+        recognizer = self.service.recognizer
+        if not phrases or recognizer is None:
+            return Reply(digit=await self.session.wait_for_digit(int(timeout * 1000)))
+        self._utterances += 1
+        target = self.prepared.recordings / f"reply-{self._utterances}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recorded = await self.session.record_file(str(target), "wav", keys or "#", int(timeout * 1000), 2)
+        if recorded.digit is not None:
+            return Reply(digit=recorded.digit)
+        if recorded.endpos < 1600:  # under 0.2 s of audio: nothing was said
+            return Reply()
+        heard = await recognizer.recognize(target.with_suffix(".wav"), phrases)
+        return Reply(text=heard.text, confidence=heard.confidence, phrase=heard.phrase)
+
+    async def read_digits(self, count: int, timeout: float) -> str:
+        digits = ""
+        while len(digits) < count:
+            digit = await self.session.wait_for_digit(int(timeout * 1000))
+            if digit is None or digit == "#":
+                break
+            digits += digit
+        return digits
