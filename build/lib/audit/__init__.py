@@ -1,1 +1,0 @@
-"""The audit trail: hash chain, recordings, verification and the auditors' web page."""

@@ -1,1 +1,0 @@
-"""The auditors' web page (Starlette, server-rendered)."""
