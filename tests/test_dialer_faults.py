@@ -332,11 +332,14 @@ async def test_dial_answer_without_ivr_report_is_not_answered(tmp_path: Path) ->
 
 
 class StubIvr:
-    """The IVR service's table of calls in flight, as the engine reads it (tested for real in
+    """The IVR service's calls in flight, as the engine reads them (`peek`; tested for real in
     test_dialer_cut.py)."""
 
     def __init__(self) -> None:
         self._calls: dict[str, Any] = {}
+
+    def peek(self, key: str) -> Any:
+        return self._calls.get(key)
 
 
 @dataclass
