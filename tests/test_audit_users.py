@@ -20,9 +20,9 @@ from audit.users import (
     list_users,
     set_password,
 )
-from audit.web.commands import serve, user
-from dialer.config import Settings, load_settings
+from dialer.core.config import Settings, load_settings
 from dialer.store import Store
+from duecall.cli.audit_web import serve, user
 from tests.audit_seed import DAY1
 from tests.conftest import make_settings
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.contact_policy import decide
-from dialer.policy_io import check_lines, read_lines
-from dialer.policy_packs import load_pack
+from dialer.policy.engine import decide
+from dialer.policy.jsonl import check_lines, read_lines
+from dialer.policy.packs import load_pack
 
 LINES = [
     # allowed: 10:00 in New York, no history
@@ -65,7 +65,7 @@ LINES = [
 
 def run(lines: list[str], *args: str) -> list[dict[str, object]]:
     result = subprocess.run(
-        [sys.executable, "-m", "dialer", "policy", "check", *args],
+        [sys.executable, "-m", "duecall", "policy", "check", *args],
         input="\n".join(lines),
         capture_output=True,
         text=True,
@@ -210,7 +210,7 @@ HOSTILE: list[tuple[bytes, str]] = [
 
 def run_bytes(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "dialer", "policy", "check", *args],
+        [sys.executable, "-m", "duecall", "policy", "check", *args],
         input=data,
         capture_output=True,
         timeout=60,
