@@ -104,7 +104,7 @@ async def test_weaker_hash_is_upgraded_on_sign_in(store: Store) -> None:
 
 
 def _root(settings: Settings) -> click.Group:
-    """A stand-in for `duecall audit`: the same ctx.obj as dialer.cli's main group."""
+    """A stand-in for `duecall audit`: the same ctx.obj as duecall.cli's main group."""
 
     @click.group()
     @click.pass_context

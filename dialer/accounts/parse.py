@@ -36,7 +36,7 @@ CSV, missing or repeated columns, a quote never closed). Otherwise every data
 row yields exactly one :class:`AccountRecord` or :class:`RejectedRow`, in file
 order; no value in a row can make it raise. Blank rows (nothing but separators
 and spaces) are skipped. Memory is bounded: the file is read one record at a
-time (:mod:`dialer.csvrecords`), a field over 128 KiB or a record over 1 MiB
+time (:mod:`dialer.accounts.csvrecords`), a field over 128 KiB or a record over 1 MiB
 is a reject.
 
 Row numbers are physical line numbers in the file, the header being line 1;
@@ -686,7 +686,7 @@ def write_rejects(path: Path, header: list[str], rejects: Iterable[RejectedRow])
     being re-imported) are dropped, not repeated. Written as UTF-8 with a BOM
     so that Excel shows Chinese names correctly; :func:`read_accounts` accepts it.
     Cells a spreadsheet would run as formulas get a ``'`` in front
-    (:mod:`dialer.csvsafe`), which :func:`read_accounts` takes off again.
+    (:mod:`dialer.core.csvsafe`), which :func:`read_accounts` takes off again.
     """
     keep = [i for i, cell in enumerate(header) if cell.strip().lower() not in REJECT_COLUMNS]
     with Path(path).open("w", encoding="utf-8-sig", newline="") as out:

@@ -191,7 +191,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class PolicySettings(_Section):
-    pack: str = "us-regf"  # dialer/policies/<pack>.yaml: cn, cn-as-written, us-regf, us-ma
+    pack: str = "us-regf"  # dialer/policy/packs/<pack>.yaml: cn, cn-as-written, us-regf, us-ma
     # The lender's own, stricter settings, layered on the pack:
     window_start: ClockTime | None = None  # narrower than the pack's window only
     window_end: ClockTime | None = None

@@ -1,7 +1,7 @@
 """The contact policy engine: may this contact happen now, why (not), and when at the earliest?
 
 Pure (no I/O, no clock): everything it needs arrives in a `Proposal`. Rules come from a policy
-pack (data, dialer/policies/*.yaml) with the lender's own stricter settings layered on top.
+pack (data, dialer/policy/packs/*.yaml) with the lender's own stricter settings layered on top.
 See docs/policy.md for the rules, their sources and the JSON-lines format of `duecall policy check`.
 """
 
@@ -113,7 +113,7 @@ class LenderSettings:
 
 @dataclass(frozen=True, slots=True)
 class Pack:
-    """A jurisdiction's rules, loaded from dialer/policies/<name>.yaml."""
+    """A jurisdiction's rules, loaded from dialer/policy/packs/<name>.yaml."""
 
     name: str
     window_start: time = time(8, 0)

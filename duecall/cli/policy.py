@@ -16,7 +16,9 @@ def policy() -> None:
 
 @policy.command("check")
 @click.argument("file", type=click.File("rb"), default="-")
-@click.option("--policy", "policy_name", default=None, help="Pack for lines without one (dialer/policies/).")
+@click.option(
+    "--policy", "policy_name", default=None, help="Pack for lines without one (dialer/policy/packs/)."
+)
 def policy_check(file: Any, policy_name: str | None) -> None:
     """Decide JSON-lines proposals (FILE or stdin); one JSON verdict line each (docs/policy.md)."""
     import json
