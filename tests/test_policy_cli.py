@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dialer.policy.engine import decide
@@ -342,10 +342,11 @@ def _mutated_lines(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_mutated_lines(), min_size=1, max_size=5))
+@example([b"\x1c"])  # str.strip() takes it for a blank line: it is an error line, not skipped
 def test_fuzzed_lines_never_stop_the_run(lines: list[bytes]) -> None:
     data = b"\n".join([*lines, GOOD.encode()]) + b"\n"
     out = list(check_lines(io.BytesIO(data), cache(load_pack), "us-regf", decide))
-    numbers = [n for n, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
+    numbers = [n for n, line in enumerate(data.split(b"\n"), start=1) if line.strip(b" \t\r")]
     assert len(out) == len(numbers)
     for number, o in zip(numbers, out, strict=True):
         assert o.get("decision") in ("allow", "block") or o["error"].startswith(f"line {number}: "), o

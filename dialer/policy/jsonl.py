@@ -168,6 +168,9 @@ def _iso(at: datetime | None) -> str | None:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
 
 
+JSON_SPACE = " \t\r\n"
+
+
 def read_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str | None, str]]:
     """(number, text, problem) per line: text None with a problem for a line that is too long or
     not UTF-8. Never holds more than `limit` bytes of one line."""
@@ -195,11 +198,14 @@ def check_lines(
     default_policy: str | None,
     decide: Callable[[Pack, Proposal], Verdict],
 ) -> Iterator[dict[str, Any]]:
-    """One output object per non-blank input line, in order."""
+    """One output object per non-blank input line, in order.
+
+    Blank means JSON's own whitespace only: a line of other characters (a control such as \x1c,
+    which `str.strip` also removes) is an error line, never silently skipped."""
     for number, raw, problem in read_lines(stream):
         if raw is None:
             yield _error_line(number, None, problem)
-        elif raw.strip():
+        elif raw.strip(JSON_SPACE):
             yield _check_line(number, raw, packs, default_policy, decide)
 
 
