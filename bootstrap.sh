@@ -65,6 +65,7 @@ say "lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 say "tests"
 trap '.venv/bin/duecall asterisk down >/dev/null 2>&1 || true' EXIT
 .venv/bin/pytest -q

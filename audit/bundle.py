@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from audit.chain import StoredEvent, canonical
 from audit.masking import Masker
+from dialer.store.chain import StoredEvent, canonical
 
 FORMAT = "duecall-evidence/2"
 OLD_FORMAT = "duecall-evidence/1"  # masked bundles of this format still carry hashes (issue 9)

@@ -15,9 +15,9 @@ from typing import Any
 
 from audit.bundle import BundleError, event_entry
 from audit.bundle_check import BundleReport, Loaded, check_recordings, load
-from audit.chain import COLUMNS, GENESIS, StoredEvent, check_link, first_break
 from audit.masking import Masker, Plain
 from audit.verify import connect_read_only, stored_events
+from dialer.store.chain import COLUMNS, GENESIS, StoredEvent, check_link, first_break
 
 
 def check_bundle_against_chain(path: Path, db_path: Path, anchors: dict[int, str]) -> BundleReport:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from audit.bundle import BundleError, EventEntry, Evidence, parse_evidence
 from audit.bundle_zip import EVIDENCE, MAX_EVIDENCE, BundleZip, open_bundle
-from audit.chain import GENESIS, link_hash
+from dialer.store.chain import GENESIS, link_hash
 
 
 class Verdict(IntEnum):

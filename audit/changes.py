@@ -12,10 +12,9 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 
-from audit.chain import AuditEvent
-from dialer.config import Settings
-from dialer.policy_packs import PACKS_DIR
+from dialer.core.config import PACKS_DIR, Settings
 from dialer.store import Store
+from dialer.store.chain import AuditEvent
 
 
 def watched(settings: Settings) -> dict[str, str]:

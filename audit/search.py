@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
-from audit.chain import COLUMNS, StoredEvent
+from dialer.store.chain import COLUMNS, StoredEvent
 
 PAGE_SIZE = 50
 Row = TypeVar("Row")

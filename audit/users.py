@@ -16,9 +16,9 @@ from datetime import datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from audit.chain import AuditEvent
-from dialer.errors import DueCallError
+from dialer.core.errors import DueCallError
 from dialer.store import Store, from_db, to_db
+from dialer.store.chain import AuditEvent
 
 ROLES = ("auditor", "admin")
 MIN_PASSWORD = 12

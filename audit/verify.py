@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, first_break
-from audit.recordings import sha256_file
+from dialer.store.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, first_break
+from dialer.store.evidence import sha256_file
 
 BATCH = 5000
 HASH_THREADS = 4  # hashlib releases the GIL on large buffers: files hash in parallel

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.chain import AuditEvent
 from audit.search import CallFilter, call_detail, export_rows, search
 from audit.verify import verify
 from dialer.store import Store, to_db
+from dialer.store.chain import AuditEvent
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISPOSITIONS = ("answered", "no_answer", "no_answer", "busy", "machine", "failed", "answered")

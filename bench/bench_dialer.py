@@ -24,15 +24,15 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dialer.accounts import AccountRecord
-from dialer.ami import AmiEndpoint
-from dialer.asterisk_host import load_credentials, status
-from dialer.clock import ShiftedClock
-from dialer.config import load_settings
-from dialer.contact_policy import LenderSettings
-from dialer.engine import Dialer
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
+from dialer.accounts.parse import AccountRecord
+from dialer.asterisk.ami import AmiEndpoint
+from dialer.asterisk.host import load_credentials, status
+from dialer.campaign.engine import Dialer
+from dialer.core.clock import ShiftedClock
+from dialer.core.config import load_settings
+from dialer.policy.engine import LenderSettings
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ CASES = [
     (
         "AMI message, 2 MB unterminated, 100-byte reads",
         "10.9-17.6 s",
-        "from dialer.ami_protocol import AmiParser, AmiProtocolError\n"
+        "from dialer.asterisk.ami_protocol import AmiParser, AmiProtocolError\n"
         "p = AmiParser()\np.feed(b'Asterisk Call Manager/9.0.0\\r\\n')\nchunk = b'X' * 100",
         "try:\n    [p.feed(chunk) for _ in range(20_000)]\n"
         "except AmiProtocolError as e:\n    result = str(e)[:60]",
@@ -44,19 +44,19 @@ CASES = [
         "IVR script, billion laughs (236 bytes)",
         "1.14 GB, 3.4 s",
         "from pathlib import Path\nfrom ivr.script import load_script\n"
-        "from dialer.errors import DueCallError",
+        "from dialer.core.errors import DueCallError",
         "try:\n    load_script(Path(ARG))\nexcept DueCallError as e:\n    result = str(e)[-60:]",
     ),
     (
         "accounts CSV, one 48 MiB line then a good row",
         "288 MiB, whole file refused",
-        "from pathlib import Path\nfrom dialer.csvrecords import read_records\npath = Path(ARG)",
+        "from pathlib import Path\nfrom dialer.accounts.csvrecords import read_records\npath = Path(ARG)",
         "with path.open('rb') as h:\n    result = sum(1 for _ in read_records(path, h))",
     ),
     (
         "policy check, one 50 MB line",
         "306 MB",
-        "from dialer.policy_io import read_lines",
+        "from dialer.policy.jsonl import read_lines",
         "with open(ARG, 'rb') as h:\n    result = [p[2][:40] for p in read_lines(h)]",
     ),
 ]

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_import_parse import write_file
-from dialer.accounts import ImportSettings
-from dialer.importing import import_accounts
+from dialer.accounts.importer import import_accounts
+from dialer.accounts.parse import ImportSettings
 from dialer.store import Store
 
 

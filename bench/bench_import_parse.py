@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dialer.accounts import AccountRecord, ImportSettings, read_accounts
+from dialer.accounts.parse import AccountRecord, ImportSettings, read_accounts
 
 HEADER = ["account_id", "debt_id", "name", "phone", "time_zone", "amount", "currency", "due_date", "language"]
 US_AREA_CODES = ["202", "212", "312", "415", "208", "605", "701", "915", "971", "305"]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dialer.contact_policy import Consumer, Contact, Proposal, decide
-from dialer.models import Account, Disposition, PastAttempt
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
+from dialer.core.models import Account, Disposition, PastAttempt
+from dialer.policy.engine import Consumer, Contact, Proposal, decide
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import from_db, to_db
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dialer.errors import DueCallError
+from dialer.core.errors import DueCallError
 from ivr.agi_protocol import (
     MAX_ENV_BYTES,
     MAX_LINE_BYTES,

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from ivr.script import Node, Option, Outcome, Script
+from dialer.core.vocab import Outcome
+from ivr.script import Node, Option, Script
 
 log = logging.getLogger(__name__)
 NO_INPUT_SECONDS = 5.0

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from dialer.errors import ConfigError, field_path
-from ivr.script import DEBT_FIELDS, Node, Outcome, Problem, Script, load_located
+from dialer.core.errors import ConfigError, field_path
+from dialer.core.vocab import Outcome
+from ivr.script import DEBT_FIELDS, Node, Problem, Script, load_located
 
 CHECKS = (
     "lender_in_first_prompt",

@@ -16,7 +16,6 @@ for a gigabyte of padding; `{lender:d}` fails on every call).
 
 from __future__ import annotations
 
-import enum
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialer.errors import DueCallError, field_path
+from dialer.core.errors import DueCallError, field_path
+from dialer.core.vocab import Outcome
 
 MAX_SCRIPT_BYTES = 256 * 1024  # the shipped scripts are about 4 KB
 MAX_DEPTH = 16  # the deepest a script needs is 7: nodes.<key>.options[i].phrases[j]
@@ -39,17 +39,6 @@ FIELDS = ACCOUNT_FIELDS | SCRIPT_FIELDS | CALL_FIELDS
 DEBT_FIELDS = frozenset({"amount", "due_date"})  # never before the right person is confirmed
 Loc = tuple[str | int, ...]  # a place in the YAML document: ("nodes", "menu", "options", 2)
 Problem = tuple[Loc, str]
-
-
-class Outcome(enum.StrEnum):
-    PROMISE_TO_PAY = "promise_to_pay"
-    PAID = "paid"
-    DISPUTE = "dispute"
-    HARDSHIP_CALLBACK = "hardship_callback"
-    WRONG_NUMBER = "wrong_number"
-    OPT_OUT = "opt_out"
-    ACKNOWLEDGED = "acknowledged"  # heard the reminder, chose nothing in particular
-    NO_RESPONSE = "no_response"
 
 
 class ScriptError(DueCallError):

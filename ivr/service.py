@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dialer.models import Account
+from dialer.core.models import Account
 from ivr.agi import AgiHangup, AgiRefused, AgiServer, AgiSession
 from ivr.flow import IvrResult, IvrRun, Reply
 from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from dialer.errors import DueCallError
+from dialer.core.errors import DueCallError
 from ivr.speech_worker import WorkerInfo, WorkerResult
 
 __all__ = ["Recognition", "Recognizer", "SpeechError", "WorkerInfo", "find_model"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soxr  # type: ignore[import-untyped]
 
-from dialer.errors import DueCallError
+from dialer.core.errors import DueCallError
 from ivr.spoken import rules_for, to_pinyin
 
 # Bump when anything that changes the audio for the same text and voice changes

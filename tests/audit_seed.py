@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from audit.recordings import RecordingFacts, facts
 from audit.users import create_user
-from dialer.accounts import ImportSettings
-from dialer.config import Settings
-from dialer.importing import import_accounts
-from dialer.models import (
+from dialer.accounts.importer import import_accounts
+from dialer.accounts.parse import ImportSettings
+from dialer.core.config import Settings
+from dialer.core.models import (
     Account,
     Attempt,
     CallResult,
@@ -32,6 +31,7 @@ from dialer.models import (
     TargetState,
 )
 from dialer.store import Store, TargetUpdate
+from dialer.store.evidence import RecordingFacts, facts
 from tests.conftest import HEADER
 
 ADMIN, AUDITOR = "alice", "bob"

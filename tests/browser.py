@@ -18,7 +18,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from audit.web.app import create_app
-from dialer.config import Settings
+from dialer.core.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

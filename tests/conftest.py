@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.asterisk_host import AmiCredentials, provision, start
-from dialer.config import Settings, load_settings, merge
+from dialer.asterisk.host import AmiCredentials, provision, start
+from dialer.core.config import Settings, load_settings, merge
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = PROJECT_ROOT / "var"

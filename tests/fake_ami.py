@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from dialer.ami_protocol import AmiParser, Message
+from dialer.asterisk.ami_protocol import AmiParser, Message
 
 Reply = Callable[[Message], list[bytes] | None]
 

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dialer.accounts as accounts
-import dialer.csvrecords as csvrecords
+import dialer.accounts.csvrecords as csvrecords
+import dialer.accounts.parse as accounts
 import dialer.store as store_module
-from dialer import csvsafe
-from dialer.accounts import (
+from dialer.accounts.csvrecords import Record, read_records
+from dialer.accounts.importer import import_accounts
+from dialer.accounts.parse import (
     AccountRecord,
     ImportFileError,
     ImportSettings,
@@ -31,9 +32,8 @@ from dialer.accounts import (
     read_header,
     write_rejects,
 )
-from dialer.csvrecords import Record, read_records
-from dialer.errors import ImportFailedError
-from dialer.importing import import_accounts
+from dialer.core import csvsafe
+from dialer.core.errors import ImportFailedError
 from dialer.store import Store
 
 DATA = Path(__file__).parent / "data"

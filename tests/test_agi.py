@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
-from dialer.ami_protocol import Message
-from dialer.asterisk_host import AmiCredentials
-from dialer.errors import AmiActionFailed
+from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
+from dialer.asterisk.ami_protocol import Message
+from dialer.asterisk.host import AmiCredentials
+from dialer.core.errors import AmiActionFailed
 from ivr.agi import AgiError, AgiHangup, AgiPeerError, AgiServer, AgiSession
 from ivr.agi_protocol import AgiReply
 
@@ -574,8 +574,9 @@ async def test_only_the_calls_own_secret_drives_its_session(
     then runs; its secret cannot be used a second time."""
     from datetime import date
 
-    from dialer.models import Account
-    from ivr.script import Outcome, parse_script
+    from dialer.core.models import Account
+    from dialer.core.vocab import Outcome
+    from ivr.script import parse_script
     from ivr.service import IvrService, account_fields
 
     opt_outs: list[tuple[str, int]] = []

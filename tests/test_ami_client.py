@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dialer.ami import AmiAuthFailed, AmiClient, AmiEndpoint, AmiTimeouts
-from dialer.ami_protocol import Message
-from dialer.errors import AmiActionFailed, AmiDisconnected, AmiTimeout
+from dialer.asterisk.ami import AmiAuthFailed, AmiClient, AmiEndpoint, AmiTimeouts
+from dialer.asterisk.ami_protocol import Message
+from dialer.core.errors import AmiActionFailed, AmiDisconnected, AmiTimeout
 from tests.fake_ami import FakeAmi, block
 
 FAST = AmiTimeouts(connect=2, action=0.5, ping_interval=0.2, reconnect_delay=0.05)
@@ -196,7 +196,7 @@ async def test_an_outage_is_warned_once_then_sparsely_and_its_end_logged(
         connect=1, action=0.5, ping_interval=5, reconnect_delay=0.02, outage_log_first=0.3, outage_log_max=0.6
     )
     client = AmiClient(AmiEndpoint("127.0.0.1", port, "duecall", "s3cret"), timeouts, lambda m: None)
-    caplog.set_level(logging.DEBUG, logger="dialer.ami")
+    caplog.set_level(logging.DEBUG, logger="dialer.asterisk.ami")
     task = asyncio.create_task(client.run())
     await asyncio.sleep(1.5)  # nobody listens: ~70 attempts
     fake = FakeAmi()

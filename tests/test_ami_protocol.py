@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer.ami_protocol import MAX_MESSAGE, AmiParser, AmiProtocolError, encode_action, parse_block
+from dialer.asterisk.ami_protocol import MAX_MESSAGE, AmiParser, AmiProtocolError, encode_action, parse_block
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dialer.asterisk_host import AmiCredentials, run_cli
+from dialer.asterisk.host import AmiCredentials, run_cli
 from tests.conftest import PROJECT_ROOT, STATE_DIR
 
 pytestmark = pytest.mark.asterisk

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from audit.recordings import sha256_file
-from dialer.asterisk_host import AmiCredentials
-from dialer.cli import dial, main
-from dialer.clock import SystemClock
+from dialer.asterisk.host import AmiCredentials
+from dialer.core.clock import SystemClock
+from dialer.store.evidence import sha256_file
+from duecall.cli import main
+from duecall.runtime import dial
 from tests.conftest import daytime_zone
 from tests.test_dialer_asterisk import attempts, prepare
 from tests.test_dialer_crash import reset_counts

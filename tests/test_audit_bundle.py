@@ -22,16 +22,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from audit.chain import GENESIS, link_hash
 from audit.masking import mask_name, mask_phone
 from audit.users import create_user
 from audit.verify import head
-from dialer.accounts import ImportSettings
-from dialer.cli import main
-from dialer.config import Settings
-from dialer.importing import import_accounts
-from dialer.models import Attempt
+from dialer.accounts.importer import import_accounts
+from dialer.accounts.parse import ImportSettings
+from dialer.core.config import Settings
+from dialer.core.models import Attempt
 from dialer.store import Store
+from dialer.store.chain import GENESIS, link_hash
+from duecall.cli import main
 from tests.audit_seed import ADMIN, AUDITOR, DAY1, PASSWORD, Seeded, _allow, _finish, seed
 from tests.conftest import HEADER, make_settings
 from tests.test_audit_web import client_for, sign_in

@@ -10,19 +10,28 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from audit.chain import GENESIS, AuditEvent, StoredEvent, expected_hash, first_break
 from audit.changes import record_config
-from audit.cli import purge
-from audit.recordings import header_final, seal
 from audit.verify import head, last_anchor, verify
-from dialer.ami import AmiEndpoint
-from dialer.cli import main
-from dialer.clock import FixedClock
-from dialer.engine import Dialer
-from dialer.models import Attempt, CallResult, Decision, Disposition, IvrStep, IvrSummary, Reason, TargetState
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
+from dialer.asterisk.ami import AmiEndpoint
+from dialer.campaign.engine import Dialer
+from dialer.core.clock import FixedClock
+from dialer.core.models import (
+    Attempt,
+    CallResult,
+    Decision,
+    Disposition,
+    IvrStep,
+    IvrSummary,
+    Reason,
+    TargetState,
+)
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import Store, TargetUpdate
+from dialer.store.chain import GENESIS, AuditEvent, StoredEvent, expected_hash, first_break
+from dialer.store.evidence import header_final, seal
+from duecall.cli import main
+from duecall.cli.audit import purge
 from tests.audit_seed import sine_wav
 from tests.conftest import make_settings
 from tests.test_store import NOW, record
@@ -173,7 +182,7 @@ async def test_a_rewritten_recordings_table_does_not_fool_verify(store: Store, t
     attempt = await one_call(store, tmp_path)
     wav = Path(f"{attempt.recording_path}.wav")
     sine_wav(wav, 2.0)  # replace the recording and "fix" the table to match
-    from audit.recordings import sha256_file
+    from dialer.store.evidence import sha256_file
 
     with sqlite3.connect(tmp_path / "t.db") as conn:
         conn.execute("UPDATE recordings SET sha256=? WHERE path=?", (sha256_file(wav), str(wav)))

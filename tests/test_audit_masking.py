@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 
 from audit.bundle import event_entry
-from audit.chain import StoredEvent, canonical
 from audit.masking import Masker, Plain, mask_name, mask_phone
+from dialer.store.chain import StoredEvent, canonical
 
 
 def test_phone_keeps_country_code_and_last_four() -> None:

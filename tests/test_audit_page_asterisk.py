@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from audit.users import create_user
-from dialer.asterisk_host import AmiCredentials
-from dialer.cli import dial
-from dialer.clock import SystemClock
-from dialer.config import Settings
+from dialer.asterisk.host import AmiCredentials
+from dialer.core.clock import SystemClock
+from dialer.core.config import Settings
 from dialer.store import Store
+from duecall.runtime import dial
 from tests.browser import audio_duration, chromium, serving, sign_in
 from tests.conftest import daytime_zone
 from tests.test_dialer_asterisk import attempts, prepare

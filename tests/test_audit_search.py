@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit.search import CallFilter, _where, call_detail, export_rows, search
-from dialer.config import Settings
+from dialer.core.config import Settings
 from dialer.store import Store, to_db
 from tests.audit_seed import Seeded, seed
 from tests.conftest import make_settings

@@ -20,9 +20,9 @@ from audit.users import (
     list_users,
     set_password,
 )
-from audit.web.commands import serve, user
-from dialer.config import Settings, load_settings
+from dialer.core.config import Settings, load_settings
 from dialer.store import Store
+from duecall.cli.audit_web import serve, user
 from tests.audit_seed import DAY1
 from tests.conftest import make_settings
 
@@ -104,7 +104,7 @@ async def test_weaker_hash_is_upgraded_on_sign_in(store: Store) -> None:
 
 
 def _root(settings: Settings) -> click.Group:
-    """A stand-in for `duecall audit`: the same ctx.obj as dialer.cli's main group."""
+    """A stand-in for `duecall audit`: the same ctx.obj as duecall.cli's main group."""
 
     @click.group()
     @click.pass_context

@@ -19,15 +19,15 @@ from hypothesis import settings as settings_
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from audit.chain import expected_hash
 from audit.search import events_for
 from audit.verify import verify
 from audit.web.app import create_app
 from audit.web.security import Lockouts, Sessions, allowed_hosts
-from dialer.config import Settings, load_settings
-from dialer.errors import ConfigError
-from dialer.models import Decision, Reason
+from dialer.core.config import Settings, load_settings
+from dialer.core.errors import ConfigError
+from dialer.core.models import Decision, Reason
 from dialer.store import Store
+from dialer.store.chain import expected_hash
 from tests.audit_seed import ADMIN, AUDITOR, PASSWORD, Seeded, seed
 from tests.conftest import make_settings
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dialer.calls import (
+from dialer.campaign.calls import (
     Call,
     CallState,
     DialReport,
@@ -15,7 +15,7 @@ from dialer.calls import (
     classify,
     parse_ivr,
 )
-from dialer.models import Attempt, Disposition
+from dialer.core.models import Attempt, Disposition
 
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dialer.cli import main
+from duecall.cli import main
 from tests.conftest import borrowers_csv, write_config
 
 DATA = Path(__file__).parent / "data"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.config import MAX_DURATION, load_settings, parse_duration
-from dialer.errors import ConfigError
+from dialer.core.config import MAX_DURATION, load_settings, parse_duration
+from dialer.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +111,7 @@ def test_import_with_a_bad_default_is_a_settings_error_not_a_traceback(tmp_path:
     rows = tmp_path / "borrowers.csv"
     rows.write_text("account_id,phone,name,amount,due_date\nA1,2025550101,Ann,10.00,2026-12-01\n")
     result = subprocess.run(
-        [sys.executable, "-m", "dialer", "--config", str(config), "accounts", "import", str(rows)],
+        [sys.executable, "-m", "duecall", "--config", str(config), "accounts", "import", str(rows)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.contact_policy import (
+from dialer.core.errors import ConfigError
+from dialer.policy.engine import (
     Consent,
     Consumer,
     Contact,
@@ -21,8 +22,7 @@ from dialer.contact_policy import (
     Verdict,
     decide,
 )
-from dialer.errors import ConfigError
-from dialer.policy_packs import load_pack, load_pack_file
+from dialer.policy.packs import load_pack, load_pack_file
 
 NY = "America/New_York"
 LA = "America/Los_Angeles"
@@ -1268,9 +1268,9 @@ def test_every_rule_of_every_pack_cites_its_source(name: str) -> None:
     assert all(len(text) > 10 for text in rules.values()), rules
 
 
-_GOOD_PACK = (Path(__file__).resolve().parent.parent / "dialer" / "policies" / "us-regf.yaml").read_text(
-    encoding="utf-8"
-)
+_GOOD_PACK = (
+    Path(__file__).resolve().parent.parent / "dialer" / "policy" / "packs" / "us-regf.yaml"
+).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

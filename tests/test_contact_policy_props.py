@@ -14,7 +14,7 @@ import holidays
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialer.contact_policy import (
+from dialer.policy.engine import (
     Channel,
     Consent,
     Consumer,
@@ -26,7 +26,7 @@ from dialer.contact_policy import (
     TimeRange,
     decide,
 )
-from dialer.policy_packs import load_pack
+from dialer.policy.packs import load_pack
 
 ZONES = (
     "America/New_York",

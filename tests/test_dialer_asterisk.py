@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.accounts import ImportSettings
-from dialer.asterisk_host import AmiCredentials
-from dialer.cli import dial, ivr_figures
-from dialer.clock import ShiftedClock
-from dialer.config import Settings
-from dialer.importing import import_accounts
+from dialer.accounts.importer import import_accounts
+from dialer.accounts.parse import ImportSettings
+from dialer.asterisk.host import AmiCredentials
+from dialer.core.clock import ShiftedClock
+from dialer.core.config import Settings
 from dialer.store import Store
+from duecall.runtime import dial, ivr_figures
 from tests.conftest import borrowers_csv, daytime_zone, make_settings
 
 pytestmark = pytest.mark.asterisk

@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 
 from audit.verify import verify
-from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
-from dialer.asterisk_host import AmiCredentials
-from dialer.clock import SystemClock
-from dialer.config import Settings
-from dialer.engine import Dialer
-from dialer.errors import AmiActionFailed
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
+from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
+from dialer.asterisk.host import AmiCredentials
+from dialer.campaign.engine import Dialer
+from dialer.core.clock import SystemClock
+from dialer.core.config import Settings
+from dialer.core.errors import AmiActionFailed
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import Store
 from tests.conftest import daytime_zone, make_settings
 from tests.test_dialer_asterisk import attempts, prepare
@@ -100,7 +100,7 @@ def start_run(settings: Settings, *args: str) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "dialer",
+            "duecall",
             "--config",
             str(settings.root / "duecall.toml"),
             "-v",
@@ -229,7 +229,7 @@ async def test_ami_drop_mid_call_resyncs_without_a_second_originate(
 
 def test_module_entry_point_runs() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "dialer", "--help"],
+        [sys.executable, "-m", "duecall", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -25,14 +25,14 @@ from pathlib import Path
 import pytest
 
 from audit.verify import verify
-from dialer.ami import AmiEndpoint
-from dialer.asterisk_host import AmiCredentials, provision, run_cli, start, status
-from dialer.clock import SystemClock
-from dialer.config import Settings
-from dialer.engine import Dialer
-from dialer.errors import AmiActionFailed
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
+from dialer.asterisk.ami import AmiEndpoint
+from dialer.asterisk.host import AmiCredentials, provision, run_cli, start, status
+from dialer.campaign.engine import Dialer
+from dialer.core.clock import SystemClock
+from dialer.core.config import Settings
+from dialer.core.errors import AmiActionFailed
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import Store
 from tests.conftest import PROJECT_ROOT, STATE_DIR, daytime_zone, make_settings
 from tests.test_dialer_asterisk import attempts, prepare

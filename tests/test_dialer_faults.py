@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dialer.ami import AmiEndpoint
-from dialer.clock import FixedClock
-from dialer.config import Settings
-from dialer.engine import Dialer
-from dialer.models import Attempt, CallResult, Decision, Disposition, IvrStep, Reason
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
-from dialer.retry import after_attempt
+from dialer.asterisk.ami import AmiEndpoint
+from dialer.campaign.engine import Dialer
+from dialer.campaign.retry import after_attempt
+from dialer.core.clock import FixedClock
+from dialer.core.config import Settings
+from dialer.core.models import Attempt, CallResult, Decision, Disposition, IvrStep, Reason
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import Store
 from tests.conftest import make_settings
 from tests.fake_ami import FakeAmi, block

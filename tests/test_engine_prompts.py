@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dialer.ami import AmiEndpoint
-from dialer.clock import FixedClock
-from dialer.config import load_settings
-from dialer.engine import Dialer
-from dialer.models import Account, TargetState
-from dialer.policy import PackGate
-from dialer.policy_packs import load_pack
+from dialer.asterisk.ami import AmiEndpoint
+from dialer.campaign.engine import Dialer
+from dialer.core.clock import FixedClock
+from dialer.core.config import load_settings
+from dialer.core.models import Account, TargetState
+from dialer.policy.gate import PackGate
+from dialer.policy.packs import load_pack
 from dialer.store import Store
 from tests.test_store import record
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from dialer.asterisk_host import AmiCredentials
-from dialer.cli import dial
-from dialer.clock import SystemClock
-from dialer.config import Settings
+from dialer.asterisk.host import AmiCredentials
+from dialer.core.clock import SystemClock
+from dialer.core.config import Settings
 from dialer.store import Store
+from duecall.runtime import dial
 from ivr.script import load_script
 from ivr.service import account_fields
 from ivr.tts import PromptCache, voice_for
@@ -37,7 +37,7 @@ def seconds(wav: Path) -> float:
 async def prompt_seconds(cache: PromptCache, locale: str, nodes: list[str], name: str) -> float:
     """How long the given prompts last for this borrower (rendered now, cached for the call)."""
     script = load_script(SCRIPTS / f"reminder-{locale}.yaml")
-    from dialer.models import Account
+    from dialer.core.models import Account
 
     account = Account(0, "x", "x", name, "+1", (), False, 123450, "USD", datetime.now(UTC).date(), locale)
     fields = account_fields(script, account)
@@ -144,8 +144,8 @@ async def _import_with_languages(settings, csv_path: Path, languages: dict[str, 
         writer = csvmod.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    from dialer.accounts import ImportSettings
-    from dialer.importing import import_accounts
+    from dialer.accounts.importer import import_accounts
+    from dialer.accounts.parse import ImportSettings
 
     store = await Store.open(settings.path(settings.store.path))
     try:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dialer.core.vocab import Outcome
 from ivr.flow import IvrRun, Reply
-from ivr.script import Outcome, load_script
+from ivr.script import load_script
 
 SCRIPT = load_script(Path(__file__).parents[1] / "ivr" / "scripts" / "reminder-en-US.yaml")
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dialer.policy_packs import pack_names
+from dialer.core.config import pack_names
+from dialer.core.vocab import Outcome
 from ivr.lint import lint, lint_file, policies
-from ivr.script import Outcome, ScriptError, load_script, parse_script
+from ivr.script import ScriptError, load_script, parse_script
 
 SCRIPTS = sorted((Path(__file__).parents[1] / "ivr" / "scripts").glob("*.yaml"))
 MINIMAL = """\
@@ -132,7 +133,7 @@ def test_lint_finds_every_missing_element(tmp_path: Path) -> None:
 
 
 def test_lint_unknown_policy_is_an_error() -> None:
-    from dialer.errors import ConfigError
+    from dialer.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown policy 'eu'"):
         lint(parse_script(MINIMAL, Path("s.yaml")), "eu")
@@ -145,7 +146,7 @@ VALIDATE = """\
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
 sys.argv = ["duecall", "ivr", "validate", *sys.argv[1:]]
-from dialer.cli import main
+from duecall.cli import main
 main()
 """
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from dialer.ami import AmiClient, AmiEndpoint, AmiTimeouts
-from dialer.ami_protocol import Message
-from dialer.pacing import Backoff, BackoffRule, Pacer
+from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
+from dialer.asterisk.ami_protocol import Message
+from dialer.campaign.pacing import Backoff, BackoffRule, Pacer
 from tests.fake_ami import FakeAmi, block
 
 RULE = BackoffRule(slow=0.5, cut=0.5, cooldown=2.0, recover_per_second=0.1, floor=0.05)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dialer import asterisk_host
-from dialer.asterisk_host import AmiCredentials, AsteriskInstall
-from dialer.cli import main
+from dialer.asterisk import host as asterisk_host
+from dialer.asterisk.host import AmiCredentials, AsteriskInstall
 from dialer.store import Store
+from duecall.cli import main
 from tests.conftest import STATE_DIR, borrowers_csv, daytime_zone, make_settings, write_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.config import PolicySettings
-from dialer.errors import ConfigError
-from dialer.models import Account, Disposition, PastAttempt
-from dialer.policy import PackGate, contact_of, outcome_of, pack_from_settings, region_zones
-from dialer.policy_packs import load_pack
+from dialer.core.config import PolicySettings
+from dialer.core.errors import ConfigError
+from dialer.core.models import Account, Disposition, PastAttempt
+from dialer.policy.gate import PackGate, contact_of, outcome_of, pack_from_settings, region_zones
+from dialer.policy.packs import load_pack
 
 NY = ZoneInfo("America/New_York")
 
@@ -117,7 +117,7 @@ def test_opt_out_blocks_for_good() -> None:
 
 
 def test_stated_inconvenient_times_and_consents_are_honoured() -> None:
-    from dialer.models import Preferences
+    from dialer.core.models import Preferences
 
     gate = PackGate(load_pack("us-regf"))
     lunch = Preferences(inconvenient=((time(12), time(13)),))
@@ -133,7 +133,7 @@ def test_stated_inconvenient_times_and_consents_are_honoured() -> None:
 def test_a_consent_recorded_in_the_store_exempts_calls_for_7_days() -> None:
     """1006.14(b)(3)(i) in the dialer: a conversation on a call under a consent given the day before
     starts no bar; the decision names the consent and cites its source."""
-    from dialer.models import Preferences
+    from dialer.core.models import Preferences
 
     gate = PackGate(load_pack("us-regf"))
     talked = datetime(2026, 11, 30, 10, 0, tzinfo=NY)
@@ -154,7 +154,7 @@ def test_a_consent_recorded_in_the_store_exempts_calls_for_7_days() -> None:
 
 
 async def test_the_store_keeps_when_each_consent_was_given(tmp_path: Path) -> None:
-    from dialer.models import Preferences
+    from dialer.core.models import Preferences
     from dialer.store import Store
 
     store = await Store.open(tmp_path / "t.db")

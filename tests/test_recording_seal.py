@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.recordings import QUIET_SECONDS, closed, header_final, seal, seal_now
+from dialer.store.evidence import QUIET_SECONDS, closed, header_final, seal, seal_now
 
 RATE = 8000
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dialer.accounts import AccountRecord, RejectedRow
-from dialer.errors import StoreError
-from dialer.models import CallResult, Decision, Disposition, Reason, TargetState
+from dialer.accounts.parse import AccountRecord, RejectedRow
+from dialer.core.errors import StoreError
+from dialer.core.models import CallResult, Decision, Disposition, Reason, TargetState
 from dialer.store import Store, TargetUpdate, from_db, to_db
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -174,7 +174,7 @@ async def test_finish_stores_result_events_and_next_step(store: Store) -> None:
 async def test_preferences_reach_the_gate_inside_the_claim(store: Store) -> None:
     from datetime import time
 
-    from dialer.models import Preferences
+    from dialer.core.models import Preferences
 
     await store.upsert_accounts([record("A1")], NOW)
     campaign = await store.create_campaign("c", NOW)

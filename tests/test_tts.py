@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dialer.errors import DueCallError
+from dialer.core.errors import DueCallError
 from ivr.spoken import spoken_amount
 from ivr.tts import PromptCache, TtsError, Voice, playback_target, speakable, voice_for
 

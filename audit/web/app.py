@@ -38,7 +38,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from audit.chain import AuditEvent
 from audit.masking import Masker, Plain
 from audit.search import (
     CallFilter,
@@ -66,12 +65,13 @@ from audit.web.security import (
     csrf_token,
     session_secret,
 )
-from dialer import csvsafe
-from dialer.config import Settings
-from dialer.flags import BLOCKING_RULES
-from dialer.models import Disposition
+from dialer.core import csvsafe
+from dialer.core.config import Settings
+from dialer.core.flags import BLOCKING_RULES
+from dialer.core.models import Disposition
+from dialer.core.vocab import Outcome
 from dialer.store import Store
-from ivr.script import Outcome
+from dialer.store.chain import AuditEvent
 
 HERE = Path(__file__).resolve().parent
 SESSION_HOURS = 8

@@ -22,10 +22,10 @@ from typing import Any
 import aiosqlite
 
 from audit.bundle import FORMAT, event_entry
-from audit.chain import GENESIS, StoredEvent, check_link
 from audit.masking import Masker, Plain
-from audit.recordings import sha256_file
 from audit.search import CallDetail, Recording, previous_hashes
+from dialer.store.chain import GENESIS, StoredEvent, check_link
+from dialer.store.evidence import sha256_file
 
 VERIFIED, MISMATCH = "verified", "MISMATCH"
 

@@ -19,7 +19,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dialer.errors import ConfigError
+from dialer.core.errors import ConfigError
 
 SECRET_NAME = "audit-secret.key"
 CSP = (

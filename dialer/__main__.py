@@ -1,5 +1,0 @@
-"""`python -m dialer` is the `duecall` command."""
-
-from dialer.cli import main
-
-main(prog_name="duecall")

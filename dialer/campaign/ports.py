@@ -1,0 +1,102 @@
+"""What the campaign engine needs from the IVR, as Protocols: the engine never imports `ivr`.
+
+`ivr.service.IvrService` implements `IvrPort`; the application layer (duecall/) builds one and
+hands it to the `Dialer`. Attributes are read-only properties, so the IVR's own richer types fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from dialer.core.models import Account
+
+
+class IvrStepView(Protocol):
+    """One step the IVR took on a call (a prompt, a key, speech, the outcome)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def detail(self) -> Mapping[str, Any]: ...
+
+
+class IvrOutcomeView(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class IvrResultView(Protocol):
+    """How the IVR flow ended (or how far it got while the call runs)."""
+
+    @property
+    def outcome(self) -> IvrOutcomeView: ...
+    @property
+    def promised_date(self) -> date | None: ...
+    @property
+    def right_party(self) -> bool | None: ...
+    @property
+    def steps(self) -> Sequence[IvrStepView]: ...
+
+
+class ScriptView(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class PreparedCall(Protocol):
+    """The IVR's state for one call the engine registered."""
+
+    @property
+    def script(self) -> ScriptView: ...
+    @property
+    def account(self) -> Account: ...
+    @property
+    def result(self) -> IvrResultView | None: ...
+    @property
+    def first_prompt_at(self) -> datetime | None: ...
+
+
+class PromptStats(Protocol):
+    """The prompt cache's counters, for the run summary."""
+
+    @property
+    def hits(self) -> int: ...
+    @property
+    def joined(self) -> int: ...
+    @property
+    def misses(self) -> int: ...
+
+
+class AgiServerPort(Protocol):
+    """The FastAGI server the dialplan connects answered calls to."""
+
+    @property
+    def ready(self) -> asyncio.Event: ...
+    @property
+    def port(self) -> int: ...
+    def serve(self) -> Coroutine[Any, Any, None]: ...
+
+
+class IvrPort(Protocol):
+    """The IVR as the engine drives it: render, register, serve, then take each call's result."""
+
+    @property
+    def prompts(self) -> PromptStats: ...
+    @property
+    def server(self) -> AgiServerPort: ...
+    async def start(self) -> None: ...
+    async def render_account(self, account: Account) -> dict[str, str]: ...
+    def register(
+        self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
+    ) -> None: ...
+    def agi_secret(self, key: str) -> str: ...
+    def peek(self, key: str) -> PreparedCall | None: ...
+    def take(self, key: str) -> PreparedCall | None: ...

