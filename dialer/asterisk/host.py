@@ -575,8 +575,13 @@ def _read_until(sock: socket.socket, end: bytes, after: bytes) -> str:
     return data.decode(errors="replace")
 
 
+PORT_RELEASE_SECONDS = 5.0  # an Asterisk just killed can hold its port until the kernel reaps it
+
+
 def _check_port_free(port: int) -> None:
-    inode = _listening_inode(port)
+    deadline = time.monotonic() + PORT_RELEASE_SECONDS
+    while (inode := _listening_inode(port)) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     if inode is None:
         return
     owner = _socket_owner(inode) or "an unknown process"
