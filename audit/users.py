@@ -16,7 +16,7 @@ from datetime import datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from dialer.core.errors import DueCallError
+from dialer.core.errors import AuditorError
 from dialer.store import Store, from_db, to_db
 from dialer.store.chain import AuditEvent
 
@@ -24,10 +24,6 @@ ROLES = ("auditor", "admin")
 MIN_PASSWORD = 12
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _hasher = PasswordHasher()
-
-
-class AuditorError(DueCallError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dialer.core.errors import DueCallError
+from dialer.core.errors import AgiError, AgiPeerError
 from ivr.agi_protocol import (
     MAX_ENV_BYTES,
     MAX_LINE_BYTES,
@@ -53,19 +53,6 @@ TRANSCRIPT_LEN = 100
 
 class AgiHangup(Exception):
     """The call is gone. Not a DueCallError: borrowers hang up, that is normal flow."""
-
-
-class AgiError(DueCallError):
-    """A command failed or the reply made no sense; names the command."""
-
-    def __init__(self, command: str, message: str) -> None:
-        super().__init__(f"AGI {command}: {message}")
-        self.command = command
-        self.message = message
-
-
-class AgiPeerError(AgiError):
-    """The peer broke a bound (an overlong line, an endless reply): the connection was dropped."""
 
 
 class AgiRefused(Exception):

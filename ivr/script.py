@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialer.core.errors import DueCallError, field_path
+from dialer.core.errors import ScriptError, field_path
 from dialer.core.vocab import Outcome
 
 MAX_SCRIPT_BYTES = 256 * 1024  # the shipped scripts are about 4 KB
@@ -39,12 +39,6 @@ FIELDS = ACCOUNT_FIELDS | SCRIPT_FIELDS | CALL_FIELDS
 DEBT_FIELDS = frozenset({"amount", "due_date"})  # never before the right person is confirmed
 Loc = tuple[str | int, ...]  # a place in the YAML document: ("nodes", "menu", "options", 2)
 Problem = tuple[Loc, str]
-
-
-class ScriptError(DueCallError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Model(BaseModel):

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from dialer.core.errors import DueCallError
+from dialer.core.errors import SpeechError
 from ivr.speech_worker import WorkerInfo, WorkerResult
 
 __all__ = ["Recognition", "Recognizer", "SpeechError", "WorkerInfo", "find_model"]
@@ -41,10 +41,6 @@ CLOSE_TIMEOUT = 5.0  # a worker told to stop (EOF on its stdin) is killed after 
 REPLY_LIMIT = 1 << 20  # bytes in one reply line
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the `ivr` package
 log = logging.getLogger(__name__)
-
-
-class SpeechError(DueCallError):
-    """The speech model is unusable, or one utterance could not be recognised."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soxr  # type: ignore[import-untyped]
 
-from dialer.core.errors import DueCallError
+from dialer.core.errors import TtsError
 from ivr.spoken import rules_for, to_pinyin
 
 # Bump when anything that changes the audio for the same text and voice changes
@@ -33,19 +33,6 @@ OUTPUT_RATE = 8000
 PINYIN_VOICE = "cmn-latn-pinyin"
 DEFAULT_TIMEOUT = 30.0
 _VOICES = {"zh": PINYIN_VOICE, "en": "en-us", "ko": "ko"}
-_SHOWN_CHARS = 40
-
-
-class TtsError(DueCallError):
-    """A prompt could not be synthesized; the message names the text (shortened) and the voice."""
-
-    def __init__(self, text: str, voice: Voice, reason: str) -> None:
-        super().__init__(
-            f"cannot synthesize {_shorten(text)!r} with voice {voice.name} at {voice.rate}: {reason}"
-        )
-        self.text = text
-        self.voice = voice
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -67,11 +54,6 @@ def speakable(text: str, voice: Voice) -> str:
 def playback_target(path: Path) -> str:
     """What Asterisk's Playback / STREAM FILE takes: the file's path without '.wav'."""
     return str(path.with_suffix(""))
-
-
-def _shorten(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _SHOWN_CHARS else flat[: _SHOWN_CHARS - 1] + "…"
 
 
 class PromptCache:

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dialer.asterisk.ami import AmiAuthFailed, AmiClient, AmiEndpoint, AmiTimeouts
+from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk.ami_protocol import Message
-from dialer.core.errors import AmiActionFailed, AmiDisconnected, AmiTimeout
+from dialer.core.errors import AmiActionFailed, AmiAuthFailed, AmiDisconnected, AmiTimeout
 from tests.fake_ami import FakeAmi, block
 
 FAST = AmiTimeouts(connect=2, action=0.5, ping_interval=0.2, reconnect_delay=0.05)

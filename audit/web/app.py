@@ -50,7 +50,7 @@ from audit.search import (
     recordings,
     search,
 )
-from audit.users import Auditor, AuditorError, authenticate, create_user, get_user, list_users
+from audit.users import Auditor, authenticate, create_user, get_user, list_users
 from audit.verify import verify
 from audit.web.evidence import build_bundle, call_view, inside
 from audit.web.security import (
@@ -67,6 +67,7 @@ from audit.web.security import (
 )
 from dialer.core import csvsafe
 from dialer.core.config import Settings
+from dialer.core.errors import AuditorError
 from dialer.core.flags import BLOCKING_RULES
 from dialer.core.models import Disposition
 from dialer.core.vocab import Outcome

@@ -33,16 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dialer.asterisk.ami_protocol import AmiParser, AmiProtocolError, Message, encode_action
-from dialer.core.errors import AmiActionFailed, AmiDisconnected, AmiError, AmiTimeout
+from dialer.core.errors import AmiActionFailed, AmiAuthFailed, AmiDisconnected, AmiError, AmiTimeout
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[Message], None]
 ConnectHook = Callable[[], Coroutine[Any, Any, None]]
 RoundTripHook = Callable[[float], None]
-
-
-class AmiAuthFailed(AmiActionFailed):
-    """Wrong user or secret: retrying cannot help, so `run` stops."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,25 @@ DueCallError
 ├── ImportFailedError    an import stopped part-way: its committed batches stay, the rest is not written
 ├── StoreError           the database is unusable (schema too new, file locked...)
 ├── AsteriskSetupError   Asterisk could not be provisioned or started
-└── AmiError             talking to Asterisk's manager interface failed
-    ├── AmiTimeout       no reply within the named timeout
-    ├── AmiDisconnected  the connection dropped (or was never up)
-    └── AmiActionFailed  Asterisk answered "Response: Error"
+├── AmiError             talking to Asterisk's manager interface failed
+│   ├── AmiTimeout       no reply within the named timeout
+│   ├── AmiDisconnected  the connection dropped (or was never up)
+│   └── AmiActionFailed  Asterisk answered "Response: Error"
+│       └── AmiAuthFailed  wrong AMI user or secret: retrying cannot help
+├── AgiError             a FastAGI command failed or its reply made no sense (names the command)
+│   └── AgiPeerError     the peer broke a bound (an overlong line, an endless reply): dropped
+├── ScriptError          an IVR script is invalid (every problem, with file, line and field)
+├── TtsError             a prompt could not be synthesised (names the text and the voice)
+├── SpeechError          the speech model is unusable, or an utterance could not be recognised
+└── AuditorError         an auditors' account cannot be created, found or changed
 
-A hung-up call is normal flow, never an exception.
+A hung-up call is normal flow, never an exception (ivr.agi.AgiHangup is not a DueCallError).
+Every class is defined here; the modules that raise them import them from here.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 
 class DueCallError(Exception):
@@ -69,3 +79,61 @@ class AmiActionFailed(AmiError):
         super().__init__(f"{action}: {message}")
         self.action = action
         self.message = message
+
+
+class AmiAuthFailed(AmiActionFailed):
+    """Wrong user or secret: retrying cannot help, so `run` stops."""
+
+
+class AgiError(DueCallError):
+    """A command failed or the reply made no sense; names the command."""
+
+    def __init__(self, command: str, message: str) -> None:
+        super().__init__(f"AGI {command}: {message}")
+        self.command = command
+        self.message = message
+
+
+class AgiPeerError(AgiError):
+    """The peer broke a bound (an overlong line, an endless reply): the connection was dropped."""
+
+
+class ScriptError(DueCallError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Voice(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def rate(self) -> int: ...
+
+
+_SHOWN_CHARS = 40
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SHOWN_CHARS else flat[: _SHOWN_CHARS - 1] + "…"
+
+
+class TtsError(DueCallError):
+    """A prompt could not be synthesized; the message names the text (shortened) and the voice."""
+
+    def __init__(self, text: str, voice: _Voice, reason: str) -> None:
+        super().__init__(
+            f"cannot synthesize {_shorten(text)!r} with voice {voice.name} at {voice.rate}: {reason}"
+        )
+        self.text = text
+        self.voice = voice
+        self.reason = reason
+
+
+class SpeechError(DueCallError):
+    """The speech model is unusable, or one utterance could not be recognised."""
+
+
+class AuditorError(DueCallError):
+    pass
