@@ -392,15 +392,16 @@ def _page_no(request: Request) -> int:
         return 1
 
 
-def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
-    m = Plain() if revealed else Masker(row.name, row.phone_e164)
+def _person(account_id: str, name: str, phone: str, revealed: bool) -> tuple[Masker, dict[str, str]]:
+    """Who a row is about, as this user may see it, and the masker for the rest of the row."""
+    m = Plain() if revealed else Masker(name, phone)
     # An account id can be the phone number itself: mask it like any other text.
-    return {
-        "call": row,
-        "account": m.text(row.account_id),
-        "name": m.text(row.name),
-        "phone": m.text(row.phone_e164),
-    }
+    return m, {"account": m.text(account_id), "name": m.text(name), "phone": m.text(phone)}
+
+
+def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
+    _, shown = _person(row.account_id, row.name, row.phone_e164, revealed)
+    return {"call": row, **shown}
 
 
 @guarded()
@@ -574,16 +575,8 @@ async def blocked_page(request: Request) -> Response:
     await _log(request, "audit.view", view)
     shown = []
     for r in found.rows:
-        m: Masker = Plain() if revealed else Masker(r.name, r.phone)
-        shown.append(
-            {
-                "row": r,
-                "account": m.text(r.account_id),
-                "name": m.text(r.name),
-                "phone": m.text(r.phone),
-                "reasons": m.data(r.reasons),
-            }
-        )
+        m, person = _person(r.account_id, r.name, r.phone, revealed)
+        shown.append({"row": r, **person, "reasons": m.data(r.reasons)})
     return _render(
         request,
         "blocked.html",
