@@ -15,6 +15,7 @@ from datetime import datetime
 from dialer.core.config import PACKS_DIR, Settings
 from dialer.store import Store
 from dialer.store.chain import AuditEvent
+from dialer.store.events import ConfigChanged
 
 
 def watched(settings: Settings) -> dict[str, str]:
@@ -37,8 +38,7 @@ def changed_events(
     for name, text in sorted(texts.items()):
         digest = hashlib.sha256(text.encode()).hexdigest()
         if known.get(name) != digest:
-            data = {"path": name, "sha256": digest, "previous": known.get(name), "text": text}
-            events.append(AuditEvent("config.changed", now, actor, data))
+            events.append(AuditEvent(ConfigChanged(name, digest, known.get(name), text), now, actor))
     return events
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Generic, TypeVar
 
-import aiosqlite
-
+from dialer.store import Reads
 from dialer.store.chain import COLUMNS, StoredEvent
+from dialer.store.db import Row as DbRow
 
 PAGE_SIZE = 50
 Row = TypeVar("Row")
@@ -114,7 +114,7 @@ class CallDetail:
 
 _ROW_COLUMNS = (
     "t.id, t.decided_at, t.answered_at, t.ended_at, t.attempt_no, t.disposition, t.outcome, "
-    "t.phone_e164, a.account_id, a.name, c.name"
+    "t.phone_e164, a.account_id, a.name AS name, c.name AS campaign"
 )
 _FROM = "attempts t JOIN accounts a ON a.id = t.account_pk JOIN campaigns c ON c.id = t.campaign_id"
 
@@ -154,32 +154,27 @@ def _dates(column: str, f: CallFilter) -> tuple[list[str], list[Any]]:
     return conds, params
 
 
-def _call(row: Any) -> CallRow:
-    return CallRow(*row)
+def _call(row: DbRow) -> CallRow:
+    return CallRow(**{name: row[name] for name in CallRow.__dataclass_fields__})
 
 
-async def search(
-    db: aiosqlite.Connection, f: CallFilter, page: int = 1, size: int = PAGE_SIZE
-) -> Page[CallRow]:
+async def search(db: Reads, f: CallFilter, page: int = 1, size: int = PAGE_SIZE) -> Page[CallRow]:
     """One page of matching calls, newest first, with the total number of matches."""
     where, params = _where(f)
-    count_rows = await db.execute_fetchall(f"SELECT count(*) FROM attempts t{where}", params)
-    total = int(next(iter(count_rows))[0])
+    total = await _count(db, f"SELECT count(*) AS n FROM attempts t{where}", params)
     page, pages = _page_of(total, page, size)
-    rows = await db.execute_fetchall(
+    rows = await db.fetch_all(
         f"SELECT {_ROW_COLUMNS} FROM {_FROM}{where} ORDER BY t.decided_at DESC, t.id DESC LIMIT ? OFFSET ?",
         [*params, size, (page - 1) * size],
     )
     return Page([_call(r) for r in rows], total, page, pages)
 
 
-async def export_rows(
-    db: aiosqlite.Connection, f: CallFilter, chunk: int = EXPORT_CHUNK
-) -> AsyncIterator[list[CallRow]]:
+async def export_rows(db: Reads, f: CallFilter, chunk: int = EXPORT_CHUNK) -> AsyncIterator[list[CallRow]]:
     """Every matching call, newest first, a chunk at a time.
 
     Keyset paging (after the last row seen) rather than one long cursor: no statement stays
-    open on the shared connection between chunks, and each chunk costs the same.
+    open between chunks, and each chunk costs the same.
     """
     where, params = _where(f)
     after = "(t.decided_at, t.id) < (?, ?)"
@@ -189,7 +184,7 @@ async def export_rows(
         if last is not None:
             cond = f"{where} AND {after}" if where else f" WHERE {after}"
             extra += list(last)
-        rows = await db.execute_fetchall(
+        rows = await db.fetch_all(
             f"SELECT {_ROW_COLUMNS} FROM {_FROM}{cond} ORDER BY t.decided_at DESC, t.id DESC LIMIT ?",
             [*extra, chunk],
         )
@@ -217,7 +212,7 @@ class BlockedRow:
 
 
 async def blocked(
-    db: aiosqlite.Connection, f: CallFilter, rule: str = "", page: int = 1, size: int = PAGE_SIZE
+    db: Reads, f: CallFilter, rule: str = "", page: int = 1, size: int = PAGE_SIZE
 ) -> Page[BlockedRow]:
     """One page of refused contacts, newest first, with how many match (dates, account, campaign, rule)."""
     conds, params = _dates("e.at", f)
@@ -235,26 +230,26 @@ async def blocked(
         )
         params.append(rule)
     where = " WHERE " + " AND ".join(conds)
-    count = await db.execute_fetchall(f"SELECT count(*) FROM audit_events e{where}", params)
-    total = int(next(iter(count))[0])
+    total = await _count(db, f"SELECT count(*) AS n FROM audit_events e{where}", params)
     page, pages = _page_of(total, page, size)
-    rows = await db.execute_fetchall(
-        "SELECT e.seq, e.at, e.account_id, coalesce(c.name, ''), coalesce(a.name, ''), e.data "
+    rows = await db.fetch_all(
+        "SELECT e.seq, e.at, e.account_id, coalesce(c.name, '') AS campaign, coalesce(a.name, '') AS name, "
+        "e.data "
         "FROM audit_events e LEFT JOIN campaigns c ON c.id = e.campaign_id "
         f"LEFT JOIN accounts a ON a.account_id = e.account_id{where} ORDER BY e.at DESC, e.seq DESC "
         "LIMIT ? OFFSET ?",
         [*params, size, (page - 1) * size],
     )
     found = []
-    for seq, at, account_id, campaign, name, data in rows:
-        d = json.loads(data)
+    for r in rows:
+        d = json.loads(r["data"])
         found.append(
             BlockedRow(
-                seq,
-                at,
-                account_id or "",
-                campaign,
-                name,
+                r["seq"],
+                r["at"],
+                r["account_id"] or "",
+                r["campaign"],
+                r["name"],
                 d.get("phone", ""),
                 d.get("reasons", []),
                 d.get("next_allowed_at"),
@@ -263,7 +258,7 @@ async def blocked(
     return Page(found, total, page, pages)
 
 
-async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail | None:
+async def call_detail(db: Reads, attempt_id: int) -> CallDetail | None:
     """Everything stored about one call, or None if there is no such attempt."""
     first = await call_row(db, attempt_id)
     if first is None:
@@ -278,8 +273,8 @@ async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail |
     )
     outcome = await _one(db, "SELECT * FROM outcomes WHERE attempt_id = ?", attempt_id)
     flags = [
-        r[0]
-        for r in await db.execute_fetchall(
+        r["flag"]
+        for r in await db.fetch_all(
             "SELECT flag FROM attempt_flags WHERE attempt_id = ? ORDER BY flag", (attempt_id,)
         )
     ]
@@ -295,23 +290,22 @@ async def call_detail(db: aiosqlite.Connection, attempt_id: int) -> CallDetail |
     )
 
 
-async def call_row(db: aiosqlite.Connection, attempt_id: int) -> CallRow | None:
-    rows = await db.execute_fetchall(f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE t.id = ?", (attempt_id,))
-    first = next(iter(rows), None)
+async def call_row(db: Reads, attempt_id: int) -> CallRow | None:
+    first = await db.fetch_one(f"SELECT {_ROW_COLUMNS} FROM {_FROM} WHERE t.id = ?", (attempt_id,))
     return _call(first) if first else None
 
 
-async def recordings(db: aiosqlite.Connection, attempt_id: int) -> list[Recording]:
-    rows = await db.execute_fetchall(
+async def recordings(db: Reads, attempt_id: int) -> list[Recording]:
+    rows = await db.fetch_all(
         "SELECT path, kind, sha256, bytes, duration_ms, stored_at, purged_at FROM recordings "
         "WHERE attempt_id = ? ORDER BY kind = 'reply', stored_at, path",
         (attempt_id,),
     )
-    return [Recording(*r) for r in rows]
+    return [Recording(**{name: r[name] for name in Recording.__dataclass_fields__}) for r in rows]
 
 
-async def events_for(db: aiosqlite.Connection, attempt_id: int) -> list[StoredEvent]:
-    rows = await db.execute_fetchall(
+async def events_for(db: Reads, attempt_id: int) -> list[StoredEvent]:
+    rows = await db.fetch_all(
         # In the order things happened: an opt-out is written the moment it is chosen, before the
         # call's own events, which are stored (with their times) when it ends.
         f"SELECT {COLUMNS} FROM audit_events WHERE attempt_id = ? ORDER BY at, seq",
@@ -320,38 +314,38 @@ async def events_for(db: aiosqlite.Connection, attempt_id: int) -> list[StoredEv
     return [StoredEvent.from_row(r) for r in rows]
 
 
-async def previous_hashes(db: aiosqlite.Connection, seqs: list[int]) -> dict[int, str]:
+async def previous_hashes(db: Reads, seqs: list[int]) -> dict[int, str]:
     """The hash of the event just before each of `seqs` (seq -> hash of seq - 1)."""
     wanted = [s - 1 for s in seqs if s > 1]
     found: dict[int, str] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        rows = await db.execute_fetchall(
+        rows = await db.fetch_all(
             f"SELECT seq, hash FROM audit_events WHERE seq IN ({','.join('?' * len(chunk))})", chunk
         )
-        found.update({int(r[0]) + 1: str(r[1]) for r in rows})
+        found.update({int(r["seq"]) + 1: str(r["hash"]) for r in rows})
     return found
 
 
-async def _steps(db: aiosqlite.Connection, attempt_id: int) -> list[IvrStepRow]:
-    rows = await db.execute_fetchall(
+async def _steps(db: Reads, attempt_id: int) -> list[IvrStepRow]:
+    rows = await db.fetch_all(
         "SELECT seq, at, node, kind, detail FROM ivr_steps WHERE attempt_id = ? ORDER BY seq", (attempt_id,)
     )
-    return [IvrStepRow(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+    return [IvrStepRow(r["seq"], r["at"], r["node"], r["kind"], json.loads(r["detail"])) for r in rows]
 
 
-async def _one(db: aiosqlite.Connection, sql: str, *params: Any) -> dict[str, Any] | None:
-    cur = await db.execute(sql, params)
-    try:
-        row = await cur.fetchone()
-        names = [d[0] for d in cur.description]
-    finally:
-        await cur.close()
-    return dict(zip(names, row, strict=True)) if row else None
+async def _one(db: Reads, sql: str, *params: Any) -> dict[str, Any] | None:
+    row = await db.fetch_one(sql, params)
+    return dict(row) if row else None
 
 
-async def choices(db: aiosqlite.Connection) -> dict[str, list[str]]:
+async def _count(db: Reads, sql: str, params: list[Any]) -> int:
+    row = await db.fetch_one(sql, params)
+    return int(row["n"]) if row else 0
+
+
+async def choices(db: Reads) -> dict[str, list[str]]:
     """Values for the filter form's drop-downs (campaigns are few; flags come from their index)."""
-    campaigns = [r[0] for r in await db.execute_fetchall("SELECT name FROM campaigns ORDER BY name")]
-    flags = [r[0] for r in await db.execute_fetchall("SELECT DISTINCT flag FROM attempt_flags ORDER BY flag")]
+    campaigns = [r["name"] for r in await db.fetch_all("SELECT name FROM campaigns ORDER BY name")]
+    flags = [r["flag"] for r in await db.fetch_all("SELECT DISTINCT flag FROM attempt_flags ORDER BY flag")]
     return {"campaign": campaigns, "flag": flags}

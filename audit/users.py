@@ -17,8 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from dialer.core.errors import AuditorError
-from dialer.store import Store, from_db, to_db
-from dialer.store.chain import AuditEvent
+from dialer.store import Store, StoredAuditor
 
 ROLES = ("auditor", "admin")
 MIN_PASSWORD = 12
@@ -41,12 +40,9 @@ class Auditor:
         return self.role == "admin"
 
 
-_COLUMNS = "name, role, created_at, disabled_at, password_hash"
-
-
-def _auditor(row: tuple[str, str, str, str | None, str]) -> Auditor:
-    credential = hashlib.sha256(row[4].encode()).hexdigest()
-    return Auditor(row[0], row[1], from_db(row[2]), from_db(row[3]) if row[3] else None, credential)
+def _auditor(row: StoredAuditor) -> Auditor:
+    credential = hashlib.sha256(row.password_hash.encode()).hexdigest()
+    return Auditor(row.name, row.role, row.created_at, row.disabled_at, credential)
 
 
 def check_new(name: str, role: str, password: str) -> None:
@@ -70,36 +66,24 @@ async def create_user(
 ) -> Auditor:
     check_new(name, role, password)
     digest = await asyncio.to_thread(_hasher.hash, password)
-    if await get_user(store, name) is not None:
+    if not await store.add_auditor(name, role, digest, now, actor):
         raise AuditorError(f"{name}: a user with this name exists")
-    await store.write_audited(
-        "INSERT INTO auditors (name, role, password_hash, created_at) VALUES (?,?,?,?)",
-        (name, role, digest, to_db(now)),
-        [AuditEvent("auditor.created", now, actor, {"name": name, "role": role})],
-    )
     found = await get_user(store, name)
     assert found is not None
     return found
 
 
 async def get_user(store: Store, name: str) -> Auditor | None:
-    rows = await store.conn.execute_fetchall(f"SELECT {_COLUMNS} FROM auditors WHERE name = ?", (name,))
-    row = next(iter(rows), None)
-    return _auditor(row) if row else None  # type: ignore[arg-type]
+    row = await store.auditor(name)
+    return _auditor(row) if row else None
 
 
 async def list_users(store: Store) -> list[Auditor]:
-    rows = await store.conn.execute_fetchall(f"SELECT {_COLUMNS} FROM auditors ORDER BY name")
-    return [_auditor(r) for r in rows]  # type: ignore[arg-type]
+    return [_auditor(r) for r in await store.auditors()]
 
 
 async def disable_user(store: Store, name: str, actor: str, now: datetime) -> None:
-    changed = await store.write_audited(
-        "UPDATE auditors SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
-        (to_db(now), name),
-        [AuditEvent("auditor.disabled", now, actor, {"name": name})],
-    )
-    if changed != 1:
+    if not await store.disable_auditor(name, now, actor):
         raise AuditorError(f"{name}: no such enabled user")
 
 
@@ -107,25 +91,19 @@ async def set_password(store: Store, name: str, password: str, actor: str, now: 
     """A new password for `name`; the page ends the sessions begun with the old one."""
     _check_password(password)
     digest = await asyncio.to_thread(_hasher.hash, password)
-    changed = await store.write_audited(
-        "UPDATE auditors SET password_hash = ? WHERE name = ?",
-        (digest, name),
-        [AuditEvent("auditor.password_changed", now, actor, {"name": name})],
-    )
-    if changed != 1:
+    if not await store.set_auditor_password(name, digest, now, actor):
         raise AuditorError(f"{name}: no such user")
 
 
 async def authenticate(store: Store, name: str, password: str) -> Auditor | None:
     """The user if the password is right and the user is enabled, else None (never says which)."""
-    rows = await store.conn.execute_fetchall("SELECT password_hash FROM auditors WHERE name = ?", (name,))
-    row = next(iter(rows), None)
-    stored = str(row[0]) if row else _dummy_hash()
+    row = await store.auditor(name)
+    stored = row.password_hash if row else _dummy_hash()
     if not await asyncio.to_thread(_verify, stored, password) or row is None:
         return None
     if _hasher.check_needs_rehash(stored):  # parameters raised since it was hashed
         digest = await asyncio.to_thread(_hasher.hash, password)
-        await store.write_audited("UPDATE auditors SET password_hash = ? WHERE name = ?", (digest, name), [])
+        await store.rehash_auditor_password(name, digest)
     user = await get_user(store, name)  # read after any rehash: its credential is the current one
     if user is None or user.disabled_at is not None:
         return None

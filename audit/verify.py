@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dialer.core.errors import StoreError
 from dialer.store.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, first_break
 from dialer.store.evidence import sha256_file
 
@@ -53,7 +54,15 @@ class VerifyReport:
 def connect_read_only(db_path: Path) -> sqlite3.Connection:
     if not db_path.exists():
         raise FileNotFoundError(f"{db_path}: no such database")
-    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    if not db_path.is_file():
+        raise StoreError(f"{db_path}: not a database file")
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:  # a file that is not a DueCall database fails here, not halfway through a report
+        conn.execute("SELECT seq FROM audit_events LIMIT 0")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{db_path}: cannot be read as a DueCall database ({exc})") from exc
+    return conn
 
 
 def stored_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[StoredEvent]:

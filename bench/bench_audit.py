@@ -4,9 +4,9 @@ over 100,000 events and 1,000 recordings.
 Run: .venv/bin/python bench/bench_audit.py [--calls 100000] [--events 100000] [--recordings 1000]
      [--seconds 45] [--dir var/bench-audit]
 
-The database is built with plain SQL for the calls (setup, not what is measured) and with the
-real `Store.audit` for the chain, so every link is a real one. Recordings are 8 kHz 16-bit mono
-WAVs of noise, `--seconds` long (a reminder call lasts about that).
+The database is built with plain SQL on its own sqlite3 connection for the calls (fixture setup,
+not what is measured) and with the real `Store.audit` for the chain, so every link is a real one.
+Recordings are 8 kHz 16-bit mono WAVs of noise, `--seconds` long (a reminder call lasts about that).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import struct
 import sys
@@ -27,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit.search import CallFilter, call_detail, export_rows, search
 from audit.verify import verify
-from dialer.store import Store, to_db
+from dialer.store import SqliteStore, to_db
+from dialer.store.call_events import AmiCallEvent, AttemptDecided, CallEnded, IvrKey, IvrPrompt, Originated
 from dialer.store.chain import AuditEvent
+from dialer.store.events import Record, RecordingStored
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DISPOSITIONS = ("answered", "no_answer", "no_answer", "busy", "machine", "failed", "answered")
@@ -43,15 +46,23 @@ def wav_bytes(seconds: float, rng: random.Random) -> bytes:
     return header + b"data" + struct.pack("<I", len(data)) + data
 
 
-async def build(db: Path, recordings: Path, calls: int, events: int, files: int, seconds: float) -> None:
-    rng = random.Random(7)
-    store = await Store.open(db, "NORMAL")
-    conn = store.conn
-    try:
-        started = time.perf_counter()
-        await conn.execute("BEGIN")
-        stamp = to_db(NOW)
-        await conn.executemany(
+def _events(n: int) -> list[Record]:
+    """About twelve events of a call, as the dialer writes them (typed records, real shapes)."""
+    return [
+        AttemptDecided("+12125550000", 1, f"D{n}", [{"rule": "window", "detail": "inside"}], [], f"/rec/{n}"),
+        Originated(),
+        AmiCallEvent("DueCallAnswer", {"Event": "UserEvent", "UserEvent": "DueCallAnswer", "Key": str(n)}),
+        IvrPrompt("menu", "Press 1 to pay today"),
+        IvrKey("menu", digit=str(n % 10), barge_in=False),
+        CallEnded("answered", "ANSWER", "16", "HUMAN", "1", "", True, None, "done", to_db(NOW), []),
+    ]
+
+
+def _load_calls(db: Path, calls: int, rng: random.Random) -> None:
+    """The calls, accounts and flags the searches run over: fixture rows, on a connection of their own."""
+    stamp = to_db(NOW)
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
             "INSERT INTO accounts (account_id, debt_id, name, phone_e164, region, time_zones, tz_derived, "
             "amount_minor, currency, due_date, language, created_at, updated_at) "
             "VALUES (?,?,?,?,'US','[\"America/New_York\"]',0,123450,'USD','2026-12-01','en-US',?,?)",
@@ -60,7 +71,7 @@ async def build(db: Path, recordings: Path, calls: int, events: int, files: int,
                 for i in range(calls)
             ],
         )
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO campaigns (id, name, created_at) VALUES (?,?,?)",
             [(c, f"campaign-{c}", stamp) for c in (1, 2, 3)],
         )
@@ -72,13 +83,21 @@ async def build(db: Path, recordings: Path, calls: int, events: int, files: int,
             rows.append((i + 1, rng.choice((1, 2, 3)), i + 1, "+12125550000", to_db(at), disp, outcome))
             if rng.random() < 0.1:
                 flags.append((i + 1, rng.choice(FLAGS)))
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO attempts (id, campaign_id, account_pk, phone_e164, attempt_no, state, decided_at, "
             "disposition, outcome) VALUES (?,?,?,?,1,'ended',?,?,?)",
             rows,
         )
-        await conn.executemany("INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)", flags)
-        await conn.execute("COMMIT")
+        conn.executemany("INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)", flags)
+    conn.close()
+
+
+async def build(db: Path, recordings: Path, calls: int, events: int, files: int, seconds: float) -> None:
+    rng = random.Random(7)
+    store = await SqliteStore.open(db, "NORMAL")  # creates the schema
+    try:
+        started = time.perf_counter()
+        _load_calls(db, calls, rng)
         print(f"built {calls:,} calls in {time.perf_counter() - started:.1f} s")
 
         started = time.perf_counter()
@@ -88,8 +107,8 @@ async def build(db: Path, recordings: Path, calls: int, events: int, files: int,
             path = recordings / f"{n + 1}.wav"
             body = wav_bytes(seconds, rng)
             path.write_bytes(body)
-            data = {"path": str(path), "kind": "call", "sha256": _sha(body), "bytes": len(body)}
-            stored.append(AuditEvent("recording.stored", NOW, "dialer:bench", data, 1, n + 1, f"A{n}"))
+            record = RecordingStored(str(path), "call", _sha(body), len(body), int(seconds * 1000), True)
+            stored.append(AuditEvent(record, NOW, "dialer:bench", 1, n + 1, f"A{n}"))
         written = time.perf_counter() - started
         print(
             f"wrote {files:,} recordings of {seconds:.0f} s ({files * len(body) / 1e6:,.0f} MB) "
@@ -100,16 +119,8 @@ async def build(db: Path, recordings: Path, calls: int, events: int, files: int,
         batch: list[AuditEvent] = []
         for n in range(events - files):
             attempt = n // 12 + 1  # about 12 events per call
-            kind = (
-                "attempt.decided",
-                "call.originate",
-                "call.answer",
-                "ivr.prompt",
-                "ivr.key",
-                "call.ended",
-            )[n % 6]
-            data = {"node": "menu", "text": "Press 1 to pay today", "digit": str(n % 10), "n": n}
-            batch.append(AuditEvent(kind, NOW, "dialer:bench", data, 1, attempt, f"A{attempt}"))
+            record = _events(attempt)[n % 6]
+            batch.append(AuditEvent(record, NOW, "dialer:bench", 1, attempt, f"A{attempt}"))
             if len(batch) == 2000:
                 await store.audit(batch)
                 batch = []
@@ -129,9 +140,9 @@ def _sha(body: bytes) -> str:
 
 async def bench_append(db: Path, calls: int = 2000, per_call: int = 14) -> None:
     """Events as the dialer appends them: one transaction per finished call."""
-    store = await Store.open(db, "FULL")
+    store = await SqliteStore.open(db, "FULL")
     try:
-        event = AuditEvent("ivr.prompt", NOW, "dialer:bench", {"node": "intro", "text": "Hello"}, 1, 1, "A1")
+        event = AuditEvent(IvrPrompt("intro", "Hello"), NOW, "dialer:bench", 1, 1, "A1")
         started = time.perf_counter()
         for _ in range(calls):
             await store.audit([event] * per_call)
@@ -145,8 +156,7 @@ async def bench_append(db: Path, calls: int = 2000, per_call: int = 14) -> None:
 
 
 async def bench_search(db: Path) -> None:
-    store = await Store.open(db, "NORMAL")
-    conn = store.conn
+    store = await SqliteStore.open(db, "NORMAL")
     week = (NOW - timedelta(days=7)).date()
     cases = {
         "no filter, page 1": (CallFilter(), 1),
@@ -169,7 +179,7 @@ async def bench_search(db: Path) -> None:
             times = []
             for _ in range(7):
                 started = time.perf_counter()
-                found = await search(conn, f, page)
+                found = await search(store, f, page)
                 times.append(time.perf_counter() - started)
             print(
                 f"search {name:30s} {found.total:7,} matches, "
@@ -177,11 +187,11 @@ async def bench_search(db: Path) -> None:
             )
         started = time.perf_counter()
         rows = 0
-        async for chunk in export_rows(conn, CallFilter(date_from=week, date_to=NOW.date())):
+        async for chunk in export_rows(store, CallFilter(date_from=week, date_to=NOW.date())):
             rows += len(chunk)
         print(f"CSV rows of the last 7 days: {rows:,} in {1000 * (time.perf_counter() - started):.0f} ms")
         started = time.perf_counter()
-        await call_detail(conn, 4242)
+        await call_detail(store, 4242)
         print(f"one call's page data: {1000 * (time.perf_counter() - started):.1f} ms")
     finally:
         await store.close()

@@ -33,7 +33,7 @@ from dialer.core.config import load_settings
 from dialer.policy.engine import LenderSettings
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
-from dialer.store import Store
+from dialer.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ async def main(args: argparse.Namespace) -> None:
     state_dir = settings.path(settings.asterisk.state_dir)
     creds = load_credentials(state_dir, settings.asterisk.ami_port)
     pid = int(str(status(state_dir)["pid"]))
-    store = await Store.open(settings.path(settings.store.path), settings.store.synchronous)
+    store = await SqliteStore.open(settings.path(settings.store.path), settings.store.synchronous)
     now = datetime(2026, 12, 2, 10, 0, tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
     await store.upsert_accounts(records(args.calls), now)
     campaign = await store.create_campaign("bench", now)

@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_import_parse import write_file
 from dialer.accounts.importer import import_accounts
 from dialer.accounts.parse import ImportSettings
-from dialer.store import Store
+from dialer.store import SqliteStore
 
 
 async def run(rows: int, folder: Path) -> None:
     csv_path = folder / "borrowers.csv"
     write_file(csv_path, rows)
-    store = await Store.open(folder / "bench.db")
+    store = await SqliteStore.open(folder / "bench.db")
     settings = ImportSettings("CN", None, "zh-CN")
     try:
         for label in ("first import", "re-import"):

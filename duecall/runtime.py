@@ -19,7 +19,7 @@ from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
 from dialer.core.models import Account
 from dialer.policy.gate import PackGate, pack_from_settings
-from dialer.store import Store
+from dialer.store import SqliteStore, Store
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
@@ -39,7 +39,7 @@ def endpoint(s: Settings) -> AmiEndpoint:
 
 
 async def open_store(s: Settings) -> Store:
-    return await Store.open(s.path(s.store.path), s.store.synchronous)
+    return await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
 
 
 async def dial(
@@ -86,7 +86,7 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
 
     prompts = PromptCache(s.path(i.prompts_dir), i.tts_workers)
     paths = [s.path(p) for p in i.scripts]
-    return IvrService.load(paths, i.default_locale, prompts, recognizer, opt_out, i.agi_port, clock.now)
+    return IvrService.load(paths, i.default_locale, prompts, recognizer, opt_out, i.agi_port, clock=clock)
 
 
 class _signals:

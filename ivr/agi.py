@@ -1,6 +1,6 @@
 """The FastAGI boundary: a small asyncio server, one `AgiSession` per answered call.
 
-Why not panoramisk's FastAGI `Application` (see /work/shared/notes/pitfalls.md): a bare
+Why not panoramisk's FastAGI `Application`: a bare
 connect-and-close spins its loop at 100% CPU, Asterisk's unsolicited `HANGUP` line shifts every
 later reply by one, EOF raises `ValueError`, and nothing has a timeout.
 
@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from dialer.core.dialplan import Stage, Var
 from dialer.core.errors import AgiError, AgiPeerError
 from ivr.agi_protocol import (
     MAX_ENV_BYTES,
@@ -297,7 +298,7 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 async def apologise(session: AgiSession) -> None:
     """Default fallback: mark the call cut by us (never the borrower's hangup), apologise, hang up."""
     with contextlib.suppress(AgiError):
-        await session.set_variable("DUECALL_STAGE", "cut")
+        await session.set_variable(Var.STAGE, Stage.CUT)
     for sound in FALLBACK_SOUNDS:
         try:
             await session.stream_file(sound, timeout=10)

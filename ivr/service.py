@@ -21,9 +21,11 @@ import secrets
 import string
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from dialer.core.clock import Clock
+from dialer.core.dialplan import Stage, Var
 from dialer.core.models import Account
 from ivr.agi import AgiHangup, AgiRefused, AgiServer, AgiSession
 from ivr.flow import IvrResult, IvrRun, Reply
@@ -77,7 +79,7 @@ class IvrService:
         *,
         host: str = "127.0.0.1",
         port: int = 4573,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         if default_locale not in scripts:
             raise ValueError(f"no script for the default locale {default_locale}")
@@ -86,7 +88,9 @@ class IvrService:
         self.prompts = prompts
         self.recognizer = recognizer
         self.on_opt_out = on_opt_out
-        self.now = now  # the dialer's clock, so times line up with its events
+        # The dialer's clock, never the wall clock: the IVR's steps and first-prompt time line up
+        # with the dialer's events (a demo or a test moves the dialer's clock).
+        self.now = clock.now
         self.server = AgiServer(host, port, self.handle)
         self._calls: dict[str, Prepared] = {}
 
@@ -99,10 +103,11 @@ class IvrService:
         recognizer: Recognizer | None,
         on_opt_out: OptOut,
         port: int = 4573,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        clock: Clock,
     ) -> IvrService:
         scripts = {s.locale: s for s in (load_script(p) for p in paths)}
-        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port, now=now)
+        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port, clock=clock)
 
     def script_for(self, account: Account) -> Script:
         return self.scripts.get(account.language) or self.scripts[self.default_locale]
@@ -205,15 +210,15 @@ class IvrService:
             prepared.script,
             prepared.fields,
             io,
-            lambda: datetime.now(UTC),
+            self.now,
             opt_out,
             lambda d: spoken_date(d, prepared.script.locale),
         )
         try:
             prepared.result = flow.result
             await flow.run()
-            await session.set_variable("DUECALL_OUTCOME", flow.result.outcome.value)
-            await session.set_variable("DUECALL_STAGE", "done")
+            await session.set_variable(Var.OUTCOME, flow.result.outcome.value)
+            await session.set_variable(Var.STAGE, Stage.DONE)
         except AgiHangup:
             log.debug("call %s hung up in node %s", session.call_key, (flow.result.nodes or ["-"])[-1])
             raise
@@ -242,7 +247,7 @@ class AgiIo:
         self._prompts_played += 1
         if self._prompts_played == 1:
             # The first prompt was heard to the end (or answered): not a hang-up "during the first prompt".
-            await self.session.set_variable("DUECALL_STAGE", "menu")
+            await self.session.set_variable(Var.STAGE, Stage.MENU)
         return digit
 
     async def listen(self, keys: str, phrases: Sequence[str], timeout: float) -> Reply:

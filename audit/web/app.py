@@ -23,9 +23,9 @@ from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -56,6 +56,7 @@ from audit.web.evidence import build_bundle, call_view, inside
 from audit.web.security import (
     SECRET_NAME,
     DeviceCookies,
+    HostCheck,
     LiveSession,
     Lockouts,
     SecurityHeaders,
@@ -63,6 +64,7 @@ from audit.web.security import (
     allowed_hosts,
     csrf_ok,
     csrf_token,
+    protect,
     session_secret,
 )
 from dialer.core import csvsafe
@@ -71,8 +73,9 @@ from dialer.core.errors import AuditorError
 from dialer.core.flags import BLOCKING_RULES
 from dialer.core.models import Disposition
 from dialer.core.vocab import Outcome
-from dialer.store import Store
+from dialer.store import SqliteStore, Store
 from dialer.store.chain import AuditEvent
+from dialer.store.events import web_event
 
 HERE = Path(__file__).resolve().parent
 SESSION_HOURS = 8
@@ -109,7 +112,7 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await Store.open(db_path, settings.store.synchronous)
+        store = await SqliteStore.open(db_path, settings.store.synchronous)
         recordings = settings.path(settings.dialer.recordings_dir).resolve()
         app.state.audit = State(
             store,
@@ -148,11 +151,7 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
     ]
     middleware = [
         # Outermost: a page reached through another name (DNS rebinding) gets 400 before anything runs.
-        Middleware(
-            TrustedHostMiddleware,
-            allowed_hosts=allowed_hosts(settings.audit.allowed_hosts, bound),
-            www_redirect=False,
-        ),
+        Middleware(HostCheck, allowed=allowed_hosts(settings.audit.allowed_hosts, bound), refuse=error_page),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,
@@ -163,7 +162,9 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
             https_only=secure_cookie,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    # One handler for every error status: any HTTPException, and a bug's exception as a 500.
+    handlers = {HTTPException: error_page, Exception: error_page}
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
 
 
 _env = jinja2.Environment(
@@ -215,12 +216,12 @@ def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Ha
                         {"next": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
                     )
                     return RedirectResponse(f"/login?{target}", status_code=303)
-                return PlainTextResponse("Sign in first.", status_code=401)
+                raise PlainError(401, "Sign in first.")
+            request.state.user = user  # before the refusals too: their page shows who is signed in
             if admin and not user.is_admin:
-                return _error(request, 403, "This page is for admins only.")
+                raise HTTPException(403, "This page is for admins only.")
             if request.method == "POST" and not await csrf_ok(request):
-                return _error(request, 403, "The form was stale or not ours (CSRF check failed). Reload it.")
-            request.state.user = user
+                raise HTTPException(403, "The form was stale or not ours (CSRF check failed). Reload it.")
             return await handler(request)
 
         return inner
@@ -249,7 +250,7 @@ async def _log(request: Request, kind: str, data: dict[str, Any], attempt: CallR
     ids: dict[str, Any] = {}
     if attempt is not None:
         ids = {"attempt_id": attempt.id, "account_id": attempt.account_id}
-    await _state(request).store.audit([AuditEvent(kind, _now(), actor, data, **ids)])
+    await _state(request).store.audit([AuditEvent(web_event(kind, data), _now(), actor, **ids)])
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -258,8 +259,30 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 
-def _error(request: Request, status: int, message: str) -> Response:
-    return _render(request, "error.html", {"status": status, "message": message}, status)
+class PlainError(HTTPException):
+    """An error of an endpoint that serves data (a recording, the CSV, a sign-in check), not a page:
+    the one handler answers it in plain text."""
+
+
+_BUG = "Something went wrong on our side; the server's log says what."
+
+
+async def error_page(request: Request, exc: Exception) -> Response:
+    """The one answer to every error status. A bug (any other exception) is a 500 whose traceback
+    goes to the server's log (Starlette re-raises it there), never to the page."""
+    error = exc if isinstance(exc, HTTPException) else HTTPException(500, _BUG)
+    response: Response
+    if isinstance(error, PlainError):
+        response = PlainTextResponse(error.detail, error.status_code)
+    elif error.status_code < 500 and getattr(request.state, "user", None) is not None:
+        response = _render(request, "error.html", {"status": error.status_code, "message": error.detail})
+    else:  # signed out, or a bug: the page alone (no menu, no session touched that could fail again)
+        context = {"user": None, "csrf": "", "revealed": False, "status": error.status_code}
+        response = templates.TemplateResponse(request, "error.html", {**context, "message": error.detail})
+    response.status_code = error.status_code
+    response.headers.update(error.headers or {})  # 405's Allow
+    protect(response.headers)  # also outside the SecurityHeaders middleware (500, bad host)
+    return response
 
 
 def _safe_next(value: object) -> str:
@@ -285,7 +308,7 @@ async def login(request: Request) -> Response:
     name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
     nxt = _safe_next(form.get("next"))
     if not await csrf_ok(request):
-        return _error(request, 403, "The form was stale (CSRF check failed). Reload the sign-in page.")
+        raise HTTPException(403, "The form was stale (CSRF check failed). Reload the sign-in page.")
     state = _state(request)
     key = state.devices.lockout_key(request.cookies.get(DeviceCookies.NAME), name)
     locked = state.lockouts.locked(key)
@@ -407,8 +430,8 @@ def _masked_row(row: CallRow, revealed: bool) -> dict[str, Any]:
 @guarded()
 async def calls_page(request: Request) -> Response:
     f, errors = _filters(request)
-    conn = _state(request).store.conn
-    found = await search(conn, f, _page_no(request))
+    reads = _state(request).store
+    found = await search(reads, f, _page_no(request))
     await _log(
         request,
         "audit.view",
@@ -424,7 +447,7 @@ async def calls_page(request: Request) -> Response:
             "found": found,
             "rows": [_masked_row(r, _revealed(request)) for r in found.rows],
             "options": {
-                **await choices(conn),
+                **await choices(reads),
                 "outcome": [o.value for o in Outcome],
                 "disposition": [d.value for d in Disposition],
             },
@@ -444,14 +467,14 @@ _CSV_HEADER = [
 async def calls_csv(request: Request) -> Response:
     f, errors = _filters(request)
     if errors:
-        return PlainTextResponse("\n".join(errors), status_code=400)
+        raise PlainError(400, "\n".join(errors))
     revealed = _revealed(request)
     await _log(request, "audit.export", {"what": "calls.csv", "filters": f.as_dict(), "revealed": revealed})
-    conn = _state(request).store.conn
+    reads = _state(request).store
 
     async def body() -> AsyncIterator[str]:
         yield _csv_line(_CSV_HEADER)
-        async for chunk in export_rows(conn, f):
+        async for chunk in export_rows(reads, f):
             out = io.StringIO()
             writer = csv.writer(out)
             writer.writerows(_csv_values(row, revealed) for row in chunk)
@@ -486,20 +509,18 @@ def _path_id(request: Request, key: str, default: str | None = None) -> int | No
 async def _call_or_404(request: Request) -> Any:
     attempt_id = _path_id(request, "attempt_id")
     if attempt_id is None:
-        return _error(request, 404, "No such call: a call id is a whole number, like 1234.")
-    detail = await call_detail(_state(request).store.conn, attempt_id)
+        raise HTTPException(404, "No such call: a call id is a whole number, like 1234.")
+    detail = await call_detail(_state(request).store, attempt_id)
     if detail is None:
-        return _error(request, 404, "No such call.")
+        raise HTTPException(404, "No such call.")
     return detail
 
 
 @guarded()
 async def call_page(request: Request) -> Response:
     detail = await _call_or_404(request)
-    if isinstance(detail, Response):
-        return detail
     revealed = _revealed(request)
-    view = await call_view(_state(request).store.conn, detail, _state(request).recordings_dir, revealed)
+    view = await call_view(_state(request).store, detail, _state(request).recordings_dir, revealed)
     await _log(request, "audit.view", {"page": f"/calls/{detail.call.id}", "revealed": revealed}, detail.call)
     return _render(request, "call.html", {"v": view})
 
@@ -509,16 +530,16 @@ async def recording(request: Request) -> Response:
     """A recording of the call, found by attempt id in the recordings table, never by a given path."""
     attempt_id, n = _path_id(request, "attempt_id"), _path_id(request, "n", "0")
     if attempt_id is None or n is None:
-        return PlainTextResponse("No such recording.", status_code=404)
-    found = await recordings(_state(request).store.conn, attempt_id)
+        raise PlainError(404, "No such recording.")
+    found = await recordings(_state(request).store, attempt_id)
     if n >= len(found):
-        return PlainTextResponse("No such recording.", status_code=404)
+        raise PlainError(404, "No such recording.")
     rec = found[n]
     if rec.purged_at:
-        return PlainTextResponse("This recording was purged (retention).", status_code=410)
+        raise PlainError(410, "This recording was purged (retention).")
     path = inside(Path(rec.path), _state(request).recordings_dir)
     if path is None:
-        return PlainTextResponse("No such recording.", status_code=404)
+        raise PlainError(404, "No such recording.")
     await _log_listen(request, attempt_id, n)
     return FileResponse(path, media_type="audio/wav", content_disposition_type="inline")
 
@@ -530,7 +551,7 @@ async def _log_listen(request: Request, attempt_id: int, n: int) -> None:
     live = _live(request)
     if request.method != "GET" or (attempt_id, n) in live.listened:
         return
-    call = await call_row(_state(request).store.conn, attempt_id)
+    call = await call_row(_state(request).store, attempt_id)
     data = {
         "page": request.url.path,
         "recording": n,
@@ -544,11 +565,9 @@ async def _log_listen(request: Request, attempt_id: int, n: int) -> None:
 @guarded(page=False)
 async def export(request: Request) -> Response:
     detail = await _call_or_404(request)
-    if isinstance(detail, Response):
-        return detail
     revealed = _revealed(request)
     state = _state(request)
-    bundle = await build_bundle(state.store.conn, detail, state.recordings_dir, revealed, _user(request).name)
+    bundle = await build_bundle(state.store, detail, state.recordings_dir, revealed, _user(request).name)
     await _log(
         request,
         "audit.export",
@@ -568,7 +587,7 @@ async def blocked_page(request: Request) -> Response:
     """Who was *not* called, when and why: the evidence that the contact rules held."""
     f, errors = _filters(request)
     rule = request.query_params.get("rule", "").strip()
-    found = await blocked(_state(request).store.conn, f, rule, _page_no(request))
+    found = await blocked(_state(request).store, f, rule, _page_no(request))
     query = {**f.as_dict(), **({"rule": rule} if rule else {})}
     revealed = _revealed(request)
     view = {"page": "/blocked", "filters": query, "n": found.page, "revealed": revealed}
@@ -586,7 +605,7 @@ async def blocked_page(request: Request) -> Response:
             "rows": shown,
             "found": found,
             "rules": BLOCKING_RULES,
-            "campaigns": (await choices(_state(request).store.conn))["campaign"],
+            "campaigns": (await choices(_state(request).store))["campaign"],
             "page_link": lambda n: "/blocked?" + urlencode({**query, "page": n}),
         },
     )

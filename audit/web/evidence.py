@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from audit.bundle import FORMAT, event_entry
 from audit.masking import Masker, Plain
 from audit.search import CallDetail, Recording, previous_hashes
+from dialer.store import Reads
 from dialer.store.chain import GENESIS, StoredEvent, check_link
 from dialer.store.evidence import sha256_file
 
@@ -49,7 +48,7 @@ def masker_for(detail: CallDetail, revealed: bool) -> Masker:
     return Plain() if revealed else Masker(detail.call.name, detail.call.phone_e164)
 
 
-async def link_status(db: aiosqlite.Connection, events: list[StoredEvent]) -> dict[int, str]:
+async def link_status(db: Reads, events: list[StoredEvent]) -> dict[int, str]:
     """seq -> verified / MISMATCH for each event's own hash and its link to the event before."""
     before = await previous_hashes(db, [e.seq for e in events])
     found = {}
@@ -134,9 +133,7 @@ def _step_text(m: Masker, kind: str, detail: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {_short(m.data(v))}" for k, v in sorted(detail.items()))
 
 
-async def call_view(
-    db: aiosqlite.Connection, detail: CallDetail, folder: Path, revealed: bool
-) -> dict[str, Any]:
+async def call_view(db: Reads, detail: CallDetail, folder: Path, revealed: bool) -> dict[str, Any]:
     """What the call page shows, masked unless `revealed`."""
     m = masker_for(detail, revealed)
     links = await link_status(db, detail.events)
@@ -187,9 +184,7 @@ HOW_TO_CHECK_MASKED = (
 )
 
 
-async def build_bundle(
-    db: aiosqlite.Connection, detail: CallDetail, folder: Path, revealed: bool, by: str
-) -> Bundle:
+async def build_bundle(db: Reads, detail: CallDetail, folder: Path, revealed: bool, by: str) -> Bundle:
     """evidence.json and the recording files in one ZIP (built in a thread)."""
     m = masker_for(detail, revealed)
     checks = await recording_checks(detail, folder)

@@ -10,13 +10,16 @@ import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dialer.core.errors import ConfigError
@@ -75,15 +78,19 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _HEADERS.items():
-                    headers[name] = value
-                if not static:
-                    headers["Cache-Control"] = "no-store"
-                    headers["Pragma"] = "no-cache"
+                protect(MutableHeaders(scope=message), static)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def protect(headers: MutableHeaders, static: bool = False) -> None:
+    """The security headers, also for the error pages answered outside this middleware."""
+    for name, value in _HEADERS.items():
+        headers[name] = value
+    if not static:
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
 
 
 def csrf_token(request: Request) -> str:
@@ -249,6 +256,39 @@ def allowed_hosts(configured: Iterable[str], bound: str) -> list[str]:
         if bound in _ANY_ADDRESS:
             hosts += [socket.gethostname(), socket.getfqdn()]
     return sorted({_bracketed(h.strip().lower()) for h in hosts if h.strip() and h not in _ANY_ADDRESS})
+
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+_TRUSTED = "duecall.trusted_host"
+
+
+class HostCheck:
+    """Starlette's Host check (TrustedHostMiddleware: DNS rebinding), with its refusal answered by
+    the page's one error handler instead of a plain "Invalid host header"."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str], refuse: ErrorHandler) -> None:
+        self.app, self.refuse = app, refuse
+        self._check = TrustedHostMiddleware(_mark_trusted, allowed, www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self._check(scope, receive, _discard)  # marks the scope when the host is one of ours
+        if scope.pop(_TRUSTED, False):
+            await self.app(scope, receive, send)
+            return
+        why = "Invalid host header: this page answers only to its own host names ([audit] allowed_hosts)."
+        response = await self.refuse(Request(scope, receive), HTTPException(400, why))
+        await response(scope, receive, send)
+
+
+async def _mark_trusted(scope: Scope, receive: Receive, send: Send) -> None:
+    scope[_TRUSTED] = True
+
+
+async def _discard(message: Message) -> None:
+    """Starlette's own plain-text refusal goes nowhere: HostCheck sends the page's."""
 
 
 def _bracketed(host: str) -> str:

@@ -52,9 +52,6 @@ import functools
 import io
 import multiprocessing
 import os
-import re
-import unicodedata
-import zoneinfo
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -63,12 +60,23 @@ from datetime import date
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-import iso4217
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, ValidationResult
-from phonenumbers import timezone as phone_timezone
 
 from dialer.accounts.csvrecords import Record, read_records
+from dialer.accounts.fields import (
+    FieldError,
+    Phone,
+    parse_account_id,
+    parse_amount,
+    parse_currency,
+    parse_date,
+    parse_debt_id,
+    parse_language,
+    parse_name,
+    parse_phone,
+    parse_zones,
+    shown,
+)
 from dialer.core import csvsafe
 from dialer.core.errors import ImportFileError
 from dialer.core.models import AccountRecord, RejectedRow
@@ -89,25 +97,14 @@ REQUIRED_COLUMNS = ("account_id", "name", "phone", "amount", "due_date")
 OPTIONAL_COLUMNS = ("debt_id", "time_zone", "currency", "language")
 REJECT_COLUMNS = ("row_number", "reason")
 
-_MAX_AMOUNT_MINOR = 2**63 - 1  # fits a signed 64-bit database column
 _MAX_FIELD_BYTES = 128 << 10  # longer is a reject (csv's old limit, which used to stop the whole file)
-_MAX_SHOWN = 40  # longest value quoted back in a reason
 _MAX_KEPT = 1000  # characters of an over-long field kept in the rejects
 # Characters that show nothing (or reorder what is shown): in an id they make look-alikes.
-_HIDDEN_IN_IDS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_HIDDEN_IN_NAMES = frozenset({"Cc", "Cf"})
-_JOINERS = "\u200c\u200d"  # ZWNJ and ZWJ: part of the spelling in Persian and Indic scripts
 _QUOTE_HINT = 'quote values that contain commas ("1,234.50")'
 _POOL_MIN_PHONES = 20_000  # below this, starting worker processes does not pay
 
-_AMOUNT_RE = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]+))?")
-_DATE_RE = re.compile(r"([0-9]{4})([-/])([0-9]{1,2})\2([0-9]{1,2})")
-_EXCEL_NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?[eE]\+[0-9]+")
-_LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
-_ZONE_SPLIT_RE = re.compile(r"[|;]")
 
 _P = ParamSpec("_P")
-_Phone = tuple[str, str, tuple[str, ...]]  # E.164, region, derived time zones
 _T = TypeVar("_T")
 
 
@@ -125,17 +122,13 @@ class ImportSettings:
             raise ValueError(f"default_region: {self.default_region!r} is not a region")
         object.__setattr__(self, "default_region", region)
         if self.default_currency is not None:
-            code, _ = _parse_currency(self.default_currency, None)
+            code, _ = parse_currency(self.default_currency, None)
             object.__setattr__(self, "default_currency", code)
         try:
-            language = _parse_language(self.default_language, None)
-        except _FieldError as exc:
+            language = parse_language(self.default_language, None)
+        except FieldError as exc:
             raise ValueError(f"default_{exc}") from None
         object.__setattr__(self, "default_language", language)
-
-
-class _FieldError(ValueError):
-    """A problem with one field; the message starts with the field's name."""
 
 
 # ---------------------------------------------------------------- file level
@@ -229,7 +222,7 @@ class _Header:
             if at == position:
                 return name
         cell = self.cells[position].strip() if position < self.width else ""
-        return f"column {position + 1}" + (f" ({_shown(cell)})" if cell else "")
+        return f"column {position + 1}" + (f" ({shown(cell)})" if cell else "")
 
 
 def _parse_header(path: Path, record: Record) -> _Header:
@@ -263,38 +256,42 @@ def _parse_header(path: Path, record: Record) -> _Header:
 class _Parsers:
     """Per-import caches of the cheap, often-repeated field parsers."""
 
-    phone: Callable[[str], _Phone]
+    phone: Callable[[str], Phone]
     currency: Callable[[str, str | None], tuple[str, int]]
     zones: Callable[[str], tuple[str, ...]]
     date: Callable[[str], date]
     language: Callable[[str, str | None], str]
 
     @classmethod
-    def new(cls, phone: Callable[[str], _Phone]) -> _Parsers:
+    def new(cls, phone: Callable[[str], Phone]) -> _Parsers:
         cache = functools.lru_cache(maxsize=4096)
         return cls(
-            phone, cache(_parse_currency), cache(_parse_zones), cache(_parse_date), cache(_parse_language)
+            phone,
+            cache(parse_currency),
+            cache(parse_zones),
+            cache(parse_date),
+            cache(parse_language),
         )
 
 
 @contextlib.contextmanager
-def _phone_checker(default_region: str, phones: list[str], workers: int) -> Iterator[Callable[[str], _Phone]]:
+def _phone_checker(default_region: str, phones: list[str], workers: int) -> Iterator[Callable[[str], Phone]]:
     """A phone parser for one import. For a large file, ``phones`` (in the
     order the rows need them) are checked ahead by worker processes; if the
     workers cannot run, the rest are checked in this process instead."""
-    parse = functools.lru_cache(maxsize=65536)(functools.partial(_parse_phone, default_region=default_region))
+    parse = functools.lru_cache(maxsize=65536)(functools.partial(parse_phone, default_region=default_region))
     if workers <= 1 or len(phones) < _POOL_MIN_PHONES:
         yield parse
         return
     check = functools.partial(_phone_or_reason, default_region=default_region)
     chunksize = max(1, min(2000, len(phones) // (workers * 8)))
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    ahead: Iterator[tuple[str, _Phone | str]] = zip(
+    ahead: Iterator[tuple[str, Phone | str]] = zip(
         phones, pool.map(check, phones, chunksize=chunksize), strict=True
     )
-    checked: dict[str, _Phone | str] = {}
+    checked: dict[str, Phone | str] = {}
 
-    def lookup(raw: str) -> _Phone:
+    def lookup(raw: str) -> Phone:
         nonlocal ahead
         if not raw:  # a row too short to have a phone field
             return parse(raw)
@@ -307,7 +304,7 @@ def _phone_checker(default_region: str, phones: list[str], workers: int) -> Iter
             checked[phone] = result
         result = checked[raw]
         if isinstance(result, str):
-            raise _FieldError(result)
+            raise FieldError(result)
         return result
 
     try:
@@ -316,10 +313,10 @@ def _phone_checker(default_region: str, phones: list[str], workers: int) -> Iter
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _phone_or_reason(raw: str, default_region: str) -> _Phone | str:
+def _phone_or_reason(raw: str, default_region: str) -> Phone | str:
     try:
-        return _parse_phone(raw, default_region)
-    except _FieldError as exc:
+        return parse_phone(raw, default_region)
+    except FieldError as exc:
         return str(exc)
 
 
@@ -328,7 +325,7 @@ def _results(
     handle: io.BufferedReader,
     header: _Header,
     settings: ImportSettings,
-    phone_checker: contextlib.AbstractContextManager[Callable[[str], _Phone]],
+    phone_checker: contextlib.AbstractContextManager[Callable[[str], Phone]],
 ) -> Generator[AccountRecord | RejectedRow, None, None]:
     first_seen: dict[str, int] = {}
     with handle, phone_checker as phone:
@@ -343,7 +340,7 @@ def _results(
                 if record.problem or max(map(len, fields), default=0) > _MAX_FIELD_BYTES // 4:
                     _check_size(record, fields, header)
                 yield _parse_row(fields, header, settings, parsers, first_seen, record.line)
-            except _FieldError as exc:
+            except FieldError as exc:
                 yield _reject(record, str(exc), fields)
 
 
@@ -361,7 +358,7 @@ def _check_size(record: Record, fields: list[str], header: _Header) -> None:
         if _oversized(field)
     ]
     if problems:
-        raise _FieldError("; ".join(problems))
+        raise FieldError("; ".join(problems))
 
 
 def _reject(record: Record, reason: str, fields: list[str]) -> RejectedRow:
@@ -390,13 +387,13 @@ def _parse_row(
         return fields[position].strip() if position is not None and position < len(fields) else ""
 
     errors: list[str] = []
-    account_id = _attempt(errors, "account_id", _parse_account_id, get("account_id"), first_seen, row_number)
-    debt_id = _attempt(errors, "debt_id", _parse_debt_id, get("debt_id"))
-    name = _attempt(errors, "name", _parse_name, get("name"))
+    account_id = _attempt(errors, "account_id", parse_account_id, get("account_id"), first_seen, row_number)
+    debt_id = _attempt(errors, "debt_id", parse_debt_id, get("debt_id"))
+    name = _attempt(errors, "name", parse_name, get("name"))
     phone = _attempt(errors, "phone", parsers.phone, get("phone"))
     stated_zones = _attempt(errors, "time_zone", parsers.zones, get("time_zone"))
     currency = _attempt(errors, "currency", parsers.currency, get("currency"), settings.default_currency)
-    amount = _attempt(errors, "amount", _parse_amount, get("amount"), currency)
+    amount = _attempt(errors, "amount", parse_amount, get("amount"), currency)
     due_date = _attempt(errors, "due_date", parsers.date, get("due_date"))
     language = _attempt(errors, "language", parsers.language, get("language"), settings.default_language)
     longer = len(fields) > header.width and any(field.strip() for field in fields[header.width :])
@@ -413,7 +410,7 @@ def _parse_row(
         or due_date is None
         or language is None
     ):
-        raise _FieldError("; ".join(errors))
+        raise FieldError("; ".join(errors))
     e164, region, derived_zones = phone
     return AccountRecord(
         account_id=account_id,
@@ -439,243 +436,11 @@ def _attempt(
     zone "US") is a reject of that field too, never the end of the import."""
     try:
         return parse(*args, **kwargs)
-    except _FieldError as exc:
+    except FieldError as exc:
         errors.append(str(exc))
     except (ValueError, LookupError, ArithmeticError, OSError) as exc:
         errors.append(f"{column}: cannot be read ({type(exc).__name__})")
     return None
-
-
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= _MAX_SHOWN else value[:_MAX_SHOWN] + "…")
-
-
-# ----------------------------------------------------------- field parsers
-
-
-def _required(column: str, value: str) -> str:
-    if not value:
-        raise _FieldError(f"{column}: missing")
-    return value
-
-
-def _parse_name(value: str) -> str:
-    """The name with runs of white space (line breaks too) made one space.
-
-    Invisible characters that can disguise a name on the auditors' page (bidi controls, zero-width
-    spaces, control characters) are a reject, not silently dropped; ZWNJ and ZWJ inside a word are
-    kept, being part of the spelling in Persian and Indic scripts."""
-    name = " ".join(_required("name", value).split())
-    hidden = _hidden_character(name, _HIDDEN_IN_NAMES, joiners=True)
-    if hidden:
-        raise _FieldError(f"name: {_shown(name)} contains {hidden}, an invisible character")
-    return name
-
-
-def _parse_id(column: str, value: str) -> str:
-    """An id is a key: no invisible characters, and only its NFKC spelling, so that two ids that
-    look alike (full-width `Ａ１` and `A1`, or with a zero-width space) cannot make two accounts.
-    Not normalised for the lender: the id must stay the one their own system knows."""
-    hidden = _hidden_character(value, _HIDDEN_IN_IDS)
-    if hidden:
-        raise _FieldError(f"{column}: {_shown(value)} contains {hidden}, an invisible character")
-    if not unicodedata.is_normalized("NFKC", value):
-        plain = unicodedata.normalize("NFKC", value)
-        raise _FieldError(
-            f"{column}: {_shown(value)} has full-width or other compatibility characters; "
-            f"write it as {_shown(plain)}"
-        )
-    return value
-
-
-def _hidden_character(value: str, categories: frozenset[str], joiners: bool = False) -> str | None:
-    """The first character of `value` in one of the Unicode `categories`, named; None if none."""
-    if value.isprintable():  # the common case, in C: no control, format or unassigned character
-        return None
-    for at, char in enumerate(value):
-        if unicodedata.category(char) in categories and not (joiners and _joins(value, at)):
-            return f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}"
-    return None
-
-
-def _joins(value: str, at: int) -> bool:
-    """A ZWNJ or ZWJ between two visible characters."""
-    if value[at] not in _JOINERS or not 0 < at < len(value) - 1:
-        return False
-    return all(value[i].isprintable() and not value[i].isspace() for i in (at - 1, at + 1))
-
-
-def _parse_debt_id(value: str) -> str:
-    return _parse_id("debt_id", value) if value else ""
-
-
-def _parse_account_id(value: str, first_seen: dict[str, int], row_number: int) -> str:
-    account_id = _required("account_id", value)
-    if _EXCEL_NUMBER_RE.fullmatch(account_id):
-        raise _FieldError(f"account_id: {_shown(account_id)} looks mangled by Excel (scientific notation)")
-    _parse_id("account_id", account_id)
-    earlier = first_seen.setdefault(account_id, row_number)
-    if earlier != row_number:
-        raise _FieldError(f"account_id: {_shown(account_id)} duplicates row {earlier}")
-    return account_id
-
-
-def _parse_phone(value: str, default_region: str) -> _Phone:
-    """E.164 form, ISO region and the candidate time zones of a valid number."""
-    raw = _required("phone", value)
-    if _EXCEL_NUMBER_RE.fullmatch(raw):
-        raise _FieldError(f"phone: {_shown(raw)} looks mangled by Excel (scientific notation)")
-    try:
-        number = phonenumbers.parse(raw, default_region)
-    except NumberParseException as exc:
-        raise _FieldError(f"phone: {_shown(raw)} is not a phone number ({_parse_problem(exc)})") from None
-    kind = phonenumbers.number_type(number)
-    if kind == PhoneNumberType.UNKNOWN:  # exactly is_valid_number's test, type reused below
-        raise _FieldError(_invalid_phone_reason(raw, number))
-    if number.extension:
-        raise _FieldError(f"phone: {_shown(raw)} has an extension, which cannot be dialled")
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-    region = phonenumbers.region_code_for_number(number) or ""
-    return e164, region, _derived_zones(number, kind)
-
-
-def _derived_zones(number: phonenumbers.PhoneNumber, kind: int) -> tuple[str, ...]:
-    """Every candidate zone of a valid number; () when none is known."""
-    if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
-        zones = phone_timezone.time_zones_for_geographical_number(number)
-    else:
-        zones = phone_timezone.time_zones_for_number(number)
-    return tuple(zone for zone in zones if zone != phone_timezone.UNKNOWN_TIMEZONE)
-
-
-def _parse_problem(exc: NumberParseException) -> str:
-    problems = {
-        NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
-        NumberParseException.NOT_A_NUMBER: "no digits in the right form",
-        NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
-        NumberParseException.TOO_SHORT_NSN: "too short",
-        NumberParseException.TOO_LONG: "too long",
-    }
-    return problems.get(exc.error_type, "unparseable")
-
-
-def _invalid_phone_reason(raw: str, number: phonenumbers.PhoneNumber) -> str:
-    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
-    length = phonenumbers.is_possible_number_with_reason(number)
-    detail = {
-        ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short: a local number without its area code?",
-        ValidationResult.TOO_SHORT: "too short",
-        ValidationResult.TOO_LONG: "too long",
-        ValidationResult.INVALID_LENGTH: "wrong length",
-        ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-    }.get(length, "right length but not an assigned number range")
-    return f"phone: {_shown(raw)} is not a valid number for region {region} ({detail})"
-
-
-def _parse_zones(value: str) -> tuple[str, ...]:
-    """Stated IANA zones (canonical spelling), or () when none are stated."""
-    zones: list[str] = []
-    for part in _ZONE_SPLIT_RE.split(value):
-        name = part.strip()
-        if name:
-            zone = _canonical_zone(name)
-            if zone not in zones:
-                zones.append(zone)
-    return tuple(zones)
-
-
-def _canonical_zone(name: str) -> str:
-    """A zone is valid only if it is a key of the zone database (not a folder such as "US" or
-    "Asia", a path, or a long name, which zoneinfo tries to open as files) and loads."""
-    canonical = _zones_by_lower_name().get(name.lower())
-    if canonical is None:
-        raise _FieldError(f"time_zone: {_shown(name)} is not an IANA time zone (like Asia/Shanghai)")
-    try:
-        zoneinfo.ZoneInfo(canonical)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise _FieldError(f"time_zone: {_shown(name)} is listed but cannot be loaded") from None
-    return canonical
-
-
-@functools.cache
-def _zones_by_lower_name() -> dict[str, str]:
-    # "localtime" is this machine's zone and "Factory" no place's: neither is where a borrower lives.
-    zones = zoneinfo.available_timezones() - {"localtime", "Factory"}
-    return {zone.lower(): zone for zone in zones}
-
-
-def _parse_currency(value: str, default: str | None) -> tuple[str, int]:
-    """ISO 4217 code and its number of minor-unit digits."""
-    code = value.upper() or default
-    if not code:
-        raise _FieldError("currency: missing (no default currency is configured)")
-    try:
-        exponent = iso4217.Currency(code).exponent
-    except ValueError:
-        raise _FieldError(f"currency: {_shown(code)} is not an ISO 4217 currency code") from None
-    if exponent is None:
-        raise _FieldError(f"currency: {code} has no minor unit (not money)")
-    return code, exponent
-
-
-def _parse_amount(value: str, currency: tuple[str, int] | None) -> int | None:
-    """Exact amount in minor units; None when the currency is unknown."""
-    text = _required("amount", value)
-    if text.startswith("-"):
-        raise _FieldError(f"amount: {_shown(text)} is negative; it must be greater than zero")
-    match = _AMOUNT_RE.fullmatch(text)
-    if match is None:
-        raise _FieldError(f"amount: {_shown(text)} is not an amount like 1234.50 or 1,234.50")
-    whole, _, fraction = text.replace(",", "").partition(".")
-    fraction = fraction.rstrip("0")
-    if int(whole) == 0 and not fraction:
-        raise _FieldError(f"amount: {_shown(text)} must be greater than zero")
-    if currency is None:
-        return None
-    code, exponent = currency
-    if len(fraction) > exponent:
-        raise _FieldError(f"amount: {_shown(text)} has more decimals than {code} allows ({exponent})")
-    minor = int(whole + fraction.ljust(exponent, "0"))
-    if minor > _MAX_AMOUNT_MINOR:
-        raise _FieldError(f"amount: {_shown(text)} is too large")
-    return minor
-
-
-def _parse_date(value: str) -> date:
-    text = _required("due_date", value)
-    match = _DATE_RE.fullmatch(text)
-    if match is None:
-        raise _FieldError(f"due_date: {_shown(text)} is not a date like 2025-01-31 or 2025/01/31")
-    year, _, month, day = match.groups()
-    try:
-        return date(int(year), int(month), int(day))
-    except ValueError:
-        raise _FieldError(f"due_date: {_shown(text)} is not a real date") from None
-
-
-def _parse_language(value: str, default: str | None) -> str:
-    """A BCP 47 tag with normalised case (``zh_cn`` becomes ``zh-CN``)."""
-    tag = value or default or ""
-    if not _LANGUAGE_RE.fullmatch(tag):
-        raise _FieldError(f"language: {_shown(tag)} is not a BCP 47 tag like zh-CN or en-US")
-    subtags = re.split("[-_]", tag)
-    out = [subtags[0].lower()]
-    in_extension = False
-    for subtag in subtags[1:]:
-        in_extension = in_extension or len(subtag) == 1
-        out.append(subtag.lower() if in_extension else _case_subtag(subtag))
-    return "-".join(out)
-
-
-def _case_subtag(subtag: str) -> str:
-    if len(subtag) == 4 and subtag.isalpha():
-        return subtag.title()  # script, e.g. Hant
-    if (len(subtag) == 2 and subtag.isalpha()) or (len(subtag) == 3 and subtag.isdigit()):
-        return subtag.upper()  # region, e.g. CN or 419
-    return subtag.lower()
-
-
-# ------------------------------------------------------------------- rejects
 
 
 def write_rejects(path: Path, header: list[str], rejects: Iterable[RejectedRow]) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dialer.asterisk.ami_protocol import Message
+from dialer.core.dialplan import EARLY_STAGES, Event, Header, Stage
 from dialer.core.models import Attempt, CallResult, Disposition
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,6 @@ _ORIGINATE_REASON = {
     "5": Disposition.BUSY,
     "8": Disposition.FAILED,
 }
-EARLY_STAGES = {"answered", "prompt"}
-CUT_STAGE = "cut"  # the dialplan's stage when AGI() returned before the script reached `done`
 # What AGISTATUS says when the dialplan cut the call (extensions.conf, [duecall-ivr]).
 _AGI_STATUS = {
     "SUCCESS": "the dialer closed the FastAGI session before the script ended",
@@ -123,11 +122,11 @@ def classify(
 
 
 def _classify_ivr(ivr: IvrReport, asterisk_stopped: bool) -> Disposition:
-    if ivr.stage == "machine" or ivr.amd == "MACHINE":
+    if ivr.stage == Stage.MACHINE or ivr.amd == "MACHINE":
         return Disposition.MACHINE
-    if ivr.stage == "done":
+    if ivr.stage == Stage.DONE:
         return Disposition.ANSWERED
-    if ivr.stage == CUT_STAGE or asterisk_stopped:
+    if ivr.stage == Stage.CUT or asterisk_stopped:
         return Disposition.CUT
     if ivr.stage in EARLY_STAGES:
         return Disposition.HUNG_UP_EARLY
@@ -138,7 +137,7 @@ def cut_note(
     dial: DialReport | None, ivr: IvrReport | None, originate_reason: str, asterisk_stopped: bool
 ) -> str:
     """Who cut a `cut` call, for the attempt's note."""
-    if ivr is not None and ivr.stage == CUT_STAGE:
+    if ivr is not None and ivr.stage == Stage.CUT:
         why = _AGI_STATUS.get(ivr.agi_status, f"AGISTATUS {ivr.agi_status or 'empty'}")
         return f"cut by the dialer: {why}; the borrower heard an apology"
     if asterisk_stopped:
@@ -173,6 +172,7 @@ class Call:
         self.originate_failed = False
         self.not_placed = False  # Asterisk refused the Originate: no call exists
         self.asterisk_stopped = False  # Asterisk was shutting down when the call ended
+        self.recovered = False  # a previous run left it open; this run finished (or adopted) it
         self.answered_at: datetime | None = None
         self.events: list[tuple[datetime, str, dict[str, str]]] = []
         self.notes: list[str] = []
@@ -202,20 +202,20 @@ class Call:
         if kind == "OriginateResponse":
             self.originate_reason = message.get("Reason", "")
             self.originate_failed = message.get("Response") != "Success"
-        elif kind == "DueCallAnswer":
+        elif kind == Event.ANSWER:
             self.answered(at)
-        elif kind == "DueCallIvr":
+        elif kind == Event.IVR:
             self.ivr = IvrReport(
-                message.get("Stage", ""),
-                message.get("Amd", ""),
-                message.get("AmdCause", ""),
-                message.get("Digits", ""),
-                message.get("Outcome", ""),
-                message.get("AgiStatus", ""),
+                message.get(Header.STAGE, ""),
+                message.get(Header.AMD, ""),
+                message.get(Header.AMD_CAUSE, ""),
+                message.get(Header.DIGITS, ""),
+                message.get(Header.OUTCOME, ""),
+                message.get(Header.AGI_STATUS, ""),
             )
             self.answered(at)
-        elif kind == "DueCallDial":
-            self.dial = DialReport(message.get("DialStatus", ""), message.get("Cause", ""))
+        elif kind == Event.DIAL:
+            self.dial = DialReport(message.get(Header.DIAL_STATUS, ""), message.get(Header.CAUSE, ""))
 
     def answered(self, at: datetime) -> None:
         if self.state is not CallState.ANSWERED:
@@ -274,4 +274,5 @@ class Call:
             digits=self.ivr.digits if self.ivr else "",
             note="; ".join(self.notes),
             events=tuple(self.events),
+            recovered=self.recovered,
         )

@@ -29,12 +29,24 @@ from pathlib import Path
 
 from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk.ami_protocol import Message
-from dialer.campaign.calls import CUT_STAGE, Call
+from dialer.campaign.calls import Call
 from dialer.campaign.pacing import Pacer
 from dialer.campaign.ports import IvrPort
 from dialer.campaign.retry import after_attempt, not_placed
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
+from dialer.core.dialplan import (
+    ASTDB_DIAL,
+    ASTDB_FAMILY,
+    ASTDB_IVR,
+    IVR_EXTEN,
+    Context,
+    Event,
+    Header,
+    Stage,
+    Var,
+    astdb_call_family,
+)
 from dialer.core.errors import AmiActionFailed, AmiError, DueCallError
 from dialer.core.models import (
     Attempt,
@@ -48,6 +60,7 @@ from dialer.core.models import (
     Target,
     TargetState,
 )
+from dialer.core.vocab import PAYMENT_OUTCOMES, Outcome, RuleId
 from dialer.policy.gate import PolicyGate
 from dialer.store import IvrProgress, Store
 from dialer.store.evidence import RecordingFacts, seal, seal_now
@@ -304,7 +317,7 @@ class Dialer:
         except (DueCallError, ValueError) as exc:
             log.error("account %s: cannot prepare its prompts: %s", target.account.account_id, exc)
             later = self.clock.now() + timedelta(hours=1)
-            decision = Decision(False, (Reason("prompts", str(exc)),), later)
+            decision = Decision(False, (Reason(RuleId.PROMPTS, str(exc)),), later)
             await self.store.defer(target, decision, self.clock.now(), self._actor)
             return None
 
@@ -432,21 +445,21 @@ class Dialer:
         recording = Path(call.attempt.recording_path)
         recording.parent.mkdir(parents=True, exist_ok=True)
         variables = [
-            f"DUECALL_ATTEMPT={call.key}",
-            f"DUECALL_DIAL={d.trunk.format(number=call.attempt.phone_e164.lstrip('+'))}",
-            f"DUECALL_RING_TIMEOUT={int(d.ring_timeout.total_seconds())}",
-            f"DUECALL_AMD={'yes' if d.amd else 'no'}",
-            f"DUECALL_RECORDING={recording}",
-            f"DUECALL_PROMPT={d.prompt}",
+            f"{Var.ATTEMPT}={call.key}",
+            f"{Var.DIAL}={d.trunk.format(number=call.attempt.phone_e164.lstrip('+'))}",
+            f"{Var.RING_TIMEOUT}={int(d.ring_timeout.total_seconds())}",
+            f"{Var.AMD}={'yes' if d.amd else 'no'}",
+            f"{Var.RECORDING}={recording}",
+            f"{Var.PROMPT}={d.prompt}",
         ]
         if self.ivr is not None:
-            variables.append(f"DUECALL_AGI_PORT={self.ivr.server.port}")
-            variables.append(f"DUECALL_AGI_SECRET={self.ivr.agi_secret(call.key)}")
+            variables.append(f"{Var.AGI_PORT}={self.ivr.server.port}")
+            variables.append(f"{Var.AGI_SECRET}={self.ivr.agi_secret(call.key)}")
         headers: dict[str, str | list[str]] = {
             "ActionID": action_id,
-            "Channel": f"Local/{call.attempt.id}@duecall-outbound",
-            "Context": "duecall-ivr",
-            "Exten": "s",
+            "Channel": f"Local/{call.attempt.id}@{Context.OUTBOUND}",
+            "Context": Context.IVR,
+            "Exten": IVR_EXTEN,
             "Priority": "1",
             "Async": "true",
             "ChannelId": f"dc-{call.key}",
@@ -495,7 +508,7 @@ class Dialer:
         if prepared is None or prepared.result is None:
             return result
         r = prepared.result
-        answered = next((at for at, kind, _ in call.events if kind == "DueCallAnswer"), None)
+        answered = next((at for at, kind, _ in call.events if kind == Event.ANSWER), None)
         if answered is not None and prepared.first_prompt_at is not None:
             # From the answer (DueCallAnswer's AnsweredAt, before AMD) to the IVR sending the first
             # prompt's STREAM FILE: Asterisk starts playing it at once.
@@ -504,7 +517,7 @@ class Dialer:
         steps = tuple(IvrStep(s.at, s.node, s.kind, dict(s.detail)) for s in r.steps)
         # A cut call keeps only an outcome the borrower chose, not the flow's default.
         outcome = chosen_outcome(steps) if result.disposition is Disposition.CUT else r.outcome.value
-        promised = prepared.account.amount_minor if outcome in ("promise_to_pay", "paid") else None
+        promised = prepared.account.amount_minor if outcome in PAYMENT_OUTCOMES else None
         summary = IvrSummary(prepared.script.name, outcome, r.promised_date, promised, r.right_party, steps)
         return replace(result, ivr=summary, digits=_keys(steps) or result.digits)
 
@@ -526,7 +539,7 @@ class Dialer:
     def _on_event(self, message: Message) -> None:
         name = message.get("Event")
         if name == "UserEvent":
-            key = message.get("Attempt", "")
+            key = message.get(Header.ATTEMPT, "")
         elif name == "OriginateResponse":
             key = self._originates.pop(message.get("ActionID", ""), "")
         elif name == "Shutdown":
@@ -548,7 +561,7 @@ class Dialer:
         """
         now = self.clock.now()
         try:
-            age = time.time() - float(message.get("AnsweredAt") or message.get("Timestamp", ""))
+            age = time.time() - float(message.get(Header.ANSWERED_AT) or message.get("Timestamp", ""))
         except ValueError:
             return now
         return now - timedelta(seconds=age) if 0 <= age < 60 else now
@@ -573,14 +586,14 @@ class Dialer:
             tracked.call.notes.append(f"reconcile failed: {exc}")
 
     async def _read_astdb(self, call: Call) -> bool:
-        dial = await self._db_get(call.key, "dial")
-        ivr = await self._db_get(call.key, "ivr")
+        dial = await self._db_get(call.key, ASTDB_DIAL)
+        ivr = await self._db_get(call.key, ASTDB_IVR)
         call.apply_astdb(dial, ivr, self.clock.now())
         return dial is not None
 
     async def _db_get(self, key: str, field: str) -> str | None:
         try:
-            events = await self.ami.send_list("DBGet", {"Family": f"duecall/{key}", "Key": field})
+            events = await self.ami.send_list("DBGet", {"Family": astdb_call_family(key), "Key": field})
         except AmiActionFailed:
             return None  # no such entry
         return events[0].get("Val", "") if events else None
@@ -588,7 +601,7 @@ class Dialer:
     async def _forget_in_astdb(self, key: str) -> None:
         """Delete the call's AstDB facts (its result is stored); on failure, the sweep tries again."""
         try:
-            await self.ami.send("DBDelTree", {"Family": f"duecall/{key}"})
+            await self.ami.send("DBDelTree", {"Family": astdb_call_family(key)})
         except AmiActionFailed as exc:
             if SHUTTING_DOWN in exc.message:
                 self._astdb_leftovers.add(key)
@@ -614,11 +627,11 @@ class Dialer:
     async def _closed_in_astdb(self) -> set[str]:
         """Call keys of this database with facts in AstDB whose attempt is closed."""
         try:
-            events = await self.ami.send_list("DBGetTree", {"Family": "duecall"})
+            events = await self.ami.send_list("DBGetTree", {"Family": ASTDB_FAMILY})
         except AmiError as exc:
             log.debug("AstDB: cannot list duecall/: %s", exc)
             return set()
-        ids = _attempt_ids((e.get("Key", "") for e in events), f"/duecall/{self._instance}-")
+        ids = _attempt_ids((e.get("Key", "") for e in events), f"/{astdb_call_family(self._instance)}-")
         open_ids = {t.call.attempt.id for t in self._calls.values()}
         closed = await self.store.closed_attempts(ids - open_ids)
         return {f"{self._instance}-{i}" for i in closed}
@@ -664,9 +677,9 @@ class Dialer:
         outcome = (call.ivr.outcome if call.ivr else "") or chosen_outcome(saved.steps)
         if not outcome and not saved.steps:
             return result
-        promised_date = _promised_date(saved.steps) if outcome == "promise_to_pay" else None
+        promised_date = _promised_date(saved.steps) if outcome == Outcome.PROMISE_TO_PAY else None
         account = await self.store.account(call.attempt.account_id) if call.attempt.account_id else None
-        promised = account.amount_minor if account and outcome in ("promise_to_pay", "paid") else None
+        promised = account.amount_minor if account and outcome in PAYMENT_OUTCOMES else None
         summary = IvrSummary(saved.script, outcome, promised_date, promised, None, saved.steps)
         return replace(result, ivr=summary, digits=_keys(saved.steps) or result.digits)
 
@@ -690,6 +703,7 @@ class Dialer:
             if not has_result and f"dc-{call.key}" in live:
                 log.info("attempt %d: call still up, adopting it", attempt.id)
                 call.notes.append("adopted after restart: the call was still up")
+                call.recovered = True
                 self._start_call(tracked, originate=False)
                 continue
             note = (
@@ -697,6 +711,7 @@ class Dialer:
                 if has_result
                 else "outcome lost: no result in Asterisk after restart"
             )
+            call.recovered = has_result
             self._calls.pop(call.key, None)
             result = await self._with_saved_ivr(call, call.finish(self.clock.now(), note))
             await self._store_result(attempt, result)
@@ -742,7 +757,7 @@ def _ended_mid_ivr(call: Call) -> bool:
     ivr = call.ivr
     if ivr is None:
         return call.answered_at is not None
-    return ivr.stage not in ("done", "machine", CUT_STAGE)
+    return ivr.stage not in (Stage.DONE, Stage.MACHINE, Stage.CUT)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

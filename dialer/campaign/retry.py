@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from dialer.core.config import RetryRule
 from dialer.core.models import Disposition, TargetState, TargetUpdate
+from dialer.core.vocab import Outcome
 
 # A refused Originate placed no call: the account is tried again this soon, not counted.
 NOT_PLACED_DELAY = timedelta(minutes=1)
@@ -29,7 +30,7 @@ def after_attempt(
     rule = rules.get(disposition)
     if disposition is Disposition.ANSWERED or rule is None:
         return TargetUpdate(TargetState.DONE, now, f"final: {disposition}")
-    if disposition is Disposition.CUT and outcome and outcome != "no_response":
+    if disposition is Disposition.CUT and outcome and outcome != Outcome.NO_RESPONSE:
         return TargetUpdate(TargetState.DONE, now, f"final: cut after the borrower chose {outcome}")
     if attempts >= rule.max_attempts:
         return TargetUpdate(

@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
 )
 
+from dialer.core.dialplan import Context
 from dialer.core.errors import ConfigError
 from dialer.core.models import Disposition
 
@@ -105,7 +106,7 @@ class AsteriskSettings(_Section):
 
 class DialerSettings(_Section):
     # {number} is the E.164 number without '+'. A carrier: "PJSIP/{number}@carrier".
-    trunk: str = "Local/{number}@duecall-sim"
+    trunk: str = f"Local/{{number}}@{Context.SIM}"
     caller_id: str = '"DueCall" <18005550100>'
     max_concurrent: int = Field(20, ge=1, le=5000)
     calls_per_second: float = Field(5.0, gt=0, le=500)

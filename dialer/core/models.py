@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
+from dialer.core.vocab import RuleId
+
 
 class Disposition(enum.StrEnum):
     """How one call attempt ended, as far as the network is concerned."""
@@ -104,8 +106,19 @@ class Preferences:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    rule: str
+    """Why a contact may (not) happen: `detail` is for people; facts are read from the fields."""
+
+    rule: RuleId
     detail: str
+    # A cap's count, where the rule has one and the call is allowed ("call N of M"): this call is
+    # number `used` of `limit`. None where the rule counts nothing. The store keeps rule and detail.
+    used: int | None = None
+    limit: int | None = None
+
+    @property
+    def cap_reached(self) -> bool:
+        """This call is the last one the cap allows."""
+        return self.used is not None and self.used == self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,8 @@ class CallResult:
     note: str = ""
     events: tuple[tuple[datetime, str, dict[str, str]], ...] = field(default=())
     ivr: IvrSummary | None = None
+    # A previous run left the call open and this run finished it (from AstDB, or adopted live).
+    recovered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +172,7 @@ class IvrSummary:
     """What the borrower chose on an answered call (the IVR's result)."""
 
     script: str
-    outcome: str  # ivr.script.Outcome values; "" when the call was cut before the script chose one
+    outcome: str  # an Outcome value; "" when the call was cut before the script chose one
     promised_date: date | None
     promised_amount_minor: int | None
     right_party: bool | None

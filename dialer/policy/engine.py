@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import holidays
 
+from dialer.core.vocab import RuleId
+
 Channel = Literal["voice", "sms"]
 Direction = Literal["outbound", "inbound"]
 # "unknown": still open, or its result was lost; counted as connected and as unanswered (conservative).
@@ -84,12 +86,15 @@ class Proposal:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    rule: str
+    rule: RuleId
     detail: str
     history: tuple[str, ...] = ()  # refs of the history entries the rule relied on
     until: datetime | None = None  # when this rule stops blocking; None: never (by itself)
     blocking: bool = True  # False: informative only (an allowed verdict's reasons)
     source: str = ""  # the text the rule comes from (the pack's `source`, or the lender's setting)
+    # A cap with room ("call N of M"): this call would be number `used` of `limit`.
+    used: int | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,20 +131,20 @@ class Pack:
     conversation_bar_days: int | None = None  # no call for N days after a conversation, day 1 included
     bar_consent_exempt: bool = False  # a call under a prior consent is neither barred nor bars
     unknown_zone: Literal["block", "region"] = "block"
-    sources: tuple[tuple[str, str], ...] = ()  # rule id -> the text it comes from
+    sources: tuple[tuple[RuleId, str], ...] = ()  # rule id -> the text it comes from
     lender: LenderSettings = field(default_factory=LenderSettings)
 
-    def source(self, rule: str) -> str:
+    def source(self, rule: RuleId) -> str:
         return next((text for r, text in self.sources if r == rule), _LENDER_SOURCES.get(rule, ""))
 
 
 _LENDER_SOURCES = {
-    "holiday": "lender setting policy.holidays_country / holidays_subdivision",
-    "quiet-day": "lender setting policy.quiet_weekdays",
-    "min-gap": "lender setting policy.min_gap_unanswered",
-    "daily-cap": "lender setting policy.max_attempts_per_day",
-    "debts": "per-debt counting needs the debts (12 CFR 1006.14(b)(2))",
-    "zone-invalid": "the window rules need a real tz zone",
+    RuleId.HOLIDAY: "lender setting policy.holidays_country / holidays_subdivision",
+    RuleId.QUIET_DAY: "lender setting policy.quiet_weekdays",
+    RuleId.MIN_GAP: "lender setting policy.min_gap_unanswered",
+    RuleId.DAILY_CAP: "lender setting policy.max_attempts_per_day",
+    RuleId.DEBTS: "per-debt counting needs the debts (12 CFR 1006.14(b)(2))",
+    RuleId.ZONE_INVALID: "the window rules need a real tz zone",
 }
 
 
@@ -257,10 +262,10 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
     found: list[Finding] = []
     consumer = proposal.consumer
     if proposal.channel in consumer.opted_out:
-        found.append(Finding("opt-out", f"the consumer opted out of {proposal.channel}"))
+        found.append(Finding(RuleId.OPT_OUT, f"the consumer opted out of {proposal.channel}"))
     if pack.consumer_only and proposal.person != CONSUMER:
         found.append(
-            Finding("person", f"pack {pack.name} contacts the consumer only, not {proposal.person!r}")
+            Finding(RuleId.PERSON, f"pack {pack.name} contacts the consumer only, not {proposal.person!r}")
         )
     if not consumer.time_zones:
         how = (
@@ -268,9 +273,9 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
             if pack.unknown_zone == "region"
             else f"pack {pack.name} blocks unknown zones"
         )
-        found.append(Finding("zone-unknown", f"no time zone is known for this consumer: {how}"))
+        found.append(Finding(RuleId.ZONE_UNKNOWN, f"no time zone is known for this consumer: {how}"))
     found += [
-        Finding("zone-invalid", f"unknown time zone {shorten(name)}")
+        Finding(RuleId.ZONE_INVALID, f"unknown time zone {shorten(name)}")
         for name in consumer.time_zones
         if not known_zone(name)
     ]
@@ -279,7 +284,7 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
         and not proposal.debts
         and (pack.calls_per_7_days or pack.conversation_bar_days)
     ):
-        found.append(Finding("debts", "a voice call must name the debts it is about (per-debt limits)"))
+        found.append(Finding(RuleId.DEBTS, "a voice call must name the debts it is about (per-debt limits)"))
     lender = pack.lender
     if lender.holidays_country:
         try:
@@ -288,7 +293,7 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
             where = lender.holidays_country + (
                 f"/{lender.holidays_subdivision}" if lender.holidays_subdivision else ""
             )
-            found.append(Finding("holiday", f"no holiday calendar for {where}"))
+            found.append(Finding(RuleId.HOLIDAY, f"no holiday calendar for {where}"))
     return found
 
 
@@ -345,10 +350,10 @@ def _caps(pack: Pack) -> tuple[_Cap, ...]:
     """The pack's daily cap and the lender's (always dialled); one of them when they count alike."""
     caps = []
     if pack.max_voice_per_day is not None:
-        caps.append(_Cap(pack.max_voice_per_day, pack.daily_cap_counts, pack.source("daily-cap")))
+        caps.append(_Cap(pack.max_voice_per_day, pack.daily_cap_counts, pack.source(RuleId.DAILY_CAP)))
     lender = pack.lender.max_voice_per_day
     if lender is not None:
-        caps.append(_Cap(lender, "dialled", _LENDER_SOURCES["daily-cap"]))
+        caps.append(_Cap(lender, "dialled", _LENDER_SOURCES[RuleId.DAILY_CAP]))
     if len(caps) == 2 and caps[0].counts == caps[1].counts:
         caps = [min(caps, key=lambda c: c.limit)]
     return tuple(caps)
@@ -531,7 +536,7 @@ def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
     if consent is not None:
         return [
             Finding(
-                "consent",
+                RuleId.CONSENT,
                 f"the consumer agreed to contact from {_utc_text(consent.start)} to "
                 f"{_utc_text(consent.end)} UTC: the window and inconvenient times don't apply ({local})",
                 blocking=False,
@@ -541,13 +546,13 @@ def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
     found: list[Finding] = []
     span = f"{_hhmm(pack.window_start)}-{_hhmm(pack.window_end)}"
     if _in_window(pack, ctx.zones, t):
-        found.append(Finding("window", f"inside {span} in every zone: {local}", blocking=False))
+        found.append(Finding(RuleId.WINDOW, f"inside {span} in every zone: {local}", blocking=False))
     else:
         nxt = next_window(pack, ctx.zones, t)
         detail = f"outside {span} (pack {pack.name}): {local}"
         if nxt is None:
             detail += f"; the zones share no calling window in the next {_WINDOW_SEARCH_DAYS} days"
-        found.append(Finding("window", detail, until=_earliest(nxt, consent_next)))
+        found.append(Finding(RuleId.WINDOW, detail, until=_earliest(nxt, consent_next)))
     hits: list[tuple[str, datetime | None]] = []
     for zone in ctx.zones:
         lt = t.astimezone(zone)
@@ -564,7 +569,7 @@ def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
         until = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
         found.append(
             Finding(
-                "inconvenient",
+                RuleId.INCONVENIENT,
                 "the consumer said these times are inconvenient: " + "; ".join(d for d, _ in hits),
                 until=_earliest(until, consent_next),
             )
@@ -583,7 +588,7 @@ def _holiday_calendar(country: str, subdivision: str | None) -> holidays.Holiday
 
 
 def _whole_day(
-    ctx: _Ctx, t: datetime, rule: str, title: str, label: Callable[[date], str | None]
+    ctx: _Ctx, t: datetime, rule: RuleId, title: str, label: Callable[[date], str | None]
 ) -> list[Finding]:
     """Block the whole local day, in any zone, where `label` names the day (else it's not blocked)."""
     hits = []
@@ -603,14 +608,18 @@ def _calendar_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
     if lender.holidays_country:
         cal = _holiday_calendar(lender.holidays_country, lender.holidays_subdivision)
         found += _whole_day(
-            ctx, t, "holiday", "lender holiday", lambda day: f"{day} {cal.get(day)}" if day in cal else None
+            ctx,
+            t,
+            RuleId.HOLIDAY,
+            "lender holiday",
+            lambda day: f"{day} {cal.get(day)}" if day in cal else None,
         )
     if lender.quiet_weekdays:
         quiet = lender.quiet_weekdays
         found += _whole_day(
             ctx,
             t,
-            "quiet-day",
+            RuleId.QUIET_DAY,
             "lender quiet weekday",
             lambda day: f"{_WEEKDAYS[day.weekday()]} {day}" if day.weekday() in quiet else None,
         )
@@ -641,12 +650,23 @@ def _one_cap(ctx: _Ctx, cap: _Cap, t: datetime) -> list[Finding]:
     calls = today(t)
     where = ctx.zone_names + ("; from the earliest local midnight" if len(ctx.zones) > 1 else "")
     if len(calls) < cap.limit:
-        detail = f"call {len(calls) + 1} of {cap.limit} {what} today ({where})"
-        return [Finding("daily-cap", detail, _refs(calls), blocking=False, source=cap.source)]
+        used = len(calls) + 1
+        detail = f"call {used} of {cap.limit} {what} today ({where})"
+        return [
+            Finding(
+                RuleId.DAILY_CAP,
+                detail,
+                _refs(calls),
+                blocking=False,
+                source=cap.source,
+                used=used,
+                limit=cap.limit,
+            )
+        ]
     until = _first_midnight(ctx.zones, t, lambda m: len(today(m)) < cap.limit)
     refs = _refs(calls)
     detail = f"{len(calls)} of {cap.limit} {what} today ({where}): history {', '.join(refs)}"
-    return [Finding("daily-cap", detail, refs, until=until, source=cap.source)]
+    return [Finding(RuleId.DAILY_CAP, detail, refs, until=until, source=cap.source)]
 
 
 def _seven_counted(ctx: _Ctx, debt: str) -> list[Contact]:
@@ -672,13 +692,13 @@ def _exempt_calls(ctx: _Ctx, debt: str, lo: datetime, hi: datetime) -> str:
     )
 
 
-def _prior_consent_finding(ctx: _Ctx, t: datetime, rule: str) -> Finding | None:
+def _prior_consent_finding(ctx: _Ctx, t: datetime, rule: RuleId) -> Finding | None:
     """The proposal itself is under a prior consent: the rule doesn't apply to it."""
     consent = ctx.prior_consent(t)
     if consent is None:
         return None
     detail = f"{rule} does not apply: the call is under {_consent_name(consent)}, given within 7 days"
-    return Finding("prior-consent", detail, blocking=False, source=ctx.pack.source(rule))
+    return Finding(RuleId.PRIOR_CONSENT, detail, blocking=False, source=ctx.pack.source(rule))
 
 
 def _seven_worst(
@@ -702,7 +722,7 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
     limit = ctx.pack.calls_per_7_days
     if limit is None:
         return []
-    if ctx.pack.seven_consent_exempt and (exempt := _prior_consent_finding(ctx, t, "7-in-7")):
+    if ctx.pack.seven_consent_exempt and (exempt := _prior_consent_finding(ctx, t, RuleId.SEVEN_IN_SEVEN)):
         return [exempt]
     found: list[Finding] = []
     first = ctx.zones[0]
@@ -715,8 +735,11 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
         spared = _exempt_calls(ctx, debt, *week) if ctx.pack.seven_consent_exempt else ""
         if full is None:
             calls = _in(counted, *week)
-            detail = f"call {len(calls) + 1} of {limit} about debt {debt} in the 7 days {days}{spared}"
-            found.append(Finding("7-in-7", detail, _refs(calls), blocking=False))
+            used = len(calls) + 1
+            detail = f"call {used} of {limit} about debt {debt} in the 7 days {days}{spared}"
+            found.append(
+                Finding(RuleId.SEVEN_IN_SEVEN, detail, _refs(calls), blocking=False, used=used, limit=limit)
+            )
             continue
         until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, limit))
         if ctx.pack.seven_consent_exempt:
@@ -726,7 +749,7 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
             f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around {days} "
             f"(busy, not-in-service and inbound calls not counted): history {', '.join(refs)}{spared}"
         )
-        found.append(Finding("7-in-7", detail, refs, until=until))
+        found.append(Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until=until))
     return found
 
 
@@ -735,7 +758,7 @@ def _conversation_bar(ctx: _Ctx, t: datetime) -> list[Finding]:
     if n is None:
         return []
     exempt = ctx.pack.bar_consent_exempt
-    if exempt and (spared := _prior_consent_finding(ctx, t, "conversation")):
+    if exempt and (spared := _prior_consent_finding(ctx, t, RuleId.CONVERSATION)):
         return [spared]
     found: list[Finding] = []
     for debt in ctx.proposal.debts:
@@ -760,7 +783,7 @@ def _conversation_bar(ctx: _Ctx, t: datetime) -> list[Finding]:
         until = max(e for _, e in bars)
         if exempt:
             until = min(until, ctx.next_prior_consent(t) or until)
-        found.append(Finding("conversation", detail, refs, until=until))
+        found.append(Finding(RuleId.CONVERSATION, detail, refs, until=until))
     return found
 
 
@@ -782,4 +805,4 @@ def _min_gap(ctx: _Ctx, t: datetime) -> list[Finding]:
         f"({', '.join(f'{c.ref} {c.outcome} at {c.at.astimezone(UTC):%H:%M} UTC' for c in recent)}): "
         f"history {', '.join(refs)}"
     )
-    return [Finding("min-gap", detail, refs, until=max(c.at for c in recent) + gap)]
+    return [Finding(RuleId.MIN_GAP, detail, refs, until=max(c.at for c in recent) + gap)]

@@ -20,6 +20,7 @@ import phonenumbers
 from dialer.core.config import PolicySettings
 from dialer.core.errors import ConfigError
 from dialer.core.models import Account, Decision, Disposition, PastAttempt, Preferences, Reason
+from dialer.core.vocab import Outcome as IvrOutcome
 from dialer.policy.engine import (
     CONSUMER,
     Consent,
@@ -59,7 +60,16 @@ class PolicyGate(Protocol):
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # IVR outcomes that mean the right person heard about the debt: a conversation (Reg F 1006.14(b)(2)).
-_CONVERSATIONS = {"promise_to_pay", "paid", "dispute", "hardship_callback", "opt_out", "acknowledged"}
+_CONVERSATIONS = frozenset(
+    {
+        IvrOutcome.PROMISE_TO_PAY,
+        IvrOutcome.PAID,
+        IvrOutcome.DISPUTE,
+        IvrOutcome.HARDSHIP_CALLBACK,
+        IvrOutcome.OPT_OUT,
+        IvrOutcome.ACKNOWLEDGED,
+    }
+)
 
 
 def outcome_of(past: PastAttempt) -> Outcome:
@@ -168,7 +178,7 @@ class PackGate:
         # The engine's details name the history entries they rely on (here, attempt ids) and the
         # text each rule comes from.
         reasons = tuple(
-            Reason(f.rule, f"{f.detail} [source: {f.source}]" if f.source else f.detail)
+            Reason(f.rule, f"{f.detail} [source: {f.source}]" if f.source else f.detail, f.used, f.limit)
             for f in verdict.reasons
             if f.blocking or verdict.allowed
         )

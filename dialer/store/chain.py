@@ -3,7 +3,7 @@
 Each event's hash is SHA-256 over the previous event's hash and the event's own
 fields, so editing, deleting or reordering any stored event breaks its link and
 every later one. Appending happens inside the caller's write transaction (the
-store's), so an event is written exactly when the fact it records is.
+store's one write path), so an event is written exactly when the fact it records is.
 
 The chain alone cannot show that its newest events were cut off; `duecall audit
 verify` prints the head (sequence number and hash) for the operator to keep
@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import aiosqlite
+
+from dialer.store.db import fetch_one
+from dialer.store.events import Record
+from dialer.store.times import to_db
 
 GENESIS = "0" * 64
 _HEADER = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
@@ -26,20 +33,29 @@ _INSERT = (
     "INSERT INTO audit_events (seq, at, kind, actor, campaign_id, attempt_id, account_id, data, "
     "prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
+HEAD = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 COLUMNS = "seq, at, kind, actor, campaign_id, attempt_id, account_id, data, prev_hash, hash"
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One fact for the chain. `at` is when it happened (UTC)."""
+    """One fact for the chain: its typed record (kind and data), when it happened (UTC), who did it
+    and what it is about."""
 
-    kind: str
+    record: Record
     at: datetime
     actor: str
-    data: Mapping[str, Any] = field(default_factory=dict)
     campaign_id: int | None = None
     attempt_id: int | None = None
     account_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.record.event_kind()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.record.data()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +75,9 @@ class StoredEvent:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> StoredEvent:
+        """From a row of `COLUMNS`: by column name when it has names (sqlite3.Row), else in order."""
+        if isinstance(row, sqlite3.Row):
+            return cls(**{name: row[name] for name in row.keys()})  # noqa: SIM118 (a Row is no dict)
         return cls(*row)
 
     def payload(self) -> dict[str, Any]:
@@ -136,23 +155,17 @@ def first_break(
     return seq, prev, None
 
 
-async def append(db: Any, events: Sequence[AuditEvent], stamp: Any) -> None:
-    """Append `events` after the current head. Call inside a write transaction.
-
-    `db` is an aiosqlite connection; `stamp` turns a datetime into the stored UTC text.
-    """
+async def append(db: aiosqlite.Connection, events: Sequence[AuditEvent]) -> None:
+    """Append `events` after the current head. Call inside the store's write transaction."""
     if not events:
         return
-    rows = await db.execute_fetchall("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-    head = next(iter(rows), None)
-    seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+    head = await fetch_one(db, HEAD)
+    seq, prev = (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
     params = []
     for e in events:
         seq += 1
-        at, data = stamp(e.at), canonical(e.data)
-        digest = link_hash(prev, seq, at, e.kind, e.actor, e.campaign_id, e.attempt_id, e.account_id, data)
-        params.append(
-            (seq, at, e.kind, e.actor, e.campaign_id, e.attempt_id, e.account_id, data, prev, digest)
-        )
+        at, kind, data = to_db(e.at), e.kind, canonical(e.data)
+        digest = link_hash(prev, seq, at, kind, e.actor, e.campaign_id, e.attempt_id, e.account_id, data)
+        params.append((seq, at, kind, e.actor, e.campaign_id, e.attempt_id, e.account_id, data, prev, digest))
         prev = digest
     await db.executemany(_INSERT, params)

@@ -1,4 +1,7 @@
-"""The `duecall` command: one main group; each area's commands live in their own module."""
+"""The `duecall` command: one main group; each area's commands live in their own module.
+
+The main group is the one error boundary (`errors.DueCallGroup`): commands raise, it prints.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from pathlib import Path
 import click
 
 from dialer.core.config import Settings, load_settings
-from dialer.core.errors import DueCallError
 from dialer.core.private_files import set_private_umask, tighten
 from duecall.cli import accounts, asterisk, audit, campaign, ivr, policy
-from duecall.cli._shared import console, fail, settings_of
+from duecall.cli._shared import console, settings_of
+from duecall.cli.errors import DueCallGroup
 
 
-@click.group()
+@click.group(cls=DueCallGroup)  # the one place where errors become one line (duecall/cli/errors.py)
 @click.option(
     "--config",
     "config_path",
@@ -32,10 +35,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     # Borrowers' data and secrets: all this process, its workers and its Asterisk create is private.
     caller_umask = set_private_umask()
     ctx.call_on_close(lambda: os.umask(caller_umask))  # for in-process callers (tests)
-    try:
-        ctx.obj = {"settings": load_settings(config_path)}
-    except DueCallError as error:
-        fail(error)
+    ctx.obj = {"settings": load_settings(config_path)}
     _tighten_folders(ctx.obj["settings"])
 
 
@@ -52,10 +52,7 @@ def demo(ctx: click.Context) -> None:
     """Start Asterisk, import ~20 simulated borrowers, call them all and print the outcomes."""
     from duecall.demo import run_demo  # the demo loads only for this command
 
-    try:
-        run_demo(settings_of(ctx), console)
-    except DueCallError as error:
-        fail(error)
+    run_demo(settings_of(ctx), console)
 
 
 for command in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from dialer.accounts.parse import ImportSettings
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
-from duecall.cli._shared import console, fail, operator, run_async, settings_of
+from duecall.cli._shared import console, operator, settings_of
 from duecall.runtime import open_store
 
 
@@ -34,7 +35,7 @@ def accounts() -> None:
 def accounts_import(ctx: click.Context, file: Path, rejects_file: Path | None) -> None:
     """Import (or update) borrowers from a CSV file."""
     s = settings_of(ctx)
-    run_async(_import(s, file, rejects_file))
+    asyncio.run(_import(s, file, rejects_file))
 
 
 async def _import(s: Settings, file: Path, rejects_file: Path | None) -> None:
@@ -89,7 +90,7 @@ def accounts_opt_out(ctx: click.Context, phone: str, channel: str) -> None:
         finally:
             await store.close()
 
-    run_async(go())
+    asyncio.run(go())
     console.print(f"{phone}: opted out of {channel}.")
 
 
@@ -121,8 +122,8 @@ def accounts_preferences(
         windows = tuple(tuple(datetime.fromisoformat(x) for x in c.split("/")) for c in consent)
         if any(len(r) != 2 for r in ranges) or any(len(w) != 2 or w[0].tzinfo is None for w in windows):
             raise ValueError("expected HH:MM-HH:MM and FROM/TO with UTC offsets")
-    except ValueError as exc:
-        fail(DueCallError(f"preferences: {exc}"))
+    except ValueError as exc:  # a bad option value: the user's mistake, said in one line
+        raise DueCallError(f"preferences: {exc}") from exc
     prefs = Preferences(ranges, windows)  # type: ignore[arg-type]
     s = settings_of(ctx)
 
@@ -133,5 +134,5 @@ def accounts_preferences(
         finally:
             await store.close()
 
-    run_async(go())
+    asyncio.run(go())
     console.print(f"{phone}: {len(ranges)} inconvenient time(s), {len(windows)} consent window(s) recorded.")

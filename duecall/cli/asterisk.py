@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from dialer.asterisk import host as asterisk_host
-from dialer.core.errors import DueCallError
-from duecall.cli._shared import console, fail, settings_of
+from duecall.cli._shared import console, settings_of
 from duecall.runtime import start_asterisk
 
 
@@ -20,10 +19,7 @@ def asterisk() -> None:
 def asterisk_up(ctx: click.Context) -> None:
     """Install Asterisk if needed (system one, else a Debian sid chroot) and start it."""
     s = settings_of(ctx)
-    try:
-        creds = start_asterisk(s)
-    except DueCallError as error:
-        fail(error)
+    creds = start_asterisk(s)
     console.print(f"Asterisk is up; AMI on {creds.host}:{creds.port} (user {creds.username}).")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from audit.bundle_check import BundleReport, Verdict, check_bundle
 from audit.verify import VerifyReport, head, last_anchor, read_anchors, verify
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
-from duecall.cli._shared import console, fail, operator, run_async, settings_of
+from dialer.core.errors import ConfigError, DueCallError
+from duecall.cli._shared import console, operator, settings_of
 from duecall.cli.audit_web import serve, user
 from duecall.runtime import open_store
 
@@ -40,18 +43,25 @@ def verify_command(ctx: click.Context, anchors: Path | None, since_last_anchor: 
     """Check every link of the chain and every recording's hash; name the first broken link."""
     s = settings_of(ctx)
     anchor_file = anchors or s.anchor_path()
-    try:
+    with _bad_anchors():
         since = None
         if since_last_anchor:
             since = last_anchor(anchor_file) if anchor_file and anchor_file.exists() else None
             if since is None:
-                raise ValueError(f"{anchor_file}: no anchor yet (run `duecall audit anchor`)")
+                raise DueCallError(f"{anchor_file}: no anchor yet (run `duecall audit anchor`)")
         report = verify(s.path(s.store.path), anchor_file, since)
-    except (OSError, ValueError) as error:
-        fail(error)
-        return
     _print_report(report)
     sys.exit(0 if report.ok else 1)
+
+
+@contextmanager
+def _bad_anchors() -> Iterator[None]:
+    """audit.verify says what is wrong with an anchor file (a bad line, not UTF-8) with ValueError:
+    the user's file, so a DueCallError (one line), not a bug's traceback."""
+    try:
+        yield
+    except ValueError as error:
+        raise DueCallError(str(error)) from error
 
 
 def _print_report(r: VerifyReport) -> None:
@@ -81,8 +91,7 @@ def anchor_command(ctx: click.Context) -> None:
     s = settings_of(ctx)
     target = s.anchor_path()
     if target is None:
-        fail(ValueError("no [audit] anchor_file is set"))
-        return
+        raise ConfigError("no [audit] anchor_file is set")
     seq, digest = head(s.path(s.store.path))
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a", encoding="utf-8") as f:
@@ -110,16 +119,13 @@ def check_bundle_command(ctx: click.Context, bundle: Path, anchors: Path | None,
     bundle was refused; 2: nothing wrong found, but not everything could be tied (e.g. a masked bundle
     offline, or no --anchors).
     """
-    try:
+    with _bad_anchors():
         held = read_anchors(anchors) if anchors else {}
         if against_chain:
             s = settings_of(ctx)
             report = check_bundle_against_chain(bundle, s.path(s.store.path), held)
         else:
             report = check_bundle(bundle, held)
-    except (OSError, ValueError) as error:
-        fail(error)
-        return
     _print_bundle_report(bundle, report)
     sys.exit(int(report.verdict))
 
@@ -153,7 +159,7 @@ def recordings() -> None:
 def purge_command(ctx: click.Context, dry_run: bool) -> None:
     """Remove recordings older than [audit] recordings_retention; each removal goes into the chain."""
     s = settings_of(ctx)
-    removed = run_async(purge(s, SystemClock().now(), dry_run, operator()))
+    removed = asyncio.run(purge(s, SystemClock().now(), dry_run, operator()))
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {removed} recordings (retention {s.audit.recordings_retention.days} days)")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import UTC, datetime
 
 import click
 
 from audit.users import ROLES, create_user, disable_user, list_users, set_password
-from dialer.core.errors import DueCallError
-from duecall.cli._shared import console, fail, operator, run_async, settings_of
+from duecall.cli._shared import console, operator, settings_of
 from duecall.runtime import open_store
 
 
@@ -24,10 +24,7 @@ def serve(ctx: click.Context, host: str, port: int, secure_cookie: bool) -> None
 
     from audit.web.app import create_app  # the web stack loads only for this command
 
-    try:
-        app = create_app(settings_of(ctx), secure_cookie=secure_cookie, bound=host)
-    except DueCallError as error:
-        fail(error)
+    app = create_app(settings_of(ctx), secure_cookie=secure_cookie, bound=host)
     console.print(f"Audit page on http://{host}:{port}/ (Ctrl-C stops it).")
     uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=False, log_level="info")
 
@@ -54,7 +51,7 @@ def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> 
         finally:
             await store.close()
 
-    run_async(go())
+    asyncio.run(go())
     console.print(f"{name} ({role}) can now sign in.")
 
 
@@ -73,7 +70,7 @@ def user_list(ctx: click.Context) -> None:
         finally:
             await store.close()
 
-    run_async(go())
+    asyncio.run(go())
 
 
 @user.command("disable")
@@ -90,7 +87,7 @@ def user_disable(ctx: click.Context, name: str) -> None:
         finally:
             await store.close()
 
-    run_async(go())
+    asyncio.run(go())
     console.print(f"{name} can no longer sign in.")
 
 
@@ -110,7 +107,7 @@ def user_password(ctx: click.Context, name: str, password_stdin: bool) -> None:
         finally:
             await store.close()
 
-    run_async(go())
+    asyncio.run(go())
     console.print(f"{name} has a new password; their open sessions have ended.")
 
 

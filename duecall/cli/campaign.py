@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import click
@@ -10,7 +11,7 @@ from rich.table import Table
 from dialer.campaign.engine import RunSummary
 from dialer.core.clock import SystemClock
 from dialer.core.errors import DueCallError
-from duecall.cli._shared import console, operator, run_async, settings_of
+from duecall.cli._shared import console, operator, settings_of
 from duecall.runtime import dial, ivr_figures, open_store
 
 
@@ -35,7 +36,7 @@ def campaign_create(ctx: click.Context, name: str, account_ids: tuple[str, ...])
         finally:
             await store.close()
 
-    added = run_async(go())
+    added = asyncio.run(go())
     console.print(f"campaign {name}: {added} accounts added.")
 
 
@@ -46,7 +47,7 @@ def campaign_create(ctx: click.Context, name: str, account_ids: tuple[str, ...])
 def run_campaign(ctx: click.Context, campaign_name: str, exit_when_idle: bool) -> None:
     """Place the campaign's calls until every account is settled (Ctrl-C stops gracefully)."""
     s = settings_of(ctx)
-    summary = run_async(dial(s, campaign_name, SystemClock(), timedelta(0) if exit_when_idle else None))
+    summary = asyncio.run(dial(s, campaign_name, SystemClock(), timedelta(0) if exit_when_idle else None))
     _print_summary(summary)
 
 
@@ -86,7 +87,7 @@ def status(ctx: click.Context, campaign_name: str) -> None:
             upcoming.add_row(f"{at:%Y-%m-%d %H:%M:%S}", account_id, phone, note)
         console.print(upcoming)
 
-    run_async(go())
+    asyncio.run(go())
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> Table:

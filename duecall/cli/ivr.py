@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 
 from dialer.core.errors import DueCallError
 from dialer.core.models import Account
-from duecall.cli._shared import console, fail, run_async, settings_of
+from duecall.cli._shared import console, settings_of
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -51,11 +52,8 @@ def ivr_lint(files: tuple[Path, ...], policy: str) -> None:
     from ivr.lint import lint_file
 
     problems: list[str] = []
-    try:
-        for path in files:
-            problems += lint_file(path, policy)
-    except DueCallError as error:
-        fail(error)
+    for path in files:
+        problems += lint_file(path, policy)
     for problem in problems:
         console.print(problem, highlight=False)
     if problems:
@@ -101,10 +99,7 @@ def ivr_render(ctx: click.Context, file: Path, out: Path | None) -> None:
     from ivr.tts import PromptCache, Voice, voice_for
 
     s = settings_of(ctx)
-    try:
-        script = load_script(file)
-    except DueCallError as error:
-        fail(error)
+    script = load_script(file)
     folder = out or s.path(s.asterisk.state_dir) / "render" / script.name
     sample = _sample_account(script.locale)
     fields = {**account_fields(script, sample), "promised_date": spoken_date(sample.due_date, script.locale)}
@@ -119,7 +114,7 @@ def ivr_render(ctx: click.Context, file: Path, out: Path | None) -> None:
         return done
 
     folder.mkdir(parents=True, exist_ok=True)
-    for where, path in run_async(go()):
+    for where, path in asyncio.run(go()):
         target = folder / f"{where.replace('nodes.', '').replace('.', '-')}.wav"
         target.write_bytes(path.read_bytes())
         console.print(f"{target}", highlight=False)
@@ -137,10 +132,7 @@ def ivr_try(file: Path) -> None:
     from ivr.service import account_fields
     from ivr.spoken import spoken_date
 
-    try:
-        script = load_script(file)
-    except DueCallError as error:
-        fail(error)
+    script = load_script(file)
     fields = account_fields(script, _sample_account(script.locale))
 
     async def opt_out() -> None:
@@ -154,7 +146,7 @@ def ivr_try(file: Path) -> None:
         opt_out,
         lambda d: spoken_date(d, script.locale),
     )
-    result = run_async(flow.run())
+    result = asyncio.run(flow.run())
     console.print(
         f"outcome: {result.outcome}  promised date: {result.promised_date}  "
         f"right party: {result.right_party}  nodes: {' > '.join(result.nodes)}"

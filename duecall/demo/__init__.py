@@ -23,8 +23,9 @@ from dialer.accounts.importer import import_accounts
 from dialer.accounts.parse import ImportSettings
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
-from dialer.core.models import Account
-from dialer.store import Store
+from dialer.core.dialplan import SIM_AUDIO, SIM_DELAY, SIM_KEYS, Context, sim_family
+from dialer.core.models import Account, Disposition
+from dialer.store import SqliteStore
 from duecall.demo.journeys import HELLO, IVR_START, Journey, plan_keys, say_seconds
 from ivr.service import IvrService
 from ivr.tts import playback_target
@@ -184,7 +185,14 @@ def demo_settings(s: Settings) -> Settings:
     """Short delays and rings so the whole demo takes a couple of minutes."""
     retry = {
         d: {"delay": "5s", "max_attempts": 2}
-        for d in ("no_answer", "busy", "failed", "machine", "hung_up_early", "unknown")
+        for d in (
+            Disposition.NO_ANSWER,
+            Disposition.BUSY,
+            Disposition.FAILED,
+            Disposition.MACHINE,
+            Disposition.HUNG_UP_EARLY,
+            Disposition.UNKNOWN,
+        )
     }
     return s.model_validate(
         {
@@ -196,7 +204,7 @@ def demo_settings(s: Settings) -> Settings:
                 "ring_timeout": timedelta(seconds=8),
                 "max_concurrent": 10,
                 "calls_per_second": 5,
-                "trunk": "Local/{number}@duecall-sim",
+                "trunk": f"Local/{{number}}@{Context.SIM}",
             },
             "retry": retry,
         }
@@ -262,7 +270,7 @@ async def program_borrowers(s: Settings, now: datetime, account_ids: list[str]) 
     from dialer.asterisk.ami import AmiClient, AmiTimeouts
     from duecall.runtime import build_ivr, endpoint
 
-    store = await Store.open(s.path(s.store.path), s.store.synchronous)
+    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
     ivr = build_ivr(
         s.model_copy(update={"ivr": s.ivr.model_copy(update={"speech_model": ""})}), store, SystemClock()
     )
@@ -276,7 +284,7 @@ async def program_borrowers(s: Settings, now: datetime, account_ids: list[str]) 
             values = await _sim_values(ivr, account, now)
             for key, value in values.items():
                 await client.send(
-                    "DBPut", {"Family": f"sim/{account.phone_e164.lstrip('+')}", "Key": key, "Val": value}
+                    "DBPut", {"Family": sim_family(account.phone_e164.lstrip("+")), "Key": key, "Val": value}
                 )
     finally:
         client.close()
@@ -293,17 +301,17 @@ async def _sim_values(ivr: IvrService, account: Account, now: datetime) -> dict[
         promise = f"{(now + timedelta(days=5)).date():%Y%m%d}"
         presses = tuple((node, promise if keys == PROMISE else keys) for node, keys in journey.presses)
         keys, delay = await plan_keys(ivr, account, Journey(journey.label, presses))
-        return {"keys": keys, "delay": f"{delay:.1f}"}
+        return {SIM_KEYS: keys, SIM_DELAY: f"{delay:.1f}"}
     if last_four in VOICE_BORROWERS:
         script = ivr.script_for(account)
         yes = await ivr.prompts.render("네", ivr.voice(script))  # the borrower's spoken "yes"
         spoken = await say_seconds(ivr, script, account, ["intro", "confirm"])
-        return {"audio": playback_target(yes), "delay": f"{IVR_START + spoken - HELLO + 0.5:.1f}"}
+        return {SIM_AUDIO: playback_target(yes), SIM_DELAY: f"{IVR_START + spoken - HELLO + 0.5:.1f}"}
     return {}
 
 
 async def _import_and_create(s: Settings, csv_path: Path, console: Console) -> None:
-    store = await Store.open(s.path(s.store.path), s.store.synchronous)
+    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
     try:
         a = s.accounts
         report = await import_accounts(
@@ -331,7 +339,7 @@ def _outcome(row: dict[str, object]) -> str:
 
 
 async def _print_outcomes(s: Settings, plan: list[tuple[str, str, str]], console: Console) -> None:
-    store = await Store.open(s.path(s.store.path), s.store.synchronous)
+    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
     try:
         campaign = await store.campaign("demo")
         assert campaign is not None

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from dialer.core.config import PACKS_DIR, pack_names
 from dialer.core.errors import ConfigError
+from dialer.core.vocab import RuleId
 from dialer.policy.engine import LenderSettings, Pack, shorten
 
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
@@ -94,18 +95,18 @@ class _PackFile(BaseModel):
     seven_in_seven: _SevenInSeven | None = None
     conversation_bar: _ConversationBar | None = None
 
-    def sources(self) -> tuple[tuple[str, str], ...]:
+    def sources(self) -> tuple[tuple[RuleId, str], ...]:
         """Engine rule id -> citation."""
-        rules: dict[str, _Rule | None] = {
-            "opt-out": self.opt_out,
-            "window": self.window,
-            "inconvenient": self.inconvenient,
-            "consent": self.consent,
-            "zone-unknown": self.unknown_zone,
-            "daily-cap": self.daily_cap,
-            "person": self.consumer_only,
-            "7-in-7": self.seven_in_seven,
-            "conversation": self.conversation_bar,
+        rules: dict[RuleId, _Rule | None] = {
+            RuleId.OPT_OUT: self.opt_out,
+            RuleId.WINDOW: self.window,
+            RuleId.INCONVENIENT: self.inconvenient,
+            RuleId.CONSENT: self.consent,
+            RuleId.ZONE_UNKNOWN: self.unknown_zone,
+            RuleId.DAILY_CAP: self.daily_cap,
+            RuleId.PERSON: self.consumer_only,
+            RuleId.SEVEN_IN_SEVEN: self.seven_in_seven,
+            RuleId.CONVERSATION: self.conversation_bar,
         }
         return tuple((rule, r.source) for rule, r in rules.items() if r is not None)
 

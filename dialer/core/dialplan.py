@@ -1,0 +1,98 @@
+"""The dialplan contract: every name Python shares with asterisk/conf/extensions.conf, once.
+
+The dialer originates `Local/<attempt>@duecall-outbound` into `duecall-ivr`, exten `s`, with
+channel variables (`Var`); the dialplan reports each side's end in AstDB (`duecall/<key>/dial`,
+`duecall/<key>/ivr`) and as UserEvents (`Event`, with the headers in `Header`); `DUECALL_STAGE`
+tells how far the answered side got (`Stage`). docs/number-plan.md describes the contract;
+tests/unit/test_dialplan_names.py checks every name here is in extensions.conf.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Context(enum.StrEnum):
+    OUTBOUND = "duecall-outbound"  # Local ;2: dials the borrower
+    IVR = "duecall-ivr"  # Local ;1: runs once the borrower answered
+    SIM = "duecall-sim"  # the simulated borrowers (the demo's and the tests' trunk)
+
+
+IVR_EXTEN = "s"  # the extension the Originate sends the answered side to, in Context.IVR
+
+
+class Var(enum.StrEnum):
+    """Channel variables. The Originate sets the first ones; the IVR sets STAGE and OUTCOME."""
+
+    ATTEMPT = "DUECALL_ATTEMPT"  # the dialer's call key: <database id>-<attempt id>
+    DIAL = "DUECALL_DIAL"  # what Dial() calls (the trunk with the number)
+    RING_TIMEOUT = "DUECALL_RING_TIMEOUT"  # seconds
+    AMD = "DUECALL_AMD"  # "yes": run answering-machine detection
+    RECORDING = "DUECALL_RECORDING"  # the recording's path, without .wav
+    PROMPT = "DUECALL_PROMPT"  # the one prompt played without the IVR
+    AGI_PORT = "DUECALL_AGI_PORT"  # the dialer's FastAGI port ("": no IVR)
+    AGI_SECRET = "DUECALL_AGI_SECRET"  # the secret the FastAGI session shows
+    STAGE = "DUECALL_STAGE"  # how far the answered side got: a Stage
+    OUTCOME = "DUECALL_OUTCOME"  # what the borrower chose: an Outcome value
+
+
+class Stage(enum.StrEnum):
+    """DUECALL_STAGE values."""
+
+    ANSWERED = "answered"  # the borrower answered, nothing played yet
+    PROMPT = "prompt"  # the first prompt is playing
+    MENU = "menu"  # the first prompt was heard
+    DONE = "done"  # the script (or the broadcast) ended
+    MACHINE = "machine"  # AMD heard an answering machine
+    CUT = "cut"  # our side ended the FastAGI session before the script did
+
+
+# A hangup in these stages is the borrower hanging up early.
+EARLY_STAGES = frozenset({Stage.ANSWERED, Stage.PROMPT})
+
+
+class Event(enum.StrEnum):
+    """The UserEvent names the dialplan sends over AMI."""
+
+    ANSWER = "DueCallAnswer"  # the borrower answered (Local ;1)
+    DIAL = "DueCallDial"  # the outbound leg ended (Local ;2)
+    IVR = "DueCallIvr"  # the answered side ended
+
+
+class Header(enum.StrEnum):
+    """The headers of those UserEvents."""
+
+    ATTEMPT = "Attempt"  # the call key, in every one
+    ANSWERED_AT = "AnsweredAt"  # DueCallAnswer: the dialplan's clock, seconds since the epoch
+    DIAL_STATUS = "DialStatus"  # DueCallDial: DIALSTATUS
+    CAUSE = "Cause"  # DueCallDial: HANGUPCAUSE
+    STAGE = "Stage"  # DueCallIvr: DUECALL_STAGE
+    AMD = "Amd"  # DueCallIvr: AMDSTATUS
+    AMD_CAUSE = "AmdCause"  # DueCallIvr: AMDCAUSE
+    DIGITS = "Digits"  # DueCallIvr: the key pressed without the IVR
+    OUTCOME = "Outcome"  # DueCallIvr: DUECALL_OUTCOME
+    AGI_STATUS = "AgiStatus"  # DueCallIvr: AGISTATUS
+
+
+# AstDB: the dialplan's facts about a call, under duecall/<call key>/<key>.
+ASTDB_FAMILY = "duecall"
+ASTDB_DIAL = "dial"  # "DIALSTATUS,HANGUPCAUSE"
+ASTDB_IVR = "ivr"  # "stage,AMDSTATUS,digits,outcome,AGISTATUS"
+
+
+def astdb_call_family(key: str) -> str:
+    """The AstDB family holding one call's facts."""
+    return f"{ASTDB_FAMILY}/{key}"
+
+
+# AstDB: what a simulated borrower does, under sim/<number digits>/<key> (extensions.conf, [duecall-sim]).
+SIM_FAMILY = "sim"
+SIM_KEYS = "keys"  # DTMF to send
+SIM_AUDIO = "audio"  # what to say: a sound file's path without extension
+SIM_DELAY = "delay"  # seconds before it answers in keys or words
+SIM_CALLS = "calls"  # how many calls the number received
+
+
+def sim_family(number: str) -> str:
+    """The AstDB family of one simulated borrower (E.164 digits, no '+')."""
+    return f"{SIM_FAMILY}/{number}"

@@ -1,0 +1,113 @@
+"""Campaigns and their targets (the accounts a campaign calls), and a campaign's status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiosqlite
+
+from dialer.core.models import Campaign, Target, TargetState
+from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
+from dialer.store.chain import AuditEvent
+from dialer.store.chain import append as append_audit
+from dialer.store.db import Database, fetch_all
+from dialer.store.events import CampaignCreated
+from dialer.store.times import from_db, to_db
+
+CREATE_CAMPAIGN = "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+CAMPAIGN = "SELECT id, name, created_at FROM campaigns WHERE name=?"
+# "WHERE true" lets SQLite parse INSERT ... SELECT ... ON CONFLICT.
+ADD_TARGETS = (
+    "INSERT INTO targets (campaign_id, account_pk, state, attempts, next_at) "
+    "SELECT ?, id, ?, 0, ? FROM accounts WHERE true{only} ON CONFLICT DO NOTHING"
+)
+DUE_TARGETS = (
+    f"SELECT {ACCOUNT_COLUMNS}, t.attempts, t.next_at FROM targets t JOIN accounts a ON a.id = t.account_pk "
+    "WHERE t.campaign_id=? AND t.state='pending' AND t.next_at<=? ORDER BY t.next_at LIMIT ?"
+)
+NEXT_DUE = "SELECT min(next_at) AS at FROM targets WHERE campaign_id=? AND state='pending'"
+COUNT_TARGETS = "SELECT count(*) AS n FROM targets WHERE campaign_id=? AND state IN ({marks})"
+TARGETS_BY_STATE = "SELECT state AS k, count(*) AS n FROM targets WHERE campaign_id=? GROUP BY state"
+ATTEMPTS_BY_DISPOSITION = (
+    "SELECT coalesce(disposition, 'open') AS k, count(*) AS n FROM attempts WHERE campaign_id=? GROUP BY 1"
+)
+OUTCOMES = (
+    "SELECT outcome AS k, count(*) AS n FROM attempts WHERE campaign_id=? AND outcome IS NOT NULL GROUP BY 1"
+)
+UPCOMING = (
+    "SELECT t.next_at, a.account_id, a.phone_e164, t.note FROM targets t "
+    "JOIN accounts a ON a.id=t.account_pk WHERE t.campaign_id=? AND t.state='pending' "
+    "ORDER BY t.next_at LIMIT ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatus:
+    campaign: Campaign
+    targets_by_state: dict[str, int]
+    attempts_by_disposition: dict[str, int]
+    open_attempts: int
+    next_due: list[tuple[datetime, str, str, str]]  # (at, account id, phone, note)
+    outcomes: dict[str, int] = field(default_factory=dict)  # what answered borrowers chose
+
+
+class Campaigns:
+    """The store's campaigns and targets (a part of `SqliteStore`)."""
+
+    _db: Database
+
+    async def create_campaign(self, name: str, now: datetime, actor: str = "operator") -> Campaign:
+        async with self._db.write() as db:
+            cur = await db.execute(CREATE_CAMPAIGN, (name, to_db(now)))
+            if cur.rowcount == 1:
+                event = AuditEvent(CampaignCreated(name), now, actor, cur.lastrowid)
+                await append_audit(db, [event])
+        found = await self.campaign(name)
+        assert found is not None
+        return found
+
+    async def campaign(self, name: str) -> Campaign | None:
+        row = await self._db.fetch_one(CAMPAIGN, (name,))
+        return Campaign(row["id"], row["name"], from_db(row["created_at"])) if row else None
+
+    async def add_targets(
+        self, campaign_id: int, now: datetime, account_ids: Sequence[str] | None = None
+    ) -> int:
+        """Put accounts into the campaign (all of them when no ids are given); returns how many were new."""
+        only, params = "", [campaign_id, TargetState.PENDING.value, to_db(now)]
+        if account_ids is not None:
+            only = f" AND account_id IN ({','.join('?' * len(account_ids))})"
+            params += list(account_ids)
+        async with self._db.write() as db:
+            cur = await db.execute(ADD_TARGETS.format(only=only), params)
+            return cur.rowcount
+
+    async def due_targets(self, campaign_id: int, now: datetime, limit: int) -> list[Target]:
+        rows = await self._db.fetch_all(DUE_TARGETS, (campaign_id, to_db(now), limit))
+        return [Target(campaign_id, account_from(r), r["attempts"], from_db(r["next_at"])) for r in rows]
+
+    async def next_due_at(self, campaign_id: int) -> datetime | None:
+        row = await self._db.fetch_one(NEXT_DUE, (campaign_id,))
+        return from_db(row["at"]) if row and row["at"] else None
+
+    async def count_targets(self, campaign_id: int, states: Iterable[TargetState]) -> int:
+        names = [s.value for s in states]
+        row = await self._db.fetch_one(
+            COUNT_TARGETS.format(marks=",".join("?" * len(names))), (campaign_id, *names)
+        )
+        return int(row["n"]) if row else 0
+
+    async def status(self, campaign: Campaign, upcoming: int = 10) -> CampaignStatus:
+        async with self._db.read() as db:  # one snapshot: the counts agree with each other
+            by_state = await _counts(db, TARGETS_BY_STATE, campaign.id)
+            by_disp = await _counts(db, ATTEMPTS_BY_DISPOSITION, campaign.id)
+            rows = await fetch_all(db, UPCOMING, (campaign.id, upcoming))
+            outcomes = await _counts(db, OUTCOMES, campaign.id)
+        nxt = [(from_db(r["next_at"]), r["account_id"], r["phone_e164"], r["note"]) for r in rows]
+        return CampaignStatus(campaign, by_state, by_disp, by_disp.get("open", 0), nxt, outcomes)
+
+
+async def _counts(db: aiosqlite.Connection, sql: str, campaign_id: int) -> dict[str, int]:
+    return {r["k"]: r["n"] for r in await fetch_all(db, sql, (campaign_id,))}

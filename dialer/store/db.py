@@ -1,0 +1,157 @@
+"""The SQLite database behind the store: its two connections, the one write path, migrations.
+
+One write connection behind one asyncio lock: `Database.write()` is the only way to change a
+row (BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error), so two coroutines never interleave
+statements inside each other's transactions.
+
+Reads go through a second, read-only connection (`Database.read()`), never through the writer.
+A read on the writer's connection while another coroutine holds it inside BEGIN ... COMMIT would
+see that coroutine's uncommitted rows, which may yet be rolled back; waiting for the write lock
+instead would stall every audit page and status read behind the dialer's writes. In WAL mode a
+second connection reads the last committed snapshot and neither blocks the writer nor waits for
+it (datasette's layout: one write connection, separate read connections). Each `read()` is one
+read transaction, so the statements of one read see one snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from dialer.core.errors import StoreError
+from dialer.core.private_files import create_private, tighten
+
+Row = sqlite3.Row
+SCHEMA_VERSION = "PRAGMA user_version"
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("dialer.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (no semicolons inside our literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _make_private(path: Path) -> None:
+    """The database holds borrowers' data: 0600, and SQLite gives its -wal and -shm the same mode.
+
+    Files left by an older version (or by a killed process) are tightened first.
+    """
+    create_private(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
+
+
+async def _connect(path: Path, synchronous: str, read_only: bool) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row  # rows are read by column name
+    if not read_only:
+        await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute(f"PRAGMA synchronous={synchronous}")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=10000")
+    if read_only:
+        await conn.execute("PRAGMA query_only=ON")  # a statement that writes fails here
+    return conn
+
+
+class Database:
+    """The write connection (behind `write()`) and the read connection (behind `read()`)."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, synchronous: str = "FULL") -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = None
+        try:
+            _make_private(path)
+            writer = await _connect(path, synchronous, read_only=False)
+            await _migrate(writer, path)
+            reader = await _connect(path, synchronous, read_only=True)
+        except StoreError:
+            if writer is not None:
+                await writer.close()
+            raise
+        except Exception as exc:  # sqlite3 errors and OSError alike
+            if writer is not None:
+                await writer.close()
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+        return cls(writer, reader)
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The one write path: one transaction, committed when the block ends without an error."""
+        async with self._write_lock, _transaction(self._writer, "BEGIN IMMEDIATE") as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One read transaction on the read-only connection: a committed snapshot."""
+        async with self._read_lock, _transaction(self._reader, "BEGIN") as conn:
+            yield conn
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self.read() as db:
+            return await fetch_all(db, sql, params)
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self.read() as db:
+            return await fetch_one(db, sql, params)
+
+
+@asynccontextmanager
+async def _transaction(conn: aiosqlite.Connection, begin: str) -> AsyncIterator[aiosqlite.Connection]:
+    await conn.execute(begin)
+    try:
+        yield conn
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+async def fetch_all(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    rows = await db.execute_fetchall(sql, params)
+    return list(rows)  # sqlite3.Row each (row_factory)
+
+
+async def fetch_one(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    return next(iter(await fetch_all(db, sql, params)), None)
+
+
+async def _migrate(conn: aiosqlite.Connection, path: Path) -> None:
+    async with _transaction(conn, "BEGIN IMMEDIATE") as db:
+        row = await fetch_one(db, SCHEMA_VERSION)
+        version = int(row["user_version"]) if row else 0
+        known = _migrations()
+        if version > known[-1][0]:
+            raise StoreError(f"{path}: schema version {version} is newer than this DueCall")
+        for number, sql in known:
+            if number > version:
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version={number}")

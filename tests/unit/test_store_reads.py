@@ -1,0 +1,81 @@
+"""Reads never see another coroutine's open write transaction, and cannot write themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dialer.store.accounts as accounts_module
+from audit.search import CallFilter, search
+from dialer.store import SqliteStore
+from dialer.store.chain import AuditEvent
+from tests.support.records import NOW, record
+
+
+async def test_a_read_during_an_open_write_sees_only_committed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await SqliteStore.open(tmp_path / "t.db")
+    await store.upsert_accounts([record("A1")], NOW)
+    inside, release = asyncio.Event(), asyncio.Event()
+    real_append = accounts_module.append_audit
+
+    async def held_open(db: Any, events: Sequence[AuditEvent]) -> None:
+        # Inside import_batch's transaction: its accounts are inserted, not committed.
+        inside.set()
+        await release.wait()
+        await real_append(db, events)
+
+    monkeypatch.setattr(accounts_module, "append_audit", held_open)
+    try:
+        import_id = await store.start_import("b.csv", NOW)
+        batch = [record("A2", "+12025550102"), record("A3", "+12025550103")]
+        writing = asyncio.create_task(store.import_batch(import_id, 1, batch, [], NOW))
+        async with asyncio.timeout(5):  # a read does not wait for the writer either
+            await inside.wait()
+            assert await store.count_accounts() == 1
+            assert await store.account("A2") is None
+            assert await store.fetch_all("SELECT account_id FROM accounts WHERE account_id='A3'") == []
+            assert (await search(store, CallFilter())).total == 0
+        assert not writing.done()  # the write was open all along
+        release.set()
+        await writing
+        assert await store.count_accounts() == 3
+        found = await store.account("A2")
+        assert found is not None and found.phone_e164 == "+12025550102"
+    finally:
+        release.set()
+        await store.close()
+
+
+async def test_a_rolled_back_write_is_never_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await SqliteStore.open(tmp_path / "t.db")
+
+    async def failing(db: Any, events: Sequence[AuditEvent]) -> None:
+        assert await store.count_accounts() == 0  # read while the batch's rows sit uncommitted
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    monkeypatch.setattr(accounts_module, "append_audit", failing)
+    try:
+        import_id = await store.start_import("b.csv", NOW)
+        with pytest.raises(sqlite3.OperationalError, match="injected"):
+            await store.import_batch(import_id, 1, [record("A1")], [], NOW)
+        assert await store.count_accounts() == 0
+    finally:
+        await store.close()
+
+
+async def test_the_read_path_cannot_write(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "t.db")
+    try:
+        await store.upsert_accounts([record("A1")], NOW)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store.fetch_all("DELETE FROM accounts")
+        assert await store.count_accounts() == 1
+    finally:
+        await store.close()
