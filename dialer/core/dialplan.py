@@ -32,6 +32,9 @@ class Var(enum.StrEnum):
     PROMPT = "DUECALL_PROMPT"  # the one prompt played without the IVR
     AGI_PORT = "DUECALL_AGI_PORT"  # the dialer's FastAGI port ("": no IVR)
     AGI_SECRET = "DUECALL_AGI_SECRET"  # the secret the FastAGI session shows
+    # The limited-content message to leave on an answering machine: a rendered prompt's path
+    # without .wav; unset or "": hang up on a machine without a message (the pack forbids it).
+    VOICEMAIL = "DUECALL_VOICEMAIL"
     STAGE = "DUECALL_STAGE"  # how far the answered side got: a Stage
     OUTCOME = "DUECALL_OUTCOME"  # what the borrower chose: an Outcome value
 
@@ -43,7 +46,8 @@ class Stage(enum.StrEnum):
     PROMPT = "prompt"  # the first prompt is playing
     MENU = "menu"  # the first prompt was heard
     DONE = "done"  # the script (or the broadcast) ended
-    MACHINE = "machine"  # AMD heard an answering machine
+    MACHINE = "machine"  # AMD heard an answering machine (no message left, or not to its end)
+    VOICEMAIL = "voicemail"  # an answering machine, and the message was played to its end
     CUT = "cut"  # our side ended the FastAGI session before the script did
 
 
@@ -91,6 +95,7 @@ SIM_KEYS = "keys"  # DTMF to send
 SIM_AUDIO = "audio"  # what to say: a sound file's path without extension
 SIM_DELAY = "delay"  # seconds before it answers in keys or words
 SIM_CALLS = "calls"  # how many calls the number received
+SIM_RECORD = "record"  # answering machines: where to record what they hear (a path without extension)
 
 
 def sim_family(number: str) -> str:

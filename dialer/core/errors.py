@@ -15,8 +15,12 @@ DueCallError
 │   └── AgiPeerError     the peer broke a bound (an overlong line, an endless reply): dropped
 ├── ScriptError          an IVR script is invalid (every problem, with file, line and field)
 ├── TtsError             a prompt could not be synthesised (names the text and the voice)
+├── VoiceError           a configured TTS voice is missing or unusable (names the file)
 ├── SpeechError          the speech model is unusable, or an utterance could not be recognised
-└── AuditorError         an auditors' account cannot be created, found or changed
+│   └── SpeechModelError  a model's files or packages are missing or damaged (names them)
+├── AuditorError         an auditors' account cannot be created, found or changed
+├── SmsGatewayError      the SMS gateway could not be set up, started or reached (names the port or file)
+└── TemplateError        an SMS template file is invalid (every problem, with file, line and field)
 
 A hung-up call is normal flow, never an exception (ivr.agi.AgiHangup is not a DueCallError).
 Every class is defined here; the modules that raise them import them from here.
@@ -131,9 +135,29 @@ class TtsError(DueCallError):
         self.reason = reason
 
 
+class VoiceError(DueCallError):
+    """A configured TTS voice (a piper .onnx, its .onnx.json, the voice package) is missing or unusable."""
+
+
 class SpeechError(DueCallError):
     """The speech model is unusable, or one utterance could not be recognised."""
 
 
+class SpeechModelError(SpeechError):
+    """A model folder or the packages it is assembled from are missing or damaged; names the files."""
+
+
 class AuditorError(DueCallError):
     pass
+
+
+class SmsGatewayError(DueCallError):
+    pass
+
+
+class TemplateError(DueCallError):
+    """Every problem of an SMS template file, one per line, each naming file, line and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

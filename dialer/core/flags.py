@@ -8,6 +8,7 @@ field (a reason's rule and cap count, the call's disposition, IVR outcome and
 
 from __future__ import annotations
 
+from dialer.core.dialplan import Stage
 from dialer.core.models import Account, CallResult, Decision, Disposition
 from dialer.core.vocab import Flag, Outcome, RuleId
 
@@ -24,6 +25,8 @@ FLAGS: dict[Flag, str] = {
     Flag.DISPUTE: "the borrower disputed the debt",
     Flag.OUTCOME_LOST: "the call's result was lost (crash or Asterisk restart); the call still counted",
     Flag.RECONCILED: "the result was recovered after a restart",
+    Flag.VOICEMAIL_LEFT: "an answering machine answered and the pack's limited-content message "
+    "(12 CFR 1006.2(j)) was played to its end",
 }
 
 # Reasons whose rule is itself a flag: the call went ahead under a consent.
@@ -58,6 +61,8 @@ def ended_flags(result: CallResult) -> list[str]:
         flags.add(Flag.OUTCOME_LOST)
     if result.recovered:
         flags.add(Flag.RECONCILED)
+    if result.disposition is Disposition.MACHINE and result.ivr_stage == Stage.VOICEMAIL:
+        flags.add(Flag.VOICEMAIL_LEFT)
     return sorted(flag.value for flag in flags)
 
 

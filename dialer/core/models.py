@@ -163,7 +163,7 @@ class CallResult:
 class IvrStep:
     at: datetime
     node: str
-    kind: str  # prompt, key, speech, no_input, no_match, outcome
+    kind: str  # prompt, key, speech, no_input, no_match, confirm, outcome
     detail: dict[str, object]
 
 

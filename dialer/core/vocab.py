@@ -66,3 +66,4 @@ class Flag(enum.StrEnum):
     DISPUTE = "dispute"
     OUTCOME_LOST = "outcome-lost"
     RECONCILED = "reconciled"
+    VOICEMAIL_LEFT = "voicemail-left"

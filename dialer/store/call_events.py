@@ -176,6 +176,7 @@ class IvrNoInput(Record):
     node: str
     attempt: int
     digits: str | Absent = ABSENT  # at an input
+    reason: str | Absent = ABSENT  # why no reply could be heard (recogniser crash, no model, VAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,21 @@ class IvrNoMatch(Record):
     node: str
     attempt: int
     digits: str | Absent = ABSENT
+    reason: str | Absent = ABSENT  # e.g. "not confirmed": a spoken answer the borrower did not confirm
+
+
+@dataclass(frozen=True, slots=True)
+class IvrConfirm(Record):
+    """A spoken answer asked back: `heard` by voice, then `answer` (yes, no, none) `by` key or voice."""
+
+    KIND = "ivr.confirm"
+    node: str
+    option: str
+    heard: str
+    answer: str
+    by: str | Absent = ABSENT
+    digit: str | Absent = ABSENT
+    phrase: str | Absent | None = ABSENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +207,7 @@ class IvrOutcome(Record):
     KIND = "ivr.outcome"
     node: str
     outcome: str
+    via: str | Absent = ABSENT  # key, voice (a stop request), voice+key / voice+voice (confirmed)
 
 
 IVR_RECORDS: dict[str, Callable[..., Record]] = {
@@ -199,6 +216,7 @@ IVR_RECORDS: dict[str, Callable[..., Record]] = {
     "ivr.speech": IvrSpeech,
     "ivr.no_input": IvrNoInput,
     "ivr.no_match": IvrNoMatch,
+    "ivr.confirm": IvrConfirm,
     "ivr.outcome": IvrOutcome,
 }
 
@@ -226,5 +244,6 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     IvrSpeech,
     IvrNoInput,
     IvrNoMatch,
+    IvrConfirm,
     IvrOutcome,
 )

@@ -13,7 +13,7 @@ import click
 
 from dialer.core.config import Settings, load_settings
 from dialer.core.private_files import set_private_umask, tighten
-from duecall.cli import accounts, asterisk, audit, campaign, ivr, policy
+from duecall.cli import accounts, asterisk, audit, campaign, ivr, policy, sms
 from duecall.cli._shared import console, settings_of
 from duecall.cli.errors import DueCallGroup
 
@@ -65,5 +65,6 @@ for command in (
     campaign.status,
     ivr.ivr,
     policy.policy,
+    sms.sms,
 ):
     main.add_command(command)

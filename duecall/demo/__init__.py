@@ -74,6 +74,8 @@ BEHAVIOURS: tuple[tuple[str, str, Journey | None], ...] = (
     ),
     ("0111", "answers in Korean by voice", None),
     ("0112", "answers in Korean by voice", None),
+    ("0113", "answers in English by voice (Whisper)", None),
+    ("0114", "answers in Mandarin by voice (Whisper)", None),
     ("0120", "never answers", None),
     ("0130", "busy", None),
     ("0140", "congestion", None),
@@ -83,7 +85,17 @@ BEHAVIOURS: tuple[tuple[str, str, Journey | None], ...] = (
     ("0160", "hangs up during the first prompt", None),
     ("0170", "answers, stays silent", None),
 )
-VOICE_BORROWERS = ("0111", "0112")  # Korean speakers, wherever they live
+# Borrowers who answer the right-party question by voice, wherever they live: their language and
+# their spoken "yes", said in the voice the demo's prompts use for that language (ivr.tts).
+VOICE_BORROWERS = {
+    "0111": ("ko-KR", "네"),
+    "0112": ("ko-KR", "네"),
+    "0113": ("en-US", "yes"),  # piper joe; recognised by Whisper
+    "0114": ("zh-CN", "是"),  # espeak-ng Mandarin, which Whisper mostly mishears: then keys
+}
+# After speaking: 2 s of silence ends the recording, then the confirmation question plays (about
+# 5 s) and waits 5 s more: a key 6 s after the words falls in that question (`W` = one second).
+CONFIRM_AFTER_SPEAKING = "WWWWWW1"
 NAMES = (
     "王伟",
     "김민준",
@@ -135,7 +147,7 @@ def write_demo_csv(path: Path, now: datetime) -> list[tuple[str, str, str]]:
         country = day[i % len(day)]
         rows.append(_row(i, country, last_four, due))
         if last_four in VOICE_BORROWERS:
-            rows[-1][-1] = "ko-KR"
+            rows[-1][-1] = VOICE_BORROWERS[last_four][0]
         plan.append((rows[-1][0], behaviour, country.zone))
     for country in night[:2]:
         rows.append(_row(len(rows), country, "0101", due))
@@ -272,7 +284,9 @@ async def program_borrowers(s: Settings, now: datetime, account_ids: list[str]) 
 
     store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
     ivr = build_ivr(
-        s.model_copy(update={"ivr": s.ivr.model_copy(update={"speech_model": ""})}), store, SystemClock()
+        s.model_copy(update={"ivr": s.ivr.model_copy(update={"speech_model": "", "speech": {}})}),
+        store,
+        SystemClock(),
     )
     client = AmiClient(endpoint(s), AmiTimeouts(), lambda m: None)
     task = asyncio.create_task(client.run())
@@ -304,9 +318,11 @@ async def _sim_values(ivr: IvrService, account: Account, now: datetime) -> dict[
         return {SIM_KEYS: keys, SIM_DELAY: f"{delay:.1f}"}
     if last_four in VOICE_BORROWERS:
         script = ivr.script_for(account)
-        yes = await ivr.prompts.render("네", ivr.voice(script))  # the borrower's spoken "yes"
+        yes = await ivr.prompts.render(VOICE_BORROWERS[last_four][1], ivr.voice(script))  # spoken "yes"
         spoken = await say_seconds(ivr, script, account, ["intro", "confirm"])
-        return {SIM_AUDIO: playback_target(yes), SIM_DELAY: f"{IVR_START + spoken - HELLO + 0.5:.1f}"}
+        speaks_at = f"{IVR_START + spoken - HELLO + 0.5:.1f}"
+        # A spoken "yes" is asked back ("... 맞으시면 1번"): the borrower presses 1 during that question.
+        return {SIM_AUDIO: playback_target(yes), SIM_DELAY: speaks_at, SIM_KEYS: CONFIRM_AFTER_SPEAKING}
     return {}
 
 

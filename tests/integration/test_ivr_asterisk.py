@@ -55,6 +55,9 @@ async def test_reminder_calls_end_to_end(asterisk: AmiCredentials, work_dir: Pat
     yes = speak("네", work_dir / "utterances")
     await put(asterisk, ko_phone, "audio", str(yes.with_suffix("")))
     await put(asterisk, ko_phone, "delay", f"{ko_intro + 0.3:.1f}")  # speaks once the question ended
+    # "네" by voice is asked back ("... 맞으시면 1번"): 2 s of silence end the recording, then the
+    # question (about 5 s); key 1, 6 s after the words, confirms during it.
+    await put(asterisk, ko_phone, "keys", "WWWWWW1")
     silent, early = "+13145550170", "+13155550160"
     await reset_counts(asterisk, [*people, ko_phone, silent, early])
     rows = [(acc, phone, zone) for phone, (acc, _, _) in people.items()]
@@ -79,6 +82,8 @@ async def test_reminder_calls_end_to_end(asterisk: AmiCredentials, work_dir: Pat
         speech = [d for _, kind, d in ko_steps if kind == "speech"]
         assert speech and speech[0]["phrase"] == "네" and speech[0]["confidence"] >= 0.6
         assert ("details", "prompt") in [(n, k) for n, k, _ in ko_steps]
+        confirmed = [d for _, kind, d in ko_steps if kind == "confirm"]
+        assert [(d["heard"], d["answer"], d["by"]) for d in confirmed] == [("네", "yes", "key")]
         wrong = await store.ivr_steps(int(got["P2"]["id"]))  # type: ignore[arg-type]
         assert all("1,234" not in str(d) and "December" not in str(d) for _, _, d in wrong)
         assert await store.opted_out("+12185550104") == {"voice", "sms"}

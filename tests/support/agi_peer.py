@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.tts import Voice, voice_for
+
 
 def agi_problems(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "ivr.agi" and r.levelno >= logging.WARNING]
@@ -40,6 +42,15 @@ class CannedPrompts:
 
     async def render(self, text: str, voice: object) -> Path:
         return self.path
+
+    def voice(self, locale: str, name: str | None = None, rate: int = 150) -> Voice:
+        return Voice(name or voice_for(locale).name, rate)
+
+    async def recorded(self, source: Path) -> Path:
+        return self.path
+
+    async def close(self) -> None:
+        pass
 
 
 async def drive(port: int, key: str, *args: str) -> list[str]:

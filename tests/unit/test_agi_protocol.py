@@ -372,9 +372,9 @@ def test_a_backtracking_line_parses_in_linear_time() -> None:
     """64 KiB (longer than the server reads) and 8 KiB: 11.8 s and 0.2 s with the old regexes."""
     for repeat in (13100, 1600):
         line = "200 result=0 (" + ") a=b" * repeat + " !"
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: a busy machine must not fail it
         reply = parse_reply(line)
-        assert time.perf_counter() - started < 0.05
+        assert time.process_time() - started < 0.1
         assert (reply.data, reply.message) == ("", line[len("200 result=0 ") :])
 
 

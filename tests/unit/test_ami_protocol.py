@@ -119,9 +119,9 @@ def test_a_message_under_the_bound_fed_byte_by_byte_parses_quickly() -> None:
     stream = BANNER + b"Response: Success\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
     assert MAX_MESSAGE - 4096 < len(stream) < MAX_MESSAGE
     parser = AmiParser()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: a busy machine must not fail it
     messages = [m for i in range(len(stream)) for m in parser.feed(stream[i : i + 1])]
-    assert time.perf_counter() - started < 0.3
+    assert time.process_time() - started < 0.45  # half the quadratic parser's 0.9 s
     assert len(messages) == 1 and messages[0]["Output"].count("\n") == 1399
 
 

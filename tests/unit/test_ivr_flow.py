@@ -83,11 +83,16 @@ async def test_keypad_promise_to_pay() -> None:
     assert [s.detail.get("barge_in") for s in r.steps if s.kind == "key"] == [False, True, None]
 
 
-async def test_voice_reply_then_dispute_by_voice() -> None:
-    flow, _ = await run(["say:yes:0.92", "say:dispute:0.8"])
+async def test_voice_reply_then_dispute_by_voice_each_confirmed() -> None:
+    flow, _ = await run(["say:yes:0.92", "key:1", "say:dispute:0.8", "say:yes:0.9"])
     assert flow.result.outcome is Outcome.DISPUTE
     speech = [s.detail for s in flow.result.steps if s.kind == "speech"]
     assert speech[0] == {"transcript": "yes", "confidence": 0.92, "phrase": "yes"}
+    confirmed = [s.detail for s in flow.result.steps if s.kind == "confirm"]
+    assert [(d["heard"], d["answer"], d["by"]) for d in confirmed] == [
+        ("yes", "yes", "key"),
+        ("dispute", "yes", "voice"),
+    ]
 
 
 async def test_low_confidence_asks_again_then_keypad_only() -> None:

@@ -30,7 +30,7 @@ nodes:
     right_party: true
     say: "Are you {name}?"
     options:
-      - {digit: "1", phrases: ["yes"], next: details}
+      - {digit: "1", phrases: ["yes"], next: details, confirm: "You said yes. Press 1 to confirm."}
       - {digit: "2", outcome: wrong_number, next: bye}
       - {digit: "9", outcome: opt_out, next: bye}
   details:
@@ -39,6 +39,11 @@ nodes:
   bye:
     type: end
     say: "Goodbye."
+stop_phrases: ["stop"]
+confirm:
+  accept: {digit: "1", phrases: ["correct"]}
+  reject: {digit: "2", phrases: ["wrong"]}
+  again: "Please use your keypad."
 """
 
 
@@ -99,6 +104,8 @@ def test_duplicate_digits_and_missing_targets() -> None:
     assert problems(text) == [
         "s.yaml:4: start: no node named 'begin'",
         "s.yaml:16: nodes.confirm.options[2].digit: digit 1 is already option 0",
+        "s.yaml:16: nodes.confirm.options[2].digit: the opt-out key is also a confirmation answer "
+        "(confirm.accept/reject)",
     ]
 
 

@@ -1,4 +1,4 @@
-"""Amounts, dates and digit strings as each locale speaks them; Hanzi to numbered pinyin."""
+"""Amounts, dates and digit strings as each locale speaks them (Mandarin readings: test_zh_reading.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ivr.spoken import (
     spoken_amount,
     spoken_date,
     spoken_digits,
-    to_pinyin,
+    zh_cardinal,
 )
 
 
@@ -52,6 +52,73 @@ def test_spoken_amount(amount_minor: int, currency: str, locale: str, expected: 
     assert spoken_amount(amount_minor, currency, locale) == expected
 
 
+# Mandarin money as it is said (issue 11: 2,000 was read 二千). 两 counts 千/万/亿 and leads 百;
+# 二 stays in 十 and before an inner 百; 零 once per gap; 元/角/分 counted like measure words.
+@pytest.mark.parametrize(
+    ("amount_minor", "expected"),
+    [
+        (200000, "人民币两千元整"),
+        (220000, "人民币两千二百元整"),
+        (2200000, "人民币两万两千元整"),
+        (1200000, "人民币一万两千元整"),
+        (2000000000, "人民币两千万元整"),
+        (20000000000, "人民币两亿元整"),
+        (22000000000, "人民币两亿两千万元整"),
+        (220000000000, "人民币二十二亿元整"),  # 二十, and the 2 after 十 stays 二
+        (1200000000, "人民币一千二百万元整"),
+        (120000000, "人民币一百二十万元整"),
+        (20000, "人民币两百元整"),  # the common spoken form for money: 两百 leading ...
+        (25000, "人民币两百五十元整"),
+        (120000, "人民币一千二百元整"),  # ... 二百 inside a number
+        (22000, "人民币两百二十元整"),
+        (2000, "人民币二十元整"),
+        (1200, "人民币十二元整"),
+        (200, "人民币两元整"),
+        (20, "人民币两角"),
+        (2, "人民币两分"),
+        (222, "人民币两元两角两分"),
+        (202, "人民币两元零两分"),
+        (100500, "人民币一千零五元整"),
+        (101000, "人民币一千零一十元整"),
+        (1000005, "人民币一万元零五分"),
+        (10050000, "人民币十万零五百元整"),
+        (10000100, "人民币十万零一元整"),
+        (1000010000, "人民币一千万零一百元整"),
+        (10001000000, "人民币一亿零一万元整"),
+    ],
+)
+def test_zh_amounts_say_liang_and_ling_as_people_do(amount_minor: int, expected: str) -> None:
+    assert spoken_amount(amount_minor, "CNY", "zh-CN") == expected
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        (2, "二"),
+        (12, "十二"),
+        (20, "二十"),
+        (200, "两百"),
+        (202, "两百零二"),
+        (2000, "两千"),
+        (2002, "两千零二"),
+        (20000, "两万"),
+        (120000, "十二万"),
+        (220000, "二十二万"),
+        (2200000, "两百二十万"),
+        (200000000, "两亿"),
+        ("2.25", "二点二五"),
+        ("2000.5", "两千点五"),
+    ],
+)
+def test_zh_cardinal(number: int | str, expected: str) -> None:
+    assert zh_cardinal(number) == expected
+
+
+def test_foreign_amount_in_chinese_counts_two_with_liang() -> None:
+    assert spoken_amount(200, "USD", "zh-CN") == "两美元"
+    assert spoken_amount(200050, "USD", "zh-CN") == "两千点五美元"
+
+
 @pytest.mark.parametrize(
     ("amount_minor", "currency", "locale", "spoken"),
     [
@@ -83,7 +150,10 @@ def test_spoken_amount_rejects(amount_minor: int, currency: str, locale: str, me
 @pytest.mark.parametrize(
     ("day", "locale", "expected"),
     [
-        (date(2026, 12, 1), "zh-CN", "2026年12月1日"),
+        (date(2026, 12, 1), "zh-CN", "二〇二六年十二月一日"),
+        (date(2026, 2, 22), "zh-CN", "二〇二六年二月二十二日"),  # 二 in dates, never 两
+        (date(2030, 11, 10), "zh-CN", "二〇三〇年十一月十日"),
+        (date(2001, 1, 31), "zh-CN", "二〇〇一年一月三十一日"),
         (date(2026, 12, 1), "en-US", "December first, twenty twenty-six"),
         (date(2026, 3, 22), "en-US", "March twenty-second, twenty twenty-six"),
         (date(2026, 12, 1), "ko-KR", "이천이십육년 십이월 일일"),
@@ -132,7 +202,16 @@ def test_rules_for_names_unsupported_locale(locale: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2026年12月1日", "二零二六年十二月一日"),
+        ("2026年12月1日", "二〇二六年十二月一日"),
+        ("您有2000元到期", "您有两千元到期"),
+        ("欠款22,000元", "欠款两万两千元"),
+        ("共2笔，第2期", "共两笔，第二期"),  # a count of 2 is 两, an ordinal 二
+        ("2天内", "两天内"),
+        ("2月2日", "二月二日"),
+        ("按2", "按二"),  # a key's name
+        ("10年", "十年"),  # a count of years, not a year
+        ("2.5%", "百分之二点五"),
+        ("2000.5元", "两千点五元"),
         ("共3期", "共三期"),
         ("欠款1,234.5元", "欠款一千二百三十四点五元"),
         ("利率5.5%", "利率百分之五点五"),
@@ -142,31 +221,6 @@ def test_rules_for_names_unsupported_locale(locale: str) -> None:
 )
 def test_numbers_to_hanzi(text: str, expected: str) -> None:
     assert numbers_to_hanzi(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("你好", "ni3 hao3"),
-        ("您好，这是我的电话。", "nin2 hao3, zhe4 shi4 wo3 de5 dian4 hua4."),
-        ("请按时还款", "qing3 an4 shi2 huan2 kuan3"),
-        ("本期应还金额", "ben3 qi1 ying1 huan2 jin1 e2"),
-        ("您还需还款吗？", "nin2 hai2 xu1 huan2 kuan3 ma5?"),
-        ("绿色", "lv4 se4"),
-        ("2026年12月1日", "er4 ling2 er4 liu4 nian2 shi2 er4 yue4 yi1 ri4"),
-        ("人民币五角", "ren2 min2 bi4 wu3 jiao3"),
-        ("共3期", "gong4 san1 qi1"),
-        ("请拨打APP客服", "qing3 bo1 da3 APP ke4 fu2"),
-    ],
-)
-def test_to_pinyin(text: str, expected: str) -> None:
-    assert to_pinyin(text) == expected
-
-
-def test_to_pinyin_output_is_ascii() -> None:
-    amount, due = spoken_amount(123456, "CNY", "zh-CN"), spoken_date(date(2026, 12, 1), "zh-CN")
-    text = f"您的应还金额为{amount}，请于{due}前还款！"
-    assert to_pinyin(text).isascii()
 
 
 @pytest.mark.parametrize(

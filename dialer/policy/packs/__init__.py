@@ -14,6 +14,11 @@ in its `source` (required, shown with every decision):
     consumer_only: {source: ...}                     # never anyone but the consumer
     seven_in_seven: {limit: 7, consent_exempt: true, source: ...}  # Reg F counting, per debt
     conversation_bar: {days: 7, consent_exempt: true, source: ...}  # day 1 = the conversation's
+    voicemail: {allowed: true, source: ...}          # may a message be left on an answering machine
+
+`voicemail` is required: every pack says whether the dialer may leave the script's limited-content
+message (12 CFR 1006.2(j)) on an answering machine; where `allowed: false` (cn) it hangs up. The
+lender can only be stricter: a script without a `voicemail` message leaves none anywhere.
 
 `consent_exempt`: a call under the consumer's direct prior consent given within the past 7 days
 is left out (12 CFR 1006.14(b)(3)(i)); false where the pack's own text has no such exception.
@@ -23,6 +28,7 @@ Errors are `ConfigError`s naming the file and the field.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -81,6 +87,18 @@ class _ConversationBar(_Rule):
     consent_exempt: bool
 
 
+class _Voicemail(_Rule):
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailRule:
+    """May the dialer leave a message on an answering machine, and the text that says so."""
+
+    allowed: bool
+    source: str
+
+
 class _PackFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -94,6 +112,7 @@ class _PackFile(BaseModel):
     consumer_only: _Rule | None = None
     seven_in_seven: _SevenInSeven | None = None
     conversation_bar: _ConversationBar | None = None
+    voicemail: _Voicemail
 
     def sources(self) -> tuple[tuple[RuleId, str], ...]:
         """Engine rule id -> citation."""
@@ -121,6 +140,23 @@ def load_pack(name: str, lender: LenderSettings | None = None, directory: Path =
 
 
 def load_pack_file(path: Path, lender: LenderSettings | None = None) -> Pack:
+    return _pack(path.stem, _read(path), lender if lender is not None else LenderSettings())
+
+
+def load_voicemail_rule(name: str, directory: Path = PACKS_DIR) -> VoicemailRule:
+    """The pack `name`'s answering-machine rule (validated with the whole pack)."""
+    known = pack_names(directory)
+    if name not in known:
+        raise ConfigError(f"unknown policy pack {shorten(name)} (known: {', '.join(known)})")
+    return voicemail_rule_file(directory / f"{name}.yaml")
+
+
+def voicemail_rule_file(path: Path) -> VoicemailRule:
+    rule = _read(path).voicemail
+    return VoicemailRule(rule.allowed, rule.source)
+
+
+def _read(path: Path) -> _PackFile:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -140,7 +176,7 @@ def load_pack_file(path: Path, lender: LenderSettings | None = None) -> Pack:
             for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
-    return _pack(path.stem, model, lender if lender is not None else LenderSettings())
+    return model
 
 
 def _pack(name: str, m: _PackFile, lender: LenderSettings) -> Pack:

@@ -1,0 +1,1 @@
+"""The SMS channel: the gateway door (Kannel), templates, delivery reports and replies."""
