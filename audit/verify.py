@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dialer.core.digest import sha256_file
 from dialer.core.errors import StoreError
 from dialer.store.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, first_break
-from dialer.store.evidence import sha256_file
 
 BATCH = 5000
 HASH_THREADS = 4  # hashlib releases the GIL on large buffers: files hash in parallel

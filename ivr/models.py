@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialer.core.digest import sha256_file
 from dialer.core.errors import DueCallError, SpeechModelError
 from dialer.core.private_files import FILE_MODE, make_private_dir
 
@@ -91,20 +92,12 @@ def locate(wheel: WheelFile) -> SourceFile:
     raise SpeechModelError(f"package {wheel.dist}: its RECORD has no hash for {record}")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_source(source: SourceFile) -> None:
     """The file exists and matches its RECORD (a damaged or half-downloaded wheel is refused)."""
     if not source.path.is_file():
         raise SpeechModelError(f"{source.path}: missing (reinstall its package)")
     size = source.path.stat().st_size
-    if size != source.size or sha256_of(source.path) != source.sha256:
+    if size != source.size or sha256_file(source.path) != source.sha256:
         raise SpeechModelError(
             f"{source.path}: damaged ({size} bytes, sha256 differs from its wheel's RECORD); "
             "reinstall its package"
@@ -113,13 +106,13 @@ def verify_source(source: SourceFile) -> None:
 
 def _complete(target: Path, sides: Sequence[SourceFile], whole: Pinned) -> bool:
     model = target / "model.bin"
-    if not model.is_file() or model.stat().st_size != whole.size or sha256_of(model) != whole.sha256:
+    if not model.is_file() or model.stat().st_size != whole.size or sha256_file(model) != whole.sha256:
         return False
     return all(_same(target / s.path.name, s) for s in sides)
 
 
 def _same(path: Path, source: SourceFile) -> bool:
-    return path.is_file() and path.stat().st_size == source.size and sha256_of(path) == source.sha256
+    return path.is_file() and path.stat().st_size == source.size and sha256_file(path) == source.sha256
 
 
 def _copy_atomic(source: Path, target: Path) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 from audit.bundle import FORMAT, event_entry
 from audit.masking import Masker, Plain
 from audit.search import CallDetail, Recording, previous_hashes
+from dialer.core.digest import sha256_file
 from dialer.store import Reads
 from dialer.store.chain import GENESIS, StoredEvent, check_link
-from dialer.store.evidence import sha256_file
 
 VERIFIED, MISMATCH = "verified", "MISMATCH"
 

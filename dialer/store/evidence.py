@@ -20,7 +20,6 @@ MixMonitor thread closes the file a moment after the channel is gone).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import struct
@@ -29,8 +28,9 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialer.core.digest import sha256_file
+
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 QUIET_SECONDS = 1.0  # a closed recording has not changed for this long
 
 
@@ -42,14 +42,6 @@ class RecordingFacts:
     bytes: int
     duration_ms: int
     complete: bool = True  # False: sealed at the deadline, the header never showed it closed
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def header_final(path: Path) -> bool:

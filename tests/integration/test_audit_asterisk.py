@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dialer.asterisk.host import AmiCredentials
 from dialer.core.clock import SystemClock
-from dialer.store.evidence import sha256_file
+from dialer.core.digest import sha256_file
 from duecall.cli import main
 from duecall.runtime import dial
 from tests.support.project import daytime_zone

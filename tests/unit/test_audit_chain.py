@@ -186,7 +186,7 @@ async def test_a_rewritten_recordings_table_does_not_fool_verify(store: Store, t
     attempt = await one_call(store, tmp_path)
     wav = Path(f"{attempt.recording_path}.wav")
     sine_wav(wav, 2.0)  # replace the recording and "fix" the table to match
-    from dialer.store.evidence import sha256_file
+    from dialer.core.digest import sha256_file
 
     with sqlite3.connect(tmp_path / "t.db") as conn:
         conn.execute("UPDATE recordings SET sha256=? WHERE path=?", (sha256_file(wav), str(wav)))
