@@ -24,6 +24,7 @@ from dialer.store import SqliteStore, Store
 if TYPE_CHECKING:
     from ivr.service import IvrService
     from ivr.speech import Recognizer
+    from ivr.tts import PromptCache
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,21 @@ async def dial(
         await store.close()
 
 
+def prompt_cache(s: Settings) -> PromptCache:
+    """The prompt cache with the configured voices (piper where a locale has one, else espeak-ng).
+
+    Checked now: a missing voice file stops the start with its name (VoiceError), not a call."""
+    from ivr.tts import PromptCache, find_piper_model
+
+    i = s.ivr
+    voices = {loc: find_piper_model(v.model, s.path) for loc, v in i.voices.items() if v.engine == "piper"}
+    return PromptCache(s.path(i.prompts_dir), i.tts_workers, voices=voices)
+
+
 def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
     """The IVR the dialer runs answered calls through (scripts, prompts, speech, FastAGI)."""
     from ivr.lint import require_compliant
     from ivr.service import IvrService
-    from ivr.tts import PromptCache, find_piper_model
 
     i = s.ivr
     recognizers = speech_recognizers(s)
@@ -83,9 +94,7 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
         for channel in ("voice", "sms"):  # recorded at once: no further calls or SMS
             await store.opt_out(account.phone_e164, channel, clock.now(), "ivr", attempt_id=attempt_id)
 
-    # Checked now: a missing voice file stops the start with its name (VoiceError), not a call.
-    voices = {loc: find_piper_model(v.model, s.path) for loc, v in i.voices.items() if v.engine == "piper"}
-    prompts = PromptCache(s.path(i.prompts_dir), i.tts_workers, voices=voices)
+    prompts = prompt_cache(s)
     paths = [s.path(p) for p in i.scripts]
     require_compliant(paths, s.policy.pack)  # what `duecall ivr lint --policy <pack>` checks
     return IvrService.load(

@@ -93,25 +93,28 @@ def _sample_account(locale: str) -> Account:
 @click.pass_context
 def ivr_render(ctx: click.Context, file: Path, out: Path | None) -> None:
     """Render every prompt of a script (with a sample borrower) to 8 kHz WAV files for a listen."""
+    from duecall.runtime import prompt_cache
     from ivr.script import load_script
-    from ivr.service import account_fields
+    from ivr.service import account_fields, voicemail_text
     from ivr.spoken import spoken_date
-    from ivr.tts import PromptCache, Voice, voice_for
 
     s = settings_of(ctx)
     script = load_script(file)
     folder = out or s.path(s.asterisk.state_dir) / "render" / script.name
     sample = _sample_account(script.locale)
     fields = {**account_fields(script, sample), "promised_date": spoken_date(sample.due_date, script.locale)}
-    voice = Voice(script.voice or voice_for(script.locale).name, script.rate)
+    texts = [(where, template.format(**fields)) for where, template in script.templates()]
+    message = voicemail_text(script)
+    if message is not None:  # what an answering machine would be left
+        texts.append(("voicemail", message))
 
     async def go() -> list[tuple[str, Path]]:
-        cache = PromptCache(s.path(s.ivr.prompts_dir), s.ivr.tts_workers)
-        done = []
-        for where, template in script.templates():
-            text = template.format(**fields)
-            done.append((where, await cache.render(text, voice)))
-        return done
+        cache = prompt_cache(s)  # the voices a call would hear: piper where configured
+        voice = cache.voice(script.locale, script.voice, script.rate)
+        try:
+            return [(where, await cache.render(text, voice)) for where, text in texts]
+        finally:
+            await cache.close()
 
     folder.mkdir(parents=True, exist_ok=True)
     for where, path in asyncio.run(go()):
