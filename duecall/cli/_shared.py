@@ -8,11 +8,15 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
 
 import click
 from rich.console import Console
 
 from dialer.core.config import Settings
+from dialer.core.errors import DueCallError
 
 # Not a terminal (CI logs, pipes): wide enough that tables stay readable, and messages never wrapped,
 # so a long file name in an error stays one line that tools can read.
@@ -28,3 +32,23 @@ def settings_of(ctx: click.Context) -> Settings:
 def operator() -> str:
     """Who the audit trail names for commands run by hand."""
     return f"operator:{getpass.getuser()}"
+
+
+_Loaded = TypeVar("_Loaded")
+
+
+def validate_each(
+    files: Iterable[Path], load: Callable[[Path], _Loaded], ok: Callable[[_Loaded], str]
+) -> None:
+    """`validate` for scripts and templates: every file is checked, each error printed; exit 1 if any."""
+    failed = False
+    for path in files:
+        try:
+            loaded = load(path)
+        except DueCallError as error:
+            console.print(str(error), highlight=False)
+            failed = True
+            continue
+        console.print(f"{path}: ok ({ok(loaded)})", highlight=False)
+    if failed:
+        sys.exit(1)

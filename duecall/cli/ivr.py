@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from dialer.core.errors import DueCallError
 from dialer.core.models import Account
-from duecall.cli._shared import console, settings_of
+from duecall.cli._shared import console, settings_of, validate_each
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -29,17 +28,7 @@ def ivr_validate(files: tuple[Path, ...]) -> None:
     """Check scripts; errors name the file, line and field."""
     from ivr.script import load_script
 
-    failed = False
-    for path in files:
-        try:
-            script = load_script(path)
-        except DueCallError as error:
-            console.print(str(error), highlight=False)
-            failed = True
-            continue
-        console.print(f"{path}: ok ({script.locale}, {len(script.nodes)} nodes)", highlight=False)
-    if failed:
-        sys.exit(1)
+    validate_each(files, load_script, lambda script: f"{script.locale}, {len(script.nodes)} nodes")
 
 
 @ivr.command("lint")

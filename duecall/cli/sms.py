@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from dialer.core.errors import DueCallError
-from duecall.cli._shared import console, settings_of
+from duecall.cli._shared import console, settings_of, validate_each
 from sms import kannel
 from sms.lint import lint, sample_fields
 from sms.templates import load_located, load_templates, render
@@ -25,17 +24,7 @@ def sms() -> None:
 @click.argument("files", nargs=-1, required=True, type=FILES)
 def sms_validate(files: tuple[Path, ...]) -> None:
     """Check template files; errors name the file, line and field."""
-    failed = False
-    for path in files:
-        try:
-            templates = load_templates(path)
-        except DueCallError as error:
-            console.print(str(error), highlight=False)
-            failed = True
-            continue
-        console.print(f"{path}: ok ({templates.locale}, {len(templates.messages)} messages)", highlight=False)
-    if failed:
-        sys.exit(1)
+    validate_each(files, load_templates, lambda t: f"{t.locale}, {len(t.messages)} messages")
 
 
 @sms.command("lint")
