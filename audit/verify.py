@@ -45,10 +45,31 @@ class VerifyReport:
     anchor_problems: list[str] = field(default_factory=list)
     chain_seconds: float = 0.0
     recordings_seconds: float = 0.0
+    messages_checked: int = 0
+    message_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.broken is None and not self.recording_problems and not self.anchor_problems
+        problems = self.recording_problems or self.anchor_problems or self.message_problems
+        return self.broken is None and not problems
+
+
+@dataclass
+class _Texts:
+    """What the chain says of each text and inbound text: the tables must agree with it."""
+
+    sent: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (phone, text)
+    state: dict[int, str] = field(default_factory=dict)  # id -> latest state
+    inbound: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (phone, text)
+
+    def watch(self, event: StoredEvent) -> None:
+        if event.kind == "message.queued" and (data := _payload(event, "message_id", "phone", "text")):
+            self.sent[int(data["message_id"])] = (data["phone"], data["text"])
+            self.state[int(data["message_id"])] = "queued"
+        elif event.kind == "message.state" and (data := _payload(event, "message_id", "state")):
+            self.state[int(data["message_id"])] = data["state"]
+        elif event.kind == "message.inbound" and (data := _payload(event, "inbound_id", "phone", "text")):
+            self.inbound[int(data["inbound_id"])] = (data["phone"], data["text"])
 
 
 def connect_read_only(db_path: Path) -> sqlite3.Connection:
@@ -79,12 +100,14 @@ def verify(db_path: Path, anchors: Path | None = None, since: tuple[int, str] | 
     conn = connect_read_only(db_path)
     try:
         started = time.perf_counter()
-        expected, purged = _walk(conn, report, since or (0, GENESIS))
+        texts = _Texts()
+        expected, purged = _walk(conn, report, since or (0, GENESIS), texts)
         report.chain_seconds = time.perf_counter() - started
         started = time.perf_counter()
         _check_table(conn, expected, purged, report)
         _check_files(expected, purged, report)
         report.recordings_seconds = time.perf_counter() - started
+        _check_texts(conn, texts, report)
         if anchors is not None and anchors.exists():
             _check_anchors(conn, anchors, report)
     finally:
@@ -93,7 +116,7 @@ def verify(db_path: Path, anchors: Path | None = None, since: tuple[int, str] | 
 
 
 def _walk(
-    conn: sqlite3.Connection, report: VerifyReport, start: tuple[int, str]
+    conn: sqlite3.Connection, report: VerifyReport, start: tuple[int, str], texts: _Texts
 ) -> tuple[dict[str, Expected], set[str]]:
     """Check every link; collect what the chain says each recording is."""
     expected: dict[str, Expected] = {}
@@ -107,6 +130,8 @@ def _walk(
                 purged.discard(data["path"])
             elif event.kind == "recording.purged" and (data := _payload(event, "path")):
                 purged.add(data["path"])
+            else:
+                texts.watch(event)
             yield event
 
     last, head, broken = first_break(watched(), *start)
@@ -139,6 +164,41 @@ def _check_table(
             )
         elif purged_at is not None and path not in purged:
             report.recording_problems.append(f"{path}: marked purged, but the chain has no purge of it")
+
+
+def _check_texts(conn: sqlite3.Connection, texts: _Texts, report: VerifyReport) -> None:
+    """The messages and inbound tables must say what the chain says (text, number, state)."""
+    if not _has_table(conn, "messages"):
+        return  # a database from before texts
+    for mid, phone, text, state in conn.execute(
+        "SELECT id, phone_e164, text, state FROM messages ORDER BY id"
+    ):
+        report.messages_checked += 1
+        if mid not in texts.sent:
+            if not report.from_seq:
+                report.message_problems.append(
+                    f"text {mid}: in the messages table but never queued in the chain"
+                )
+        elif texts.sent[mid] != (phone, text):
+            report.message_problems.append(f"text {mid}: its number or text differs from the chain's")
+        elif texts.state.get(mid) != state:
+            report.message_problems.append(
+                f"text {mid}: state {state!r} in the table, {texts.state.get(mid)!r} in the chain"
+            )
+    for iid, phone, text in conn.execute("SELECT id, phone_e164, text FROM inbound_messages ORDER BY id"):
+        report.messages_checked += 1
+        if iid not in texts.inbound:
+            if not report.from_seq:
+                report.message_problems.append(
+                    f"inbound text {iid}: in the table but never received in the chain"
+                )
+        elif texts.inbound[iid] != (phone, text):
+            report.message_problems.append(f"inbound text {iid}: its number or text differs from the chain's")
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+    return found is not None
 
 
 def _check_files(expected: dict[str, Expected], purged: set[str], report: VerifyReport) -> None:

@@ -172,7 +172,7 @@ def render_config(settings: SmsSettings, lay: _Layout, password: str, receiver: 
                 "catch-all": True,
                 "max-messages": 0,  # no reply from Kannel: DueCall answers an opt-out itself
                 "accept-x-kannel-headers": True,
-                "get-url": f"{receiver}/mo?from=%p&to=%P&text=%a&smsc=%i&ts=%t",
+                "get-url": f"{receiver}/mo?from=%p&to=%P&text=%a&smsc=%i&ts=%t&ref=%I",
             },
         ),
     ]

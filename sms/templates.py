@@ -12,7 +12,7 @@ Errors name the file, the line and the field, e.g.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -163,3 +163,34 @@ def render(templates: TemplateFile, message: str, fields: dict[str, str]) -> Ren
         raise TemplateError([f"{templates.name}: {message} needs {', '.join(sorted(missing))}"])
     text = template.text.format(**fields)
     return Rendered(message, text, encoded(text))
+
+
+class TemplateSet:
+    """The template files in use, one per locale: which file an account's texts come from."""
+
+    def __init__(self, files: Sequence[TemplateFile], default_locale: str) -> None:
+        self.by_locale = {t.locale: t for t in files}
+        self.by_name = {t.name: t for t in files}
+        if default_locale not in self.by_locale:
+            known = ", ".join(sorted(self.by_locale)) or "none"
+            raise TemplateError(
+                [f"no SMS template file for the default locale {default_locale} (have {known})"]
+            )
+        self.default_locale = default_locale
+
+    @classmethod
+    def load(cls, paths: Sequence[Path], default_locale: str) -> TemplateSet:
+        return cls([load_templates(p) for p in paths], default_locale)
+
+    def for_account(self, account: Account) -> TemplateFile:
+        return self.by_locale.get(account.language, self.by_locale[self.default_locale])
+
+    def of_key(self, key: str) -> tuple[TemplateFile, str] | None:
+        """The file and message a stored template key (`<file>#<message>`) names, if still loaded."""
+        name, _, message = key.partition("#")
+        templates = self.by_name.get(name)
+        return (templates, message) if templates and message in templates.messages else None
+
+
+def template_key(templates: TemplateFile, message: str) -> str:
+    return f"{templates.name}#{message}"

@@ -35,6 +35,7 @@ from dialer.core.models import Disposition
 
 DEFAULT_CONFIG_NAME = "duecall.toml"
 SHIPPED_SCRIPTS = Path(__file__).resolve().parents[2] / "ivr" / "scripts"
+SHIPPED_SMS_TEMPLATES = Path(__file__).resolve().parents[2] / "sms" / "templates"
 # The policy packs are data (dialer/policy/packs/<name>.yaml): the settings check a name against them.
 PACKS_DIR = Path(__file__).resolve().parents[1] / "policy" / "packs"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -240,6 +241,9 @@ class PolicySettings(_Section):
     window_start: ClockTime | None = None  # narrower than the pack's window only
     window_end: ClockTime | None = None
     max_attempts_per_day: int | None = Field(3, ge=1, le=100)  # per person, every dialled call counts
+    # Texts per person (every text that may have reached the carrier counts); stricter than the pack only
+    max_sms_per_day: int | None = Field(None, ge=1, le=100)
+    max_sms_per_week: int | None = Field(None, ge=1, le=700)
     min_gap_unanswered: Duration | None = None  # between two unanswered calls to one person
     holidays_country: str | None = None  # e.g. "US", "CN": no calls on its public holidays
     holidays_subdivision: str | None = None
@@ -297,11 +301,22 @@ class SmsSettings(_Section):
     smsc: Literal["fake", "smpp"] = "fake"  # fake: simulated handsets on loopback (tests, demo)
     fake_port: int = Field(13120, ge=1, le=65534)  # and fake_port + 1 for injected inbound messages
     smpp: SmppLink | None = None
+    # Template files, one per locale (relative paths: to the settings file); default: the examples.
+    templates: tuple[Path, ...] = tuple(
+        SHIPPED_SMS_TEMPLATES / f"reminder-{locale}.yaml" for locale in ("en-US", "zh-CN", "ko-KR")
+    )
+    default_locale: str = "en-US"  # for accounts whose language has no template file
+    sender: str = Field("DueCall", min_length=1, max_length=20)  # the sender id or number texts come from
+    concurrency: int = Field(16, ge=1, le=256)  # texts handed to the gateway at once
+    gateway: Literal["kannel", "http"] = "kannel"  # http: a lender's own vendor (provider_file)
+    provider_file: Path | None = None  # the vendor definition (docs/examples/sms-provider.example.toml)
 
     @model_validator(mode="after")
     def _smpp_given(self) -> SmsSettings:
         if self.smsc == "smpp" and self.smpp is None:
             raise ValueError("smsc = 'smpp' needs an [sms.smpp] section (host, system_id, password_file)")
+        if self.gateway == "http" and self.provider_file is None:
+            raise ValueError("gateway = 'http' needs provider_file (the vendor definition file)")
         return self
 
 

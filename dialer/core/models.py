@@ -88,6 +88,7 @@ class PastAttempt:
     debt_id: str = ""  # the debt the call was about
     cause: str = ""  # the hangup cause (1: number not in service)
     outcome: str = ""  # what the borrower chose in the IVR ("" if nothing)
+    channel: str = "voice"  # "sms": a text to the number (us-ma counts texts with calls)
 
 
 @dataclass(frozen=True, slots=True)

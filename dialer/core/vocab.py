@@ -33,6 +33,8 @@ class RuleId(enum.StrEnum):
     INCONVENIENT = "inconvenient"
     DAILY_CAP = "daily-cap"
     SEVEN_IN_SEVEN = "7-in-7"
+    SMS_DAILY_CAP = "sms-daily-cap"
+    SMS_WEEKLY_CAP = "sms-weekly-cap"
     CONVERSATION = "conversation"
     MIN_GAP = "min-gap"
     HOLIDAY = "holiday"
@@ -67,3 +69,44 @@ class Flag(enum.StrEnum):
     OUTCOME_LOST = "outcome-lost"
     RECONCILED = "reconciled"
     VOICEMAIL_LEFT = "voicemail-left"
+
+
+class MessageState(enum.StrEnum):
+    """Where a text stands (table messages, and the trail's message.* events).
+
+    queued -> submitted -> accepted -> delivered | failed | expired. `not_sent`: the gateway
+    refused it or could not be reached, so it never left (a later decision may send another).
+    `unknown`: the dialer stopped between writing the row and hearing the gateway's answer; it is
+    counted as sent and never re-sent blindly (a delivery report may still settle it).
+    """
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    NOT_SENT = "not_sent"
+    UNKNOWN = "unknown"
+
+    @property
+    def final(self) -> bool:
+        return self in (
+            MessageState.DELIVERED,
+            MessageState.FAILED,
+            MessageState.EXPIRED,
+            MessageState.NOT_SENT,
+        )
+
+    @property
+    def counted(self) -> bool:
+        """Counted toward the SMS caps: everything that may have reached the carrier."""
+        return self is not MessageState.NOT_SENT
+
+
+class ReplyKind(enum.StrEnum):
+    """What an inbound text was taken to be (table inbound_messages)."""
+
+    OPT_OUT = "opt_out"  # a whole-message stop keyword: written at once, one confirmation sent
+    ANSWER = "answer"  # a reply the last template asked for ("1" to confirm): an outcome
+    FOR_PERSON = "for_person"  # anything else: kept and listed for a person

@@ -110,6 +110,8 @@ class LenderSettings:
     """The lender's own, stricter rules, layered on a pack."""
 
     max_voice_per_day: int | None = None
+    max_sms_per_day: int | None = None  # texts per person per local day (min with the pack's)
+    max_sms_per_week: int | None = None  # texts per person in 7 consecutive local days
     min_gap_unanswered_minutes: int | None = None
     quiet_weekdays: tuple[int, ...] = ()  # 0 = Monday ... 6 = Sunday, local
     holidays_country: str | None = None  # ISO country for the `holidays` package; None: off
@@ -128,9 +130,14 @@ class Pack:
     consumer_only: bool = False  # never contact anyone but the consumer (cn)
     calls_per_7_days: int | None = None  # per person per debt, Reg F counting (us-regf: 7, us-ma: 2)
     seven_consent_exempt: bool = False  # calls under a prior consent (7 days) are not counted
+    seven_counts_texts: bool = False  # texts count with calls toward it, and a text is checked (us-ma)
     conversation_bar_days: int | None = None  # no call for N days after a conversation, day 1 included
     bar_consent_exempt: bool = False  # a call under a prior consent is neither barred nor bars
     unknown_zone: Literal["block", "region"] = "block"
+    max_sms_per_day: int | None = None  # texts per person per local day (a DueCall default: cited)
+    max_sms_per_week: int | None = None  # texts per person in 7 consecutive local days
+    # The channels a consumer's SMS opt-out (STOP, 退订) stops: the caller adds them to opted_out.
+    sms_opt_out_stops: tuple[Channel, ...] = ("sms",)
     sources: tuple[tuple[RuleId, str], ...] = ()  # rule id -> the text it comes from
     lender: LenderSettings = field(default_factory=LenderSettings)
 
@@ -143,6 +150,8 @@ _LENDER_SOURCES = {
     RuleId.QUIET_DAY: "lender setting policy.quiet_weekdays",
     RuleId.MIN_GAP: "lender setting policy.min_gap_unanswered",
     RuleId.DAILY_CAP: "lender setting policy.max_attempts_per_day",
+    RuleId.SMS_DAILY_CAP: "lender setting policy.max_sms_per_day",
+    RuleId.SMS_WEEKLY_CAP: "lender setting policy.max_sms_per_week",
     RuleId.DEBTS: "per-debt counting needs the debts (12 CFR 1006.14(b)(2))",
     RuleId.ZONE_INVALID: "the window rules need a real tz zone",
 }
@@ -178,7 +187,17 @@ _LENDER_SOURCES = {
 #   conversation); the proposal waits N minutes after (and before) any unanswered call.
 # - Lender holidays and quiet weekdays block the whole local day in any zone, on every channel.
 # - SMS: opt-out, person, zone, window, inconvenient times, consent, holidays and quiet weekdays apply;
-#   the voice caps, 7-in-7, the conversation bar and the min gap don't.
+#   the voice caps, 7-in-7, the conversation bar and the min gap don't, except where the pack's
+#   7-in-7 counts texts (`counts_texts`, us-ma: 940 CMR 7.04(1)(f) counts "text messaging" among its
+#   2 communications): there the person's outbound texts about the debt (or naming no debt) count with
+#   the calls, and a text is checked against it too (never under prior consent: that exempts calls).
+# - The SMS caps apply to texts only: per person per local day, and per person in 7 consecutive local
+#   days (d-6..d, and the windows holding d that end later, as 7-in-7), each the stricter of the
+#   pack's and the lender's. Every outbound sms Contact of the person counts, whatever its outcome or
+#   debts: the caller passes only the messages that may have reached the carrier
+#   (MessageState.counted). Inbound texts don't count; texts never count toward the voice caps.
+# - Which channels an SMS opt-out stops is the pack's (Pack.sms_opt_out_stops): the caller puts them in
+#   Consumer.opted_out; the engine blocks a proposal whose channel is there.
 # - unknown_zone "region" means the caller resolves the number's region to its zones before asking;
 #   an empty `time_zones` still blocks here, whatever the pack says.
 # ---------------------------------------------------------------------------------------------------
@@ -202,7 +221,8 @@ def known_zone(name: str) -> bool:
 
 def history_window(pack: Pack) -> timedelta:
     """How far back the store must read history for `decide` with this pack (any zone)."""
-    days = max(1, 7 if pack.calls_per_7_days else 1, pack.conversation_bar_days or 1)
+    weekly = pack.calls_per_7_days or pack.max_sms_per_week or pack.lender.max_sms_per_week
+    days = max(1, 7 if weekly else 1, pack.conversation_bar_days or 1)
     minutes = pack.lender.min_gap_unanswered_minutes or 0
     return timedelta(days=days + 2, minutes=minutes)
 
@@ -285,6 +305,10 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
         and (pack.calls_per_7_days or pack.conversation_bar_days)
     ):
         found.append(Finding(RuleId.DEBTS, "a voice call must name the debts it is about (per-debt limits)"))
+    if proposal.channel == "sms" and not proposal.debts and pack.seven_counts_texts and pack.calls_per_7_days:
+        found.append(
+            Finding(RuleId.DEBTS, f"pack {pack.name} counts texts with calls per debt: name the debts")
+        )
     lender = pack.lender
     if lender.holidays_country:
         try:
@@ -304,6 +328,7 @@ class _Ctx:
     zones: tuple[ZoneInfo, ...]
     caps: tuple[_Cap, ...]
     outbound_voice: tuple[Contact, ...]  # this person's outbound voice history, by time
+    outbound_sms: tuple[Contact, ...]  # this person's outbound texts, by time
     voice: tuple[Contact, ...]  # this person's voice history, both directions, by time
     prior_consents: tuple[tuple[Consent, datetime, datetime], ...]  # consent, exempt from, until
 
@@ -316,12 +341,21 @@ class _Ctx:
             )
         )
         zones = tuple(ZoneInfo(name) for name in proposal.consumer.time_zones)
+        sms = sorted(
+            (
+                c
+                for c in proposal.history
+                if c.person == proposal.person and c.channel == "sms" and c.direction == "outbound"
+            ),
+            key=lambda c: c.at,
+        )
         return _Ctx(
             pack=pack,
             proposal=proposal,
             zones=zones,
             caps=_caps(pack),
             outbound_voice=tuple(c for c in voice if c.direction == "outbound"),
+            outbound_sms=tuple(sms),
             voice=voice,
             prior_consents=_prior_consents(proposal, zones),
         )
@@ -403,6 +437,10 @@ def _evaluate(ctx: _Ctx, t: datetime) -> list[Finding]:
         found += _seven_in_seven(ctx, t)
         found += _conversation_bar(ctx, t)
         found += _min_gap(ctx, t)
+    else:
+        found += _sms_caps(ctx, t)
+        if ctx.pack.seven_counts_texts:  # us-ma: texts and calls share 940 CMR 7.04(1)(f)'s 2 in 7
+            found += _seven_in_seven(ctx, t)
     return found
 
 
@@ -643,6 +681,13 @@ def _daily_cap(ctx: _Ctx, t: datetime) -> list[Finding]:
 def _one_cap(ctx: _Ctx, cap: _Cap, t: datetime) -> list[Finding]:
     counted = tuple(c for c in ctx.outbound_voice if cap.counts == "dialled" or c.outcome in _CONNECTED)
     what = "voice calls" if cap.counts == "dialled" else "connected voice calls"
+    return _per_day(ctx, t, RuleId.DAILY_CAP, counted, cap, "call", what)
+
+
+def _per_day(
+    ctx: _Ctx, t: datetime, rule: RuleId, counted: Sequence[Contact], cap: _Cap, unit: str, what: str
+) -> list[Finding]:
+    """A cap per local day (from the earliest local midnight to the latest): "call N of M" or blocked."""
 
     def today(moment: datetime) -> list[Contact]:
         return _in(counted, *_span(ctx.zones, moment, 0, 0))
@@ -651,33 +696,30 @@ def _one_cap(ctx: _Ctx, cap: _Cap, t: datetime) -> list[Finding]:
     where = ctx.zone_names + ("; from the earliest local midnight" if len(ctx.zones) > 1 else "")
     if len(calls) < cap.limit:
         used = len(calls) + 1
-        detail = f"call {used} of {cap.limit} {what} today ({where})"
+        detail = f"{unit} {used} of {cap.limit} {what} today ({where})"
         return [
-            Finding(
-                RuleId.DAILY_CAP,
-                detail,
-                _refs(calls),
-                blocking=False,
-                source=cap.source,
-                used=used,
-                limit=cap.limit,
-            )
+            Finding(rule, detail, _refs(calls), blocking=False, source=cap.source, used=used, limit=cap.limit)
         ]
     until = _first_midnight(ctx.zones, t, lambda m: len(today(m)) < cap.limit)
     refs = _refs(calls)
     detail = f"{len(calls)} of {cap.limit} {what} today ({where}): history {', '.join(refs)}"
-    return [Finding(RuleId.DAILY_CAP, detail, refs, until=until, source=cap.source)]
+    return [Finding(rule, detail, refs, until=until, source=cap.source)]
 
 
 def _seven_counted(ctx: _Ctx, debt: str) -> list[Contact]:
     exempt = ctx.pack.seven_consent_exempt
-    return [
+    calls = [
         c
         for c in ctx.outbound_voice
         if debt in c.debts
         and c.outcome not in _NOT_CONNECTED
         and not (exempt and ctx.prior_consent(c.at) is not None)
     ]
+    if not ctx.pack.seven_counts_texts:
+        return calls
+    # A text that names no debt may be about any: it counts toward each (conservative reading).
+    texts = [c for c in ctx.outbound_sms if debt in c.debts or not c.debts]
+    return sorted(calls + texts, key=lambda c: c.at)
 
 
 def _exempt_calls(ctx: _Ctx, debt: str, lo: datetime, hi: datetime) -> str:
@@ -722,8 +764,12 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
     limit = ctx.pack.calls_per_7_days
     if limit is None:
         return []
-    if ctx.pack.seven_consent_exempt and (exempt := _prior_consent_finding(ctx, t, RuleId.SEVEN_IN_SEVEN)):
+    # Prior consent (1006.14(b)(3)(i)) takes calls out of the count; a text is never exempt.
+    consent_exempt = ctx.pack.seven_consent_exempt and ctx.proposal.channel == "voice"
+    if consent_exempt and (exempt := _prior_consent_finding(ctx, t, RuleId.SEVEN_IN_SEVEN)):
         return [exempt]
+    unit = "call" if ctx.proposal.channel == "voice" else "text"
+    what = "calls and texts" if ctx.pack.seven_counts_texts else "calls"
     found: list[Finding] = []
     first = ctx.zones[0]
     day = _local_date(t, first)
@@ -736,17 +782,18 @@ def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
         if full is None:
             calls = _in(counted, *week)
             used = len(calls) + 1
-            detail = f"call {used} of {limit} about debt {debt} in the 7 days {days}{spared}"
+            shared = " calls and texts" if ctx.pack.seven_counts_texts else ""
+            detail = f"{unit} {used} of {limit}{shared} about debt {debt} in the 7 days {days}{spared}"
             found.append(
                 Finding(RuleId.SEVEN_IN_SEVEN, detail, _refs(calls), blocking=False, used=used, limit=limit)
             )
             continue
         until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, limit))
-        if ctx.pack.seven_consent_exempt:
+        if consent_exempt:
             until = _earliest(until, ctx.next_prior_consent(t))
         refs = _refs(full)
         detail = (
-            f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around {days} "
+            f"{len(full)} of {limit} {what} about debt {debt} within 7 consecutive days around {days} "
             f"(busy, not-in-service and inbound calls not counted): history {', '.join(refs)}{spared}"
         )
         found.append(Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until=until))
@@ -806,3 +853,54 @@ def _min_gap(ctx: _Ctx, t: datetime) -> list[Finding]:
         f"history {', '.join(refs)}"
     )
     return [Finding(RuleId.MIN_GAP, detail, refs, until=max(c.at for c in recent) + gap)]
+
+
+# --- SMS caps ------------------------------------------------------------------------------------
+
+
+def _sms_cap(pack: Pack, rule: RuleId, own: int | None, lender: int | None) -> _Cap | None:
+    """The stricter of the pack's cap and the lender's (both count every text sent)."""
+    if lender is not None and (own is None or lender < own):
+        return _Cap(lender, "dialled", _LENDER_SOURCES[rule])
+    return None if own is None else _Cap(own, "dialled", pack.source(rule))
+
+
+def _sms_caps(ctx: _Ctx, t: datetime) -> list[Finding]:
+    pack, lender = ctx.pack, ctx.pack.lender
+    found: list[Finding] = []
+    day = _sms_cap(pack, RuleId.SMS_DAILY_CAP, pack.max_sms_per_day, lender.max_sms_per_day)
+    if day is not None:
+        found += _per_day(ctx, t, RuleId.SMS_DAILY_CAP, ctx.outbound_sms, day, "text", "texts")
+    week = _sms_cap(pack, RuleId.SMS_WEEKLY_CAP, pack.max_sms_per_week, lender.max_sms_per_week)
+    if week is not None:
+        found += _sms_week(ctx, t, week)
+    return found
+
+
+def _sms_week(ctx: _Ctx, t: datetime, cap: _Cap) -> list[Finding]:
+    """Texts in 7 consecutive local days: every 7-day window holding t's day (as 7-in-7, per person)."""
+    counted = ctx.outbound_sms
+    day = _local_date(t, ctx.zones[0])
+    days = f"{day - timedelta(days=6)}..{day} ({ctx.zone_names})"
+    full = _seven_worst(ctx.zones, counted, t, cap.limit)
+    if full is None:
+        sent = _in(counted, *_span(ctx.zones, t, -6, 0))
+        used = len(sent) + 1
+        detail = f"text {used} of {cap.limit} texts in the 7 days {days}"
+        return [
+            Finding(
+                RuleId.SMS_WEEKLY_CAP,
+                detail,
+                _refs(sent),
+                blocking=False,
+                source=cap.source,
+                used=used,
+                limit=cap.limit,
+            )
+        ]
+    until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, cap.limit))
+    refs = _refs(full)
+    detail = (
+        f"{len(full)} of {cap.limit} texts within 7 consecutive days around {days}: history {', '.join(refs)}"
+    )
+    return [Finding(RuleId.SMS_WEEKLY_CAP, detail, refs, until=until, source=cap.source)]

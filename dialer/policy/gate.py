@@ -19,7 +19,9 @@ import phonenumbers
 
 from dialer.core.config import PolicySettings
 from dialer.core.errors import ConfigError
+from dialer.core.messages import PastMessage
 from dialer.core.models import Account, Decision, Disposition, PastAttempt, Preferences, Reason
+from dialer.core.vocab import MessageState
 from dialer.core.vocab import Outcome as IvrOutcome
 from dialer.policy.engine import (
     CONSUMER,
@@ -91,6 +93,8 @@ def outcome_of(past: PastAttempt) -> Outcome:
 
 
 def contact_of(past: PastAttempt) -> Contact:
+    if past.channel == "sms":  # a text in a call's history: counted where the pack says (us-ma)
+        return text_contact_of(PastMessage(past.attempt_id, past.at, MessageState.UNKNOWN))
     return Contact(
         ref=str(past.attempt_id),
         at=past.at,
@@ -103,6 +107,19 @@ def contact_of(past: PastAttempt) -> Contact:
     )
 
 
+def text_contact_of(past: PastMessage) -> Contact:
+    """An earlier text as the engine counts it (every text that may have reached the carrier)."""
+    return Contact(
+        ref=f"m{past.message_id}",
+        at=past.at,
+        channel="sms",
+        direction="outbound",
+        person=CONSUMER,
+        debts=(),
+        outcome="answered" if past.state is MessageState.DELIVERED else "unknown",
+    )
+
+
 def pack_from_settings(p: PolicySettings) -> Pack:
     """The configured pack with the lender's stricter settings on top."""
     lender = LenderSettings(
@@ -111,6 +128,8 @@ def pack_from_settings(p: PolicySettings) -> Pack:
         if p.min_gap_unanswered
         else None,
         quiet_weekdays=tuple(_WEEKDAYS.index(d) for d in p.quiet_weekdays),
+        max_sms_per_day=p.max_sms_per_day,
+        max_sms_per_week=p.max_sms_per_week,
         holidays_country=p.holidays_country,
         holidays_subdivision=p.holidays_subdivision,
     )
@@ -156,15 +175,7 @@ class PackGate:
         opted_out: bool,
         prefs: Preferences = NO_PREFERENCES,
     ) -> Decision:
-        zones = candidate_zones(self.pack, account)
-        consumer = Consumer(
-            zones,
-            inconvenient=tuple(TimeRange(a, b) for a, b in prefs.inconvenient),
-            consents=tuple(
-                Consent(a, b, prefs.given_at(i), str(i)) for i, (a, b) in enumerate(prefs.consents)
-            ),
-            opted_out=frozenset({"voice"}) if opted_out else frozenset(),
-        )
+        consumer = self._consumer(account, prefs, frozenset({"voice"}) if opted_out else frozenset())
         proposal = Proposal(
             id=str(account.pk),
             at=at,
@@ -174,9 +185,42 @@ class PackGate:
             consumer=consumer,
             history=tuple(contact_of(p) for p in history),
         )
+        return self._verdict(proposal)
+
+    def decide_text(
+        self,
+        account: Account,
+        at: datetime,
+        history: Sequence[PastMessage],
+        opted_out: frozenset[str],
+        prefs: Preferences = NO_PREFERENCES,
+    ) -> Decision:
+        """May a text go to the account's number at `at` (its earlier texts in `history`)?"""
+        proposal = Proposal(
+            id=str(account.pk),
+            at=at,
+            channel="sms",
+            person=CONSUMER,
+            debts=(account.debt_id,),
+            consumer=self._consumer(account, prefs, opted_out),
+            history=tuple(text_contact_of(m) for m in history),
+        )
+        return self._verdict(proposal)
+
+    def _consumer(self, account: Account, prefs: Preferences, opted_out: frozenset[str]) -> Consumer:
+        return Consumer(
+            candidate_zones(self.pack, account),
+            inconvenient=tuple(TimeRange(a, b) for a, b in prefs.inconvenient),
+            consents=tuple(
+                Consent(a, b, prefs.given_at(i), str(i)) for i, (a, b) in enumerate(prefs.consents)
+            ),
+            opted_out=opted_out,
+        )
+
+    def _verdict(self, proposal: Proposal) -> Decision:
         verdict = decide(self.pack, proposal)
-        # The engine's details name the history entries they rely on (here, attempt ids) and the
-        # text each rule comes from.
+        # The engine's details name the history entries they rely on (attempt or message ids)
+        # and the text each rule comes from.
         reasons = tuple(
             Reason(f.rule, f"{f.detail} [source: {f.source}]" if f.source else f.detail, f.used, f.limit)
             for f in verdict.reasons

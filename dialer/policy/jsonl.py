@@ -13,7 +13,15 @@ from datetime import UTC, datetime, time
 from typing import Annotated, Any, BinaryIO, Literal
 
 import pydantic_core
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from dialer.core.errors import DueCallError, field_path
 from dialer.policy.engine import (
@@ -98,9 +106,17 @@ class ContactIn(_In):
     direction: Literal["outbound", "inbound"] = "outbound"
     person: str = "consumer"
     debts: list[str] = []
-    outcome: Outcome
+    # A call's outcome is required; a text's may be left out: every text given counts toward the SMS caps.
+    outcome: Outcome | None = Field(None, validate_default=True)
     conversation: bool = False
     consented: Annotated[bool, AfterValidator(_no_consented_flag)] = False
+
+    @field_validator("outcome")
+    @classmethod
+    def _call_outcome(cls, value: Outcome | None, info: ValidationInfo) -> Outcome | None:
+        if value is None and info.data.get("channel") == "voice":
+            raise ValueError("a voice call needs its outcome (answered, no_answer, busy, ...)")
+        return value
 
 
 class ProposalIn(_In):
@@ -129,7 +145,7 @@ class ProposalIn(_In):
                 h.direction,
                 h.person,
                 tuple(h.debts),
-                h.outcome,
+                h.outcome or "unknown",
                 h.conversation,
             )
             for i, h in enumerate(self.history)

@@ -25,6 +25,7 @@ from dialer.core.models import (
     Target,
     TargetState,
 )
+from dialer.core.vocab import MessageState
 from dialer.store.call_events import AttemptDecided, ContactBlocked
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
@@ -34,6 +35,11 @@ from dialer.store.times import from_db, to_db, to_db_or_none
 
 Decide = Callable[[Account, Sequence[PastAttempt], bool, Preferences], Decision]
 
+# Texts that may have reached the carrier, for the packs that count them with calls (us-ma).
+TEXTS = (
+    "SELECT id, decided_at, campaign_id FROM messages WHERE phone_e164=? AND decided_at>=? AND state!=? "
+    "ORDER BY decided_at"
+)
 CLAIMABLE = (
     "SELECT state, attempts, EXISTS (SELECT 1 FROM opt_outs WHERE phone_e164=? AND channel='voice') "
     "AS opted_out FROM targets WHERE campaign_id=? AND account_pk=?"
@@ -147,7 +153,11 @@ class Attempts:
 
 async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
     params = (phone, to_db(since), Disposition.NOT_PLACED.value)  # no call placed: not a contact
-    return [
+    texts = [
+        PastAttempt(r["id"], from_db(r["decided_at"]), r["campaign_id"] or 0, None, channel="sms")
+        for r in await fetch_all(db, TEXTS, (phone, to_db(since), MessageState.NOT_SENT.value))
+    ]
+    return texts + [
         PastAttempt(
             r["id"],
             from_db(r["decided_at"]),

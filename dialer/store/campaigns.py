@@ -8,7 +8,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from dialer.core.models import Campaign, Target, TargetState
+from dialer.core.models import Account, Campaign, Target, TargetState
 from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
@@ -26,6 +26,10 @@ ADD_TARGETS = (
 DUE_TARGETS = (
     f"SELECT {ACCOUNT_COLUMNS}, t.attempts, t.next_at FROM targets t JOIN accounts a ON a.id = t.account_pk "
     "WHERE t.campaign_id=? AND t.state='pending' AND t.next_at<=? ORDER BY t.next_at LIMIT ?"
+)
+CAMPAIGN_ACCOUNTS = (
+    f"SELECT {ACCOUNT_COLUMNS} FROM targets t JOIN accounts a ON a.id = t.account_pk "
+    "WHERE t.campaign_id=? ORDER BY a.id"
 )
 NEXT_DUE = "SELECT min(next_at) AS at FROM targets WHERE campaign_id=? AND state='pending'"
 COUNT_TARGETS = "SELECT count(*) AS n FROM targets WHERE campaign_id=? AND state IN ({marks})"
@@ -87,6 +91,10 @@ class Campaigns:
     async def due_targets(self, campaign_id: int, now: datetime, limit: int) -> list[Target]:
         rows = await self._db.fetch_all(DUE_TARGETS, (campaign_id, to_db(now), limit))
         return [Target(campaign_id, account_from(r), r["attempts"], from_db(r["next_at"])) for r in rows]
+
+    async def campaign_accounts(self, campaign_id: int) -> list[Account]:
+        """Every account of a campaign, whatever its calls' state (a text batch goes to them all)."""
+        return [account_from(r) for r in await self._db.fetch_all(CAMPAIGN_ACCOUNTS, (campaign_id,))]
 
     async def next_due_at(self, campaign_id: int) -> datetime | None:
         row = await self._db.fetch_one(NEXT_DUE, (campaign_id,))

@@ -106,6 +106,60 @@ class CampaignCreated(Record):
     name: str
 
 
+# -- texts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRefused(Record):
+    KIND = "message.refused"
+    phone: str
+    batch: str
+    template: str
+    reasons: list[dict[str, str]]  # [{"rule", "detail"}, ...]
+    next_allowed_at: str | None  # None: nothing will ever allow it
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQueued(Record):
+    """The text's row is written (and counted) before the gateway is asked."""
+
+    KIND = "message.queued"
+    message_id: int
+    phone: str
+    batch: str
+    purpose: str  # reminder or confirmation (the one text after an opt-out)
+    template: str
+    text: str
+    coding: str
+    segments: int
+    gateway: str
+    reasons: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStateChanged(Record):
+    KIND = "message.state"
+    message_id: int
+    state: str  # a MessageState
+    previous: str
+    reason: str  # the gateway's words
+    gateway_id: str
+    source: str  # submit (the gateway's answer), report (a delivery report) or reconcile
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(Record):
+    KIND = "message.inbound"
+    inbound_id: int
+    phone: str
+    to: str
+    text: str
+    kind: str  # a ReplyKind
+    outcome: str | None
+    keyword: str
+    answers: int | None  # the id of the last text sent to the number
+
+
 # -- recordings -----------------------------------------------------------------
 
 
@@ -255,6 +309,10 @@ RECORDS: tuple[type[Record], ...] = (
     PreferencesSet,
     OptedOut,
     CampaignCreated,
+    MessageRefused,
+    MessageQueued,
+    MessageStateChanged,
+    MessageReceived,
     RecordingStored,
     RecordingMissing,
     RecordingPurged,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from dialer.core.messages import DecideText, InboundResult, InboundText, Message, TextRequest
 from dialer.core.models import (
     Account,
     AccountRecord,
@@ -27,6 +28,7 @@ from dialer.core.models import (
     TargetState,
     TargetUpdate,
 )
+from dialer.core.vocab import MessageState
 from dialer.store.accounts import ImportCounts
 from dialer.store.attempts import Decide
 from dialer.store.auditors import StoredAuditor
@@ -112,6 +114,8 @@ class Store(Reads, Protocol):
 
     async def due_targets(self, campaign_id: int, now: datetime, limit: int) -> list[Target]: ...
 
+    async def campaign_accounts(self, campaign_id: int) -> list[Account]: ...
+
     async def next_due_at(self, campaign_id: int) -> datetime | None: ...
 
     async def count_targets(self, campaign_id: int, states: Iterable[TargetState]) -> int: ...
@@ -154,6 +158,45 @@ class Store(Reads, Protocol):
     async def saved_ivr_progress(self, attempt_id: int) -> IvrProgress: ...
 
     async def ivr_steps(self, attempt_id: int) -> list[tuple[str, str, dict[str, Any]]]: ...
+
+    # -- texts
+    async def claim_message(
+        self,
+        request: TextRequest,
+        now: datetime,
+        decide: DecideText,
+        dialer_id: str,
+        history_since: datetime,
+    ) -> Message | Decision | None: ...
+
+    async def claim_confirmation(
+        self, request: TextRequest, opted_out_at: datetime, now: datetime, dialer_id: str
+    ) -> Message | None: ...
+
+    async def advance_message(
+        self,
+        message_id: int,
+        state: MessageState,
+        now: datetime,
+        actor: str,
+        source: str,
+        reason: str = "",
+        gateway_id: str = "",
+    ) -> bool | None: ...
+
+    async def message(self, message_id: int) -> Message | None: ...
+
+    async def last_text_to(self, phone_e164: str) -> Message | None: ...
+
+    async def stale_messages(self, written_before: datetime) -> list[Message]: ...
+
+    async def record_inbound(
+        self, inbound: InboundText, opt_out_channels: Sequence[str], now: datetime, actor: str
+    ) -> InboundResult: ...
+
+    async def inbox(self, everything: bool = False) -> list[dict[str, Any]]: ...
+
+    async def messages_in(self, batch: str | None = None) -> list[dict[str, Any]]: ...
 
     # -- recordings
     async def add_recordings(

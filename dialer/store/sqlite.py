@@ -14,11 +14,14 @@ from dialer.store.contacts import Contacts
 from dialer.store.db import SCHEMA_VERSION, Database
 from dialer.store.interface import Store
 from dialer.store.ivr import IvrSteps
+from dialer.store.messages import Messages
 from dialer.store.recordings import Recordings
 from dialer.store.trail import INSTANCE, Trail
 
 
-class SqliteStore(Accounts, Contacts, Campaigns, Attempts, Calls, IvrSteps, Recordings, Auditors, Trail):
+class SqliteStore(
+    Accounts, Contacts, Campaigns, Attempts, Calls, IvrSteps, Messages, Recordings, Auditors, Trail
+):
     """SQLite implementation of `Store`. Open with `await SqliteStore.open(path)`."""
 
     def __init__(self, db: Database) -> None:

@@ -77,6 +77,10 @@ def _print_report(r: VerifyReport) -> None:
     )
     for problem in r.recording_problems:
         console.print(f"[red]RECORDING[/red] {problem}", highlight=False)
+    if r.messages_checked:
+        console.print(f"texts: {r.messages_checked} checked against the chain")
+    for problem in r.message_problems:
+        console.print(f"[red]TEXT[/red] {problem}", highlight=False)
     if r.anchors_checked:
         console.print(f"anchors: {r.anchors_checked} checked")
     for problem in r.anchor_problems:

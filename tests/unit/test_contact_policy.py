@@ -21,6 +21,7 @@ from dialer.policy.engine import (
     TimeRange,
     Verdict,
     decide,
+    history_window,
 )
 from dialer.policy.packs import load_pack, load_pack_file
 
@@ -1227,6 +1228,324 @@ def test_every_reason_at_once() -> None:
     check(case)
 
 
+# --- SMS caps ------------------------------------------------------------------------------------
+
+
+def text(ref: str, at: datetime, *, direction: str = "outbound", person: str = "consumer") -> Contact:
+    """A text in the history: every one passed in counts, whatever its outcome."""
+    return call(ref, at, "unknown", (), direction=direction, channel="sms", person=person)
+
+
+# us-regf: 3 texts a day, 7 in 7 consecutive local days (DueCall defaults); us-ma: 2 a week.
+_WEEK_OF_TEXTS = (
+    text("a", loc("2026-03-07T10:00")),
+    text("b", loc("2026-03-07T11:00")),
+    text("c", loc("2026-03-07T12:00")),
+    text("d", loc("2026-03-08T10:00")),  # the DST change's 23-hour day
+    text("e", loc("2026-03-08T11:00")),
+    text("f", loc("2026-03-09T10:00")),
+    text("g", loc("2026-03-09T11:00")),
+)
+SMS = [
+    Case(
+        "sms 2 today: the third is allowed",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        True,
+        loc("2026-03-10T12:00"),
+        history=(text("a", loc("2026-03-10T08:00")), text("b", loc("2026-03-10T09:00"))),
+        channel="sms",
+        refs={"sms-daily-cap": ("a", "b")},
+        detail={"sms-daily-cap": "text 3 of 3 texts today (America/New_York)"},
+    ),
+    Case(
+        "sms 3 today: blocked until tomorrow's window",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-11T08:00"),
+        {"sms-daily-cap"},
+        history=tuple(text(r, loc(f"2026-03-10T0{h}:30")) for r, h in (("a", 8), ("b", 9), ("c", 9))),
+        channel="sms",
+        refs={"sms-daily-cap": ("a", "b", "c")},
+        detail={"sms-daily-cap": "3 of 3 texts today (America/New_York): history a, b, c"},
+    ),
+    Case(
+        "sms: yesterday, inbound, another person's texts and calls are not counted",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        True,
+        loc("2026-03-10T12:00"),
+        history=(
+            *(text(f"y{i}", loc(f"2026-03-09T2{i}:00")) for i in range(3)),  # yesterday
+            *(text(f"in{i}", loc(f"2026-03-10T{8 + i:02d}:00"), direction="inbound") for i in range(3)),
+            *(text(f"s{i}", loc(f"2026-03-10T{8 + i:02d}:10"), person="spouse") for i in range(3)),
+            *(call(f"v{i}", loc(f"2026-03-10T{8 + i:02d}:20")) for i in range(3)),
+        ),
+        channel="sms",
+        refs={"sms-daily-cap": ()},
+    ),
+    Case(
+        "sms: 7 in the 7 days: blocked until the oldest day leaves the week",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-14T08:00"),  # Mar 7's three texts leave the 7 days on Mar 14
+        {"sms-weekly-cap"},
+        history=_WEEK_OF_TEXTS,
+        channel="sms",
+        refs={"sms-weekly-cap": ("a", "b", "c", "d", "e", "f", "g")},
+        detail={"sms-weekly-cap": "7 of 7 texts within 7 consecutive days around 2026-03-04..2026-03-10"},
+    ),
+    Case(
+        "sms: 6 in the 7 days: the seventh is allowed",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        True,
+        loc("2026-03-10T12:00"),
+        history=_WEEK_OF_TEXTS[1:],
+        channel="sms",
+        detail={"sms-weekly-cap": "text 7 of 7 texts in the 7 days 2026-03-04..2026-03-10"},
+    ),
+    Case(
+        "sms: texts already decided for later days count toward today's weeks",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-18T08:00"),  # texts Mar 11-14: every week holding Mar 10..17 holds all 7
+        {"sms-weekly-cap"},
+        history=tuple(text(f"n{i}", loc(f"2026-03-1{1 + i // 2}T1{i % 2}:00")) for i in range(7)),
+        channel="sms",
+    ),
+    Case(
+        "sms: two zones, the day counted from the earliest midnight",
+        "us-regf",
+        utc("2026-03-10T16:00"),  # NY 12:00, LA 09:00
+        False,
+        utc("2026-03-11T15:00"),  # LA 08:00 Mar 11 (NY's Mar 11 starts at 04:00Z: LA is past 21:00)
+        {"sms-daily-cap"},
+        (NY, LA),
+        history=(text("a", utc("2026-03-10T04:30")),),  # NY 00:30 Mar 10, LA 21:30 Mar 9
+        channel="sms",
+        lender=LenderSettings(max_sms_per_day=1),
+        refs={"sms-daily-cap": ("a",)},
+        detail={"sms-daily-cap": "from the earliest local midnight"},
+    ),
+    Case(
+        "sms: LA alone, that text was yesterday",
+        "us-regf",
+        utc("2026-03-10T16:00"),
+        True,
+        utc("2026-03-10T16:00"),
+        zones=(LA,),
+        history=(text("a", utc("2026-03-10T04:30")),),
+        channel="sms",
+        lender=LenderSettings(max_sms_per_day=1),
+    ),
+    Case(
+        "sms: two zones, the week counted from the earliest midnight",
+        "us-regf",
+        utc("2026-03-10T16:00"),
+        False,
+        utc("2026-03-11T15:00"),  # NY's Mar 11: the week no longer holds NY's Mar 4
+        {"sms-weekly-cap"},
+        (NY, LA),
+        # NY 00:30 Mar 4 (in NY's week Mar 4..10), LA 21:30 Mar 3 (outside LA's)
+        history=(text("a", loc("2026-03-04T00:30")), text("b", loc("2026-03-09T10:00"))),
+        channel="sms",
+        lender=LenderSettings(max_sms_per_week=2),
+        refs={"sms-weekly-cap": ("a", "b")},
+    ),
+    Case(
+        "sms: LA alone, the week holds one text",
+        "us-regf",
+        utc("2026-03-10T16:00"),
+        True,
+        utc("2026-03-10T16:00"),
+        zones=(LA,),
+        history=(text("a", loc("2026-03-04T00:30")), text("b", loc("2026-03-09T10:00"))),
+        channel="sms",
+        lender=LenderSettings(max_sms_per_week=2),
+    ),
+    Case(
+        "sms: lender's daily cap stricter than the pack's",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-11T08:00"),
+        {"sms-daily-cap"},
+        history=(text("a", loc("2026-03-10T08:00")),),
+        channel="sms",
+        lender=LenderSettings(max_sms_per_day=1),
+        detail={"sms-daily-cap": "1 of 1 texts today"},
+    ),
+    Case(
+        "sms: lender's looser cap doesn't lift the pack's",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-11T08:00"),
+        {"sms-daily-cap"},
+        history=tuple(text(r, loc(f"2026-03-10T0{h}:00")) for r, h in (("a", 8), ("b", 9), ("c", 9))),
+        channel="sms",
+        lender=LenderSettings(max_sms_per_day=5, max_sms_per_week=50),
+        detail={"sms-daily-cap": "3 of 3 texts today"},
+    ),
+    Case(
+        "sms: lender's weekly cap stricter than the pack's",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-16T08:00"),  # the week Mar 9..15 holds Mar 9's text and Mar 10's
+        {"sms-weekly-cap"},
+        history=(text("a", loc("2026-03-09T10:00")), text("b", loc("2026-03-10T09:00"))),
+        channel="sms",
+        lender=LenderSettings(max_sms_per_week=2),
+    ),
+    Case(
+        "sms: cap and window",
+        "cn",
+        loc("2026-03-10T21:30", SH),
+        False,
+        loc("2026-03-11T08:00", SH),
+        {"sms-daily-cap", "window"},
+        (SH,),
+        tuple(text(r, loc(f"2026-03-10T1{h}:00", SH)) for r, h in (("a", 0), ("b", 1), ("c", 2))),
+        channel="sms",
+    ),
+    Case(
+        "us-ma: 2 texts in 7 days",
+        "us-ma",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-13T08:00"),  # Mar 6's text leaves the week on Mar 13
+        {"sms-weekly-cap", "7-in-7"},  # texts naming no debt count toward D1's 2 as well
+        history=(text("a", loc("2026-03-06T10:00")), text("b", loc("2026-03-09T10:00"))),
+        channel="sms",
+    ),
+    Case(
+        "us-ma: a call and a text share 940 CMR 7.04(1)(f)'s 2",
+        "us-ma",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-13T08:00"),
+        {"7-in-7"},
+        history=(call("a", loc("2026-03-06T10:00")), text("b", loc("2026-03-09T10:00"))),
+        channel="sms",
+        refs={"7-in-7": ("a", "b")},
+        detail={"7-in-7": "2 of 2 calls and texts about debt D1"},
+    ),
+    Case(
+        "us-ma: texts count toward a call's 2",
+        "us-ma",
+        loc("2026-03-10T12:00"),
+        False,
+        loc("2026-03-13T08:00"),
+        {"7-in-7"},
+        history=(text("a", loc("2026-03-06T10:00")), text("b", loc("2026-03-09T10:00"))),
+    ),
+    Case(
+        "us-ma: a text about another debt doesn't count toward D1",
+        "us-ma",
+        loc("2026-03-10T12:00"),
+        True,
+        loc("2026-03-10T12:00"),
+        history=(
+            call("a", loc("2026-03-06T10:00")),
+            replace(text("b", loc("2026-03-09T10:00")), debts=("D2",)),
+        ),
+        channel="sms",
+        detail={"7-in-7": "text 2 of 2 calls and texts about debt D1"},
+    ),
+    Case(
+        "us-ma: a text must name its debts",
+        "us-ma",
+        loc("2026-03-10T12:00"),
+        False,
+        None,
+        {"debts"},
+        channel="sms",
+        debts=(),
+    ),
+    Case(
+        "sms: no voice rule applies to a text",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        True,
+        loc("2026-03-10T12:00"),
+        # 7 calls in 7 days, a conversation yesterday, an unanswered call a minute ago, 3 calls today
+        history=(
+            *(call(f"v{i}", loc(f"2026-03-0{4 + i}T10:00")) for i in range(5)),
+            call("conv", loc("2026-03-09T11:00"), "answered", conversation=True),
+            *(call(f"t{i}", loc(f"2026-03-10T{9 + i:02d}:30")) for i in range(3)),
+        ),
+        channel="sms",
+        lender=LenderSettings(max_voice_per_day=3, min_gap_unanswered_minutes=30),
+    ),
+    Case(
+        "voice: no sms cap applies to a call",
+        "us-regf",
+        loc("2026-03-10T12:00"),
+        True,
+        loc("2026-03-10T12:00"),
+        history=tuple(text(f"s{i}", loc(f"2026-03-10T0{i}:00")) for i in range(10)),
+        lender=LenderSettings(max_sms_per_day=1, max_sms_per_week=1),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SMS, ids=lambda c: c.name)
+def test_sms_caps(case: Case) -> None:
+    check(case)
+    verdict = case.run()
+    rules = {f.rule for f in verdict.reasons}
+    if case.channel == "voice":
+        assert not rules & {"sms-daily-cap", "sms-weekly-cap"}, verdict
+    else:  # only us-ma's 7-in-7 counts texts (940 CMR 7.04(1)(f))
+        voice_only = {"daily-cap", "conversation", "min-gap"} | (
+            {"7-in-7"} if case.pack != "us-ma" else set()
+        )
+        assert not rules & voice_only, verdict
+
+
+def test_an_allowed_text_carries_its_counts_and_sources() -> None:
+    verdict = SMS[0].run()
+    day = next(f for f in verdict.reasons if f.rule == "sms-daily-cap")
+    week = next(f for f in verdict.reasons if f.rule == "sms-weekly-cap")
+    assert (day.used, day.limit, week.used, week.limit) == (3, 3, 3, 7)
+    assert not day.blocking and not week.blocking
+    assert "DueCall default" in day.source and "1006.14(a)" in day.source
+    assert "DueCall default" in week.source
+
+
+def test_the_stricter_sms_cap_cites_the_lender() -> None:
+    lender = next(c for c in SMS if c.name == "sms: lender's daily cap stricter than the pack's").run()
+    (cap,) = [f for f in lender.reasons if f.rule == "sms-daily-cap"]
+    assert cap.source == "lender setting policy.max_sms_per_day"
+    looser = next(c for c in SMS if c.name == "sms: lender's looser cap doesn't lift the pack's").run()
+    (cap,) = [f for f in looser.reasons if f.rule == "sms-daily-cap"]
+    assert cap.source == load_pack("us-regf").source("sms-daily-cap")
+    ma = next(c for c in SMS if c.name.startswith("us-ma")).run()
+    assert all("940 CMR 7.04(1)(f)" in f.source for f in ma.reasons), ma
+
+
+def test_history_window_covers_the_sms_week() -> None:
+    # cn counts no calls over 7 days: before, its window was 3 days and missed the texts' week.
+    assert history_window(load_pack("cn")) >= timedelta(days=8)
+    only_lender = replace(load_pack("cn"), max_sms_per_week=None, lender=LenderSettings(max_sms_per_week=5))
+    assert history_window(only_lender) >= timedelta(days=8)
+    # The texts the window drops never change a decision: the farthest zones apart, a text
+    # just inside the week and one just outside it.
+    pack = load_pack("cn", LenderSettings(max_sms_per_week=1))
+    zones = ("Pacific/Kiritimati", "Pacific/Pago_Pago")
+    at = utc("2026-03-10T20:00")
+    for back in range(0, 12 * 24 * 60, 97):
+        history = (text("old", at - timedelta(minutes=back)),)
+        proposal = Proposal("w", at, "sms", "consumer", (), Consumer(zones), history)
+        trimmed = replace(proposal, history=tuple(h for h in history if h.at >= at - history_window(pack)))
+        assert decide(pack, proposal) == decide(pack, trimmed), back
+
+
 # --- packs ------------------------------------------------------------------------------------------
 
 
@@ -1264,6 +1583,8 @@ def test_every_rule_of_every_pack_cites_its_source(name: str) -> None:
     on |= {"person"} if pack.consumer_only else set()
     on |= {"7-in-7"} if pack.calls_per_7_days else set()
     on |= {"conversation"} if pack.conversation_bar_days else set()
+    on |= {"sms-daily-cap"} if pack.max_sms_per_day else set()
+    on |= {"sms-weekly-cap"} if pack.max_sms_per_week else set()
     assert set(rules) == on
     assert all(len(text) > 10 for text in rules.values()), rules
 
@@ -1289,6 +1610,18 @@ _GOOD_PACK = (Path(__file__).resolve().parents[2] / "dialer" / "policy" / "packs
         ("seven_in_seven: {limit: 7, source: x y z}\n", "seven_in_seven.consent_exempt: Field required"),
         ("unknown_zone: {action: guess, source: x y z}\n", "unknown_zone.action"),
         ("unknown_zone: block\n", "unknown_zone"),
+        ("opt_out: {source: x y z}\n", "opt_out.sms_stops: Field required"),  # every pack must say
+        (
+            "seven_in_seven: {limit: 2, consent_exempt: false, counts_texts: 'yes', source: x y z}\n",
+            "seven_in_seven.counts_texts",
+        ),
+        ("opt_out: {sms_stops: [voice], source: x y z}\n", "must include sms"),
+        ("opt_out: {sms_stops: [sms, sms], source: x y z}\n", "names a channel twice"),
+        ("opt_out: {sms_stops: [sms, fax], source: x y z}\n", "opt_out.sms_stops.1"),
+        ("opt_out: {sms_stops: sms, source: x y z}\n", "opt_out.sms_stops"),
+        ("sms_daily_cap: {limit: 0, source: x y z}\n", "sms_daily_cap.limit"),
+        ("sms_weekly_cap: {limit: 7}\n", "sms_weekly_cap.source: Field required"),
+        ("sms_weekly_cap: {limit: 7, counts: dialled, source: x y z}\n", "sms_weekly_cap.counts: Extra"),
     ],
 )
 def test_pack_errors_name_file_and_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -1332,3 +1665,29 @@ def test_pack_names(name: str) -> None:
         ConfigError, match=r"unknown policy pack .* \(known: cn, cn-as-written, us-ma, us-regf\)"
     ):
         load_pack(name)
+
+
+def test_packs_say_what_an_sms_opt_out_stops() -> None:
+    stops = {name: load_pack(name).sms_opt_out_stops for name in PACKS}
+    # 12 CFR 1006.6(e): per medium; 个人信息保护法 art. 44: texts and calls (conservative reading)
+    assert stops == {
+        "cn": ("sms", "voice"),
+        "cn-as-written": ("sms", "voice"),
+        "us-regf": ("sms",),
+        "us-ma": ("sms",),
+    }
+    assert "1006.6(e)" in load_pack("us-regf").source("opt-out")
+    assert "art. 44" in load_pack("cn").source("opt-out")
+
+
+def test_packs_load_their_sms_caps() -> None:
+    caps = {name: (load_pack(name).max_sms_per_day, load_pack(name).max_sms_per_week) for name in PACKS}
+    assert caps == {"cn": (3, 7), "cn-as-written": (3, 7), "us-regf": (3, 7), "us-ma": (2, 2)}
+    # A number the law doesn't give says so in its source.
+    for name in ("cn", "cn-as-written", "us-regf"):
+        pack = load_pack(name)
+        assert "DueCall default" in pack.source("sms-daily-cap"), name
+        assert "DueCall default" in pack.source("sms-weekly-cap"), name
+    assert "DueCall default" not in load_pack("us-ma").source("sms-weekly-cap")
+    # Only us-ma counts texts with calls (940 CMR 7.04(1)(f): "via text messaging").
+    assert {name for name in PACKS if load_pack(name).seven_counts_texts} == {"us-ma"}

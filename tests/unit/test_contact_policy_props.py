@@ -87,6 +87,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     name = draw(st.sampled_from(["cn", "cn-as-written", "us-regf", "us-ma"]))
     lender = LenderSettings(
         max_voice_per_day=draw(st.none() | st.integers(1, 4)),
+        max_sms_per_day=draw(st.none() | st.integers(1, 4)),
+        max_sms_per_week=draw(st.none() | st.integers(1, 8)),
         min_gap_unanswered_minutes=draw(st.sampled_from([None, 5, 30])),
         quiet_weekdays=tuple(sorted(draw(st.sets(st.integers(0, 6), max_size=2)))),
         holidays_country=draw(st.sampled_from([None, "US"])),
@@ -241,7 +243,7 @@ def violations(s: Scenario, placed: list[Contact]) -> list[str]:
     def before(a: Contact, b: Contact) -> bool:
         return (a.at, order[id(a)]) < (b.at, order[id(b)])
 
-    bad: list[str] = []
+    bad: list[str] = sms_violations(s, placed)
     for c in placed:
         if c.channel in consumer.opted_out:
             bad.append(f"{c.ref}: opted out")
@@ -260,6 +262,7 @@ def violations(s: Scenario, placed: list[Contact]) -> list[str]:
             if lt.weekday() in lender.quiet_weekdays:
                 bad.append(f"{c.ref}: quiet weekday {lt.date()} in {zone}")
         if c.channel != "voice":
+            bad += texts_in_seven_violations(s, c, everything)
             continue
         for zone in consumer.time_zones:
             day = local_day(c.at, zone)
@@ -271,13 +274,7 @@ def violations(s: Scenario, placed: list[Contact]) -> list[str]:
             if pack.max_voice_per_day and len(pack_counted) > pack.max_voice_per_day:
                 bad.append(f"{c.ref}: {len(pack_counted)} {pack.daily_cap_counts} calls on {day} in {zone}")
             for debt in c.debts:
-                counted = [
-                    o
-                    for o in mine_voice_out
-                    if debt in o.debts
-                    and o.outcome not in ("busy", "not_in_service")
-                    and not (pack.seven_consent_exempt and under_prior_consent(consumer, o))
-                ]
+                counted = seven_counted(s, everything, debt)
                 if pack.calls_per_7_days is not None and not (
                     pack.seven_consent_exempt and under_prior_consent(consumer, c)
                 ):
@@ -307,6 +304,71 @@ def violations(s: Scenario, placed: list[Contact]) -> list[str]:
             for u in mine_voice_out:
                 if before(u, c) and u.outcome != "answered" and c.at - u.at < gap:
                     bad.append(f"{c.ref}: {c.at - u.at} after unanswered {u.ref}")
+    return bad
+
+
+def seven_counted(s: Scenario, everything: list[Contact], debt: str) -> list[Contact]:
+    """What 7-in-7 counts about `debt`: connected calls (less prior-consent ones where exempt), and
+    where the pack counts texts (us-ma) every text about the debt or naming none."""
+    pack = s.pack
+    mine = [o for o in everything if o.person == s.person and o.direction == "outbound"]
+    calls = [
+        o
+        for o in mine
+        if o.channel == "voice"
+        and debt in o.debts
+        and o.outcome not in ("busy", "not_in_service")
+        and not (pack.seven_consent_exempt and under_prior_consent(s.consumer, o))
+    ]
+    texts = [o for o in mine if o.channel == "sms" and (debt in o.debts or not o.debts)]
+    return calls + (texts if pack.seven_counts_texts else [])
+
+
+def texts_in_seven_violations(s: Scenario, c: Contact, everything: list[Contact]) -> list[str]:
+    """us-ma: a text shares 7-in-7's count with the calls (940 CMR 7.04(1)(f))."""
+    limit = s.pack.calls_per_7_days
+    if not s.pack.seven_counts_texts or limit is None:
+        return []
+    bad: list[str] = []
+    for zone in s.consumer.time_zones:
+        day = local_day(c.at, zone)
+        for debt in c.debts:
+            counted = seven_counted(s, everything, debt)
+            for end in (day + timedelta(days=k) for k in range(7)):
+                n = sum(1 for o in counted if end - timedelta(days=6) <= local_day(o.at, zone) <= end)
+                if n > limit:
+                    bad.append(f"{c.ref}: {n} calls and texts about {debt} in the 7 days to {end} in {zone}")
+    return bad
+
+
+def stricter(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def sms_violations(s: Scenario, placed: list[Contact]) -> list[str]:
+    """Texts per person per local day and per 7 consecutive local days, in each zone."""
+    pack, lender = s.pack, s.pack.lender
+    per_day = stricter(pack.max_sms_per_day, lender.max_sms_per_day)
+    per_week = stricter(pack.max_sms_per_week, lender.max_sms_per_week)
+    texts = [
+        c
+        for c in (*s.history, *placed)
+        if c.person == s.person and c.channel == "sms" and c.direction == "outbound"
+    ]
+    bad: list[str] = []
+    for c in placed:
+        if c.channel != "sms":
+            continue
+        for zone in s.consumer.time_zones:
+            day = local_day(c.at, zone)
+            days = [local_day(o.at, zone) for o in texts]
+            n = days.count(day)
+            if per_day is not None and n > per_day:
+                bad.append(f"{c.ref}: {n} texts on {day} in {zone}")
+            for end in (day + timedelta(days=k) for k in range(7)):
+                n = sum(1 for d in days if end - timedelta(days=6) <= d <= end)
+                if per_week is not None and n > per_week:
+                    bad.append(f"{c.ref}: {n} texts in the 7 days to {end} in {zone}")
     return bad
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from dialer.core.config import PolicySettings
 from dialer.core.errors import ConfigError
 from dialer.core.models import Account, Disposition, PastAttempt
+from dialer.policy.engine import decide
 from dialer.policy.gate import PackGate, contact_of, outcome_of, pack_from_settings, region_zones
+from dialer.policy.jsonl import check_lines
 from dialer.policy.packs import load_pack
 
 NY = ZoneInfo("America/New_York")
@@ -170,3 +175,43 @@ async def test_the_store_keeps_when_each_consent_was_given(tmp_path: Path) -> No
         assert (await store.preferences("+12025550101")).consents_given == (day, later)
     finally:
         await store.close()
+
+
+def test_the_lender_may_cap_texts_in_its_settings() -> None:
+    assert (PolicySettings().max_sms_per_day, PolicySettings().max_sms_per_week) == (None, None)
+    settings = PolicySettings(max_sms_per_day=2, max_sms_per_week=5)
+    assert (settings.max_sms_per_day, settings.max_sms_per_week) == (2, 5)
+    for bad in ({"max_sms_per_day": 0}, {"max_sms_per_week": 0}, {"max_sms_per_day": "two"}):
+        with pytest.raises(ValidationError, match="max_sms_per"):
+            PolicySettings.model_validate(bad)
+
+
+def test_the_history_read_for_a_text_covers_the_sms_week() -> None:
+    """The store reads `history_window` back: cn counts no calls over 7 days, its texts do."""
+    gate = PackGate(load_pack("cn"))
+    assert gate.history_window >= timedelta(days=8)
+
+
+def test_policy_check_decides_texts_under_the_sms_caps() -> None:
+    texts = [
+        {"at": f"2026-11-30T{13 + i}:00:00Z", "channel": "sms", "direction": "outbound"} for i in range(3)
+    ]
+    base = {"at": "2026-11-30T18:00:00Z", "consumer": {"time_zones": ["America/New_York"]}}
+    lines = [
+        {**base, "id": "third-text", "channel": "sms", "history": texts[:2]},
+        {**base, "id": "fourth-text", "channel": "sms", "history": texts},
+        {**base, "id": "call", "channel": "voice", "debts": ["D1"], "history": texts},
+        {**base, "id": "no-outcome", "channel": "voice", "history": [{**texts[0], "channel": "voice"}]},
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    out = list(check_lines(io.BytesIO(data), load_pack, "us-regf", decide))
+    assert [o.get("decision", o.get("error")) for o in out] == [
+        "allow",
+        "block",
+        "allow",
+        "line 4: history[0].outcome: a voice call needs its outcome (answered, no_answer, busy, ...)",
+    ]
+    assert [r["rule"] for r in out[1]["reasons"]] == ["sms-daily-cap"]
+    assert "3 of 3 texts today" in out[1]["reasons"][0]["detail"]
+    assert out[1]["next_allowed_at"] == "2026-12-01T13:00:00Z"  # 08:00 the next day in New York
+    assert "sms-daily-cap" not in {r["rule"] for r in out[2]["reasons"]}

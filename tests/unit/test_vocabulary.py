@@ -58,6 +58,8 @@ def test_blocking_rules_are_the_rule_ids_that_can_refuse_in_their_order() -> Non
         "inconvenient",
         "daily-cap",
         "7-in-7",
+        "sms-daily-cap",
+        "sms-weekly-cap",
         "conversation",
         "min-gap",
         "holiday",
