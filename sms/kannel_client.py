@@ -24,13 +24,17 @@ NAME = "kannel"
 TIMEOUT = httpx2.Timeout(connect=2.0, read=10.0, write=5.0, pool=10.0)
 MAX_CONNECTIONS = 16
 MAX_FIELD = 2000  # no callback field DueCall reads is longer (an MO text is at most ~1,600 bytes)
-_TYPE_STATE = {
-    "1": MessageState.DELIVERED,
-    "2": MessageState.FAILED,
-    "4": MessageState.ACCEPTED,
-    "8": MessageState.ACCEPTED,
-    "16": MessageState.FAILED,
-}
+# Report type bits, most final first. Kannel sets 32 beside 2 for an expiry (34) even when the
+# mask did not ask for it, and 16 alone when the SMSC refused the submit (NACK).
+_TYPE_BITS = (
+    (1, MessageState.DELIVERED),
+    (32, MessageState.EXPIRED),
+    (2, MessageState.FAILED),
+    (16, MessageState.FAILED),
+    (8, MessageState.ACCEPTED),
+    (4, MessageState.ACCEPTED),
+)
+_KNOWN_BITS = 1 | 2 | 4 | 8 | 16 | 32
 _EXPIRED = re.compile(r"stat:\s*EXPIRED", re.IGNORECASE)
 _GATEWAY_ID = re.compile(r"id:\s*([0-9A-Za-z-]{1,64})")
 _PHONE = re.compile(r"^\+?[0-9]{3,20}$")
@@ -83,11 +87,14 @@ class KannelGateway:
 
     def report(self, message_id: int, params: Mapping[str, str], body: bytes) -> DeliveryReport:
         kind = _field(params, "type")
-        state = _TYPE_STATE.get(kind)
+        bits = int(kind) if kind.isdigit() and len(kind) <= 2 else 0
+        if bits & ~_KNOWN_BITS:
+            bits = 0  # a bit Kannel does not send: not a report we understand
+        state = next((s for bit, s in _TYPE_BITS if bits & bit), None)
         if state is None:
             raise CallbackError(f"delivery report for message {message_id}: unknown type {kind[:20]!r}")
         status = params.get("status", "")[:MAX_FIELD]
-        if kind == "2" and _EXPIRED.search(status):
+        if state is MessageState.FAILED and _EXPIRED.search(status):
             state = MessageState.EXPIRED
         found = _GATEWAY_ID.search(status)
         return DeliveryReport(message_id, state, status, found.group(1) if found else "")

@@ -244,6 +244,8 @@ class PolicySettings(_Section):
     # Texts per person (every text that may have reached the carrier counts); stricter than the pack only
     max_sms_per_day: int | None = Field(None, ge=1, le=100)
     max_sms_per_week: int | None = Field(None, ge=1, le=700)
+    # Channels an SMS opt-out (STOP) stops, on top of the pack's (which always stops texts).
+    sms_opt_out_stops: tuple[Literal["sms", "voice"], ...] = ()
     min_gap_unanswered: Duration | None = None  # between two unanswered calls to one person
     holidays_country: str | None = None  # e.g. "US", "CN": no calls on its public holidays
     holidays_subdivision: str | None = None

@@ -138,7 +138,8 @@ def pack_from_settings(p: PolicySettings) -> Pack:
     end = min(pack.window_end, p.window_end) if p.window_end else pack.window_end
     if start >= end:
         raise ConfigError(f"policy: window {start:%H:%M}-{end:%H:%M} is empty")
-    return replace(pack, window_start=start, window_end=end)
+    stops = pack.sms_opt_out_stops + tuple(c for c in p.sms_opt_out_stops if c not in pack.sms_opt_out_stops)
+    return replace(pack, window_start=start, window_end=end, sms_opt_out_stops=stops)
 
 
 @cache

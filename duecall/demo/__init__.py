@@ -27,6 +27,7 @@ from dialer.core.dialplan import SIM_AUDIO, SIM_DELAY, SIM_KEYS, Context, sim_fa
 from dialer.core.models import Account, Disposition
 from dialer.store import SqliteStore
 from duecall.demo.journeys import HELLO, IVR_START, Journey, plan_keys, say_seconds
+from duecall.demo.texting import run_texts, texts_settings
 from ivr.service import IvrService
 from ivr.tts import playback_target
 
@@ -219,6 +220,8 @@ def demo_settings(s: Settings) -> Settings:
                 "trunk": f"Local/{{number}}@{Context.SIM}",
             },
             "retry": retry,
+            # A STOP text also stops the IVR's calls (the shipped duecall.toml says so too).
+            "policy": {**s.policy.model_dump(), "sms_opt_out_stops": ["voice"]},
         }
     )
 
@@ -239,9 +242,14 @@ def run_demo(settings: Settings, console: Console) -> None:
     plan = write_demo_csv(csv_path, now)
     console.print(f"[b]2. Import[/b]: {csv_path}")
     asyncio.run(_import_and_create(s, csv_path, console))
-    console.print("[b]3. Simulated borrowers[/b]: timing their key presses to the prompts they will hear")
+    console.print(
+        "[b]3. Texts[/b]: reminders through the local Kannel and a simulated SMPP carrier "
+        "(0141 undeliverable, 0120 expires; 0170 replies STOP, 0160 replies 退订)"
+    )
+    asyncio.run(run_texts(texts_settings(s, db_path.parent / "sms"), console))
+    console.print("[b]4. Simulated borrowers[/b]: timing their key presses to the prompts they will hear")
     asyncio.run(program_borrowers(s, now, [account_id for account_id, _, _ in plan]))
-    console.print("[b]4. Campaign[/b]: calling (retries after 5 s, at most 2 attempts)")
+    console.print("[b]5. Campaign[/b]: calling (retries after 5 s, at most 2 attempts)")
     calls_started = time.monotonic()
     summary = asyncio.run(dial(s, "demo", SystemClock(), timedelta(seconds=30)))
     minutes = (time.monotonic() - calls_started) / 60
@@ -262,7 +270,8 @@ def run_demo(settings: Settings, console: Console) -> None:
     )
     report = verify(db_path)
     console.print(
-        f"[b]5. Audit trail[/b]: {report.events} events and {report.recordings_checked} recordings "
+        f"[b]6. Audit trail[/b]: {report.events} events, {report.recordings_checked} recordings "
+        f"and {report.messages_checked} texts "
         f"checked in {report.chain_seconds + report.recordings_seconds:.2f} s: "
         + ("[green]verified[/green]" if report.ok else "[red]FAILED[/red]")
     )
@@ -361,12 +370,18 @@ async def _print_outcomes(s: Settings, plan: list[tuple[str, str, str]], console
         assert campaign is not None
         attempts = await store.attempts_for(campaign.id)
         status = await store.status(campaign, upcoming=50)
+        held = await store.fetch_all(
+            "SELECT a.account_id, t.note FROM targets t JOIN accounts a ON a.id=t.account_pk "
+            "WHERE t.campaign_id=? AND t.state!='pending' AND t.note!=''",
+            (campaign.id,),
+        )
     finally:
         await store.close()
     by_account: dict[str, list[dict[str, object]]] = {}
     for row in attempts:
         by_account.setdefault(str(row["account_id"]), []).append(row)
     waiting = {account_id: note for _, account_id, _, note in status.next_due}
+    waiting |= {str(r["account_id"]): str(r["note"]) for r in held}
     table = Table(
         "account",
         "zone",

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from pydantic import ValidationError
 
 from dialer.core.clock import FixedClock
-from dialer.core.config import SHIPPED_SMS_TEMPLATES
+from dialer.core.config import SHIPPED_SMS_TEMPLATES, PolicySettings
 from dialer.core.messages import TextRequest
 from dialer.core.models import Account, AccountRecord
-from dialer.policy.gate import PackGate
+from dialer.policy.gate import PackGate, pack_from_settings
 from dialer.policy.packs import load_pack
 from dialer.store import SqliteStore
 from sms.inbox import Inbox
@@ -188,3 +189,12 @@ async def test_anything_else_waits_for_a_person(rig: Rig) -> None:
     [reply] = await rig.store.inbox()
     assert reply["kind"] == "for_person" and reply["text"] == "STOP this terrible bill"
     assert await rig.store.opted_out(PHONE) == set()
+
+
+async def test_the_lender_may_have_a_stop_text_stop_calls_too(tmp_path: Path) -> None:
+    settings = PolicySettings(pack="us-regf", sms_opt_out_stops=("voice",))
+    assert pack_from_settings(settings).sms_opt_out_stops == ("sms", "voice")
+    assert pack_from_settings(PolicySettings(pack="us-regf")).sms_opt_out_stops == ("sms",)
+    assert pack_from_settings(PolicySettings(pack="cn")).sms_opt_out_stops == ("sms", "voice")
+    with pytest.raises(ValidationError, match="sms_opt_out_stops"):
+        PolicySettings(pack="us-regf", sms_opt_out_stops=("fax",))  # type: ignore[arg-type]
