@@ -21,6 +21,11 @@ BULLET = "•"
 _KEEP_DIGITS = 4
 _MIN_NATIONAL = 7  # national numbers this long are masked in free text too
 _PHONE_KEYS = frozenset({"phone", "phone_e164", "number"})
+# A run of 7 or more digits, written with single spaces, dots, dashes or brackets between them
+# (a phone number, an account or card number), unless it is a date. An amount with thousands
+# separators ("$1,234.56") is never one; an amount of a million or more written without them is.
+_DIGIT_RUN = re.compile(r"\+?\(?\d(?:(?:[ .\-]|\) ?)?\d){6,}")
+_DATE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{4}")
 
 
 def mask_phone(number: str) -> str:
@@ -39,6 +44,11 @@ def _bullets_but_last(digits: str) -> str:
     if len(digits) <= _KEEP_DIGITS:
         return BULLET * len(digits)  # too short: the last four would be the whole number
     return BULLET * (len(digits) - _KEEP_DIGITS) + digits[-_KEEP_DIGITS:]
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group()
+    return run if _DATE.fullmatch(run) else _bullets_but_last(re.sub(r"\D", "", run))
 
 
 def mask_name(name: str) -> str:
@@ -81,6 +91,11 @@ class Masker:
                 pairs[form] = masked
         # Longest first, so the full name wins over its words and E.164 over the national number.
         self._pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+        # People type names in any case ("this is wei"): a text's words match them regardless,
+        # as whole words (so "Wei" is not masked inside "weight"). Scripts without case (张伟)
+        # are masked by `text` already.
+        words = [re.escape(p) for p, _ in self._pairs if p.lower() != p.upper() and not p[-1].isdigit()]
+        self._any_case = re.compile(rf"(?<!\w)(?:{'|'.join(words)})(?!\w)", re.IGNORECASE) if words else None
 
     def text(self, value: str) -> str:
         """One decoded string (a prompt, a transcript, an account id) with the name and number masked."""
@@ -101,6 +116,14 @@ class Masker:
             return [self.data(v) for v in value]
         return value
 
+    def body(self, value: str) -> str:
+        """A text message's words (sent or received): `text`, and every other long run of digits
+        kept to its last four, since a borrower may write another number into a reply."""
+        value = self.text(value)
+        if self._any_case is not None:
+            value = self._any_case.sub(lambda m: mask_name(m.group()), value)
+        return _DIGIT_RUN.sub(_mask_run, value)
+
     def optional(self, value: str | None) -> str | None:
         """An optional text field (an event's account id: it may be the phone number itself)."""
         return None if value is None else self.text(value)
@@ -113,4 +136,7 @@ class Plain(Masker):
         super().__init__("", "")
 
     def data(self, value: Any) -> Any:
+        return value
+
+    def body(self, value: str) -> str:
         return value

@@ -64,6 +64,7 @@ class CallRow:
     account_id: str
     name: str
     campaign: str
+    account_pk: int  # the account's key: the link to its timeline (its id may be the number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class Page(Generic[Row]):
     pages: int
 
 
-def _page_of(total: int, page: int, size: int) -> tuple[int, int]:
+def page_of(total: int, page: int, size: int) -> tuple[int, int]:
     """(the page asked for, kept within range; how many pages there are)."""
     pages = max(1, -(-total // size))
     return min(max(1, page), pages), pages
@@ -114,7 +115,7 @@ class CallDetail:
 
 _ROW_COLUMNS = (
     "t.id, t.decided_at, t.answered_at, t.ended_at, t.attempt_no, t.disposition, t.outcome, "
-    "t.phone_e164, a.account_id, a.name AS name, c.name AS campaign"
+    "t.phone_e164, a.account_id, a.name AS name, c.name AS campaign, t.account_pk"
 )
 _FROM = "attempts t JOIN accounts a ON a.id = t.account_pk JOIN campaigns c ON c.id = t.campaign_id"
 
@@ -161,8 +162,8 @@ def _call(row: DbRow) -> CallRow:
 async def search(db: Reads, f: CallFilter, page: int = 1, size: int = PAGE_SIZE) -> Page[CallRow]:
     """One page of matching calls, newest first, with the total number of matches."""
     where, params = _where(f)
-    total = await _count(db, f"SELECT count(*) AS n FROM attempts t{where}", params)
-    page, pages = _page_of(total, page, size)
+    total = await count(db, f"SELECT count(*) AS n FROM attempts t{where}", params)
+    page, pages = page_of(total, page, size)
     rows = await db.fetch_all(
         f"SELECT {_ROW_COLUMNS} FROM {_FROM}{where} ORDER BY t.decided_at DESC, t.id DESC LIMIT ? OFFSET ?",
         [*params, size, (page - 1) * size],
@@ -230,8 +231,8 @@ async def blocked(
         )
         params.append(rule)
     where = " WHERE " + " AND ".join(conds)
-    total = await _count(db, f"SELECT count(*) AS n FROM audit_events e{where}", params)
-    page, pages = _page_of(total, page, size)
+    total = await count(db, f"SELECT count(*) AS n FROM audit_events e{where}", params)
+    page, pages = page_of(total, page, size)
     rows = await db.fetch_all(
         "SELECT e.seq, e.at, e.account_id, coalesce(c.name, '') AS campaign, coalesce(a.name, '') AS name, "
         "e.data "
@@ -339,7 +340,7 @@ async def _one(db: Reads, sql: str, *params: Any) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def _count(db: Reads, sql: str, params: list[Any]) -> int:
+async def count(db: Reads, sql: str, params: list[Any]) -> int:
     row = await db.fetch_one(sql, params)
     return int(row["n"]) if row else 0
 

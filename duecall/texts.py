@@ -23,7 +23,7 @@ from sms.http_provider import HttpProvider
 from sms.inbox import Inbox
 from sms.kannel_client import KannelGateway
 from sms.receiver import listen, receiver_app, server
-from sms.sender import BatchSummary, Sender
+from sms.sender import BatchSummary, RetryPlan, Sender
 from sms.templates import TemplateSet, account_fields, render, template_key
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def templates_of(s: Settings) -> TemplateSet:
 def build(s: Settings, store: Store, clock: Clock, dialer_id: str) -> TextChannel:
     policy = PackGate(pack_from_settings(s.policy))
     gateway, secret = gateway_of(s)
-    sender = Sender(store, policy, gateway, clock, dialer_id, s.sms.concurrency, sender_id=s.sms.sender)
+    retry = RetryPlan(s.sms.retry_attempts, s.sms.retry_delay)
+    sender = Sender(store, policy, gateway, clock, dialer_id, s.sms.concurrency, retry, s.sms.sender)
     templates = templates_of(s)
     stops = policy.pack.sms_opt_out_stops
     inbox = Inbox(store, sender, templates, stops, clock, gateway.name)

@@ -1,4 +1,5 @@
-"""The auditors' web page: find calls, replay one, check its hashes, export evidence.
+"""The auditors' web page: find calls and texts, replay a call, see an account's calls and texts
+in time order, check hashes, export evidence.
 
 Server-rendered (Jinja2), no scripts. Every page view, reveal and export is
 appended to the audit chain with the auditor's name. `auditor` users are
@@ -50,9 +51,10 @@ from audit.search import (
     recordings,
     search,
 )
+from audit.texts import DIRECTIONS, TIMELINE_LIMIT, TextFilter, account_by_pk, account_texts, search_texts
 from audit.users import Auditor, authenticate, create_user, get_user, list_users
 from audit.verify import verify
-from audit.web.evidence import build_bundle, call_view, inside
+from audit.web.evidence import VERIFIED, build_bundle, call_view, inside, link_status
 from audit.web.security import (
     SECRET_NAME,
     DeviceCookies,
@@ -67,12 +69,13 @@ from audit.web.security import (
     protect,
     session_secret,
 )
+from audit.web.timeline import account_timeline, text_rows
 from dialer.core import csvsafe
 from dialer.core.config import Settings
 from dialer.core.errors import AuditorError
 from dialer.core.flags import BLOCKING_RULES
 from dialer.core.models import Disposition
-from dialer.core.vocab import Outcome
+from dialer.core.vocab import MessageState, Outcome, ReplyKind
 from dialer.store import SqliteStore, Store
 from dialer.store.chain import AuditEvent
 from dialer.store.events import web_event
@@ -143,6 +146,8 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
         Route("/calls/{attempt_id}/export", export, methods=["POST"]),
         Route("/reveal", reveal, methods=["POST"]),
         Route("/blocked", blocked_page),
+        Route("/texts", texts_page),
+        Route("/accounts/{account_pk}", account_page),  # by key: an account id may be the number
         Route("/trail", trail_page, methods=["GET"]),
         Route("/trail", trail_verify, methods=["POST"]),
         Route("/admin/auditors", auditors_page, methods=["GET"]),
@@ -243,11 +248,17 @@ def _revealed(request: Request) -> bool:
     return _user(request).is_admin and request.session.get("reveal") is True
 
 
-async def _log(request: Request, kind: str, data: dict[str, Any], attempt: CallRow | None = None) -> None:
-    """Append what this auditor did to the chain."""
+async def _log(
+    request: Request,
+    kind: str,
+    data: dict[str, Any],
+    attempt: CallRow | None = None,
+    account_id: str | None = None,
+) -> None:
+    """Append what this auditor did to the chain (about one call, or one account)."""
     user = getattr(request.state, "user", None)
     actor = f"auditor:{user.name}" if user else "web:anonymous"
-    ids: dict[str, Any] = {}
+    ids: dict[str, Any] = {"account_id": account_id} if account_id is not None else {}
     if attempt is not None:
         ids = {"attempt_id": attempt.id, "account_id": attempt.account_id}
     await _state(request).store.audit([AuditEvent(web_event(kind, data), _now(), actor, **ids)])
@@ -382,23 +393,23 @@ async def reveal(request: Request) -> Response:
 # -- calls ------------------------------------------------------------------
 
 
+def _day(request: Request, key: str, errors: list[str]) -> date | None:
+    text = request.query_params.get(key, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors.append(f"{key}: {text[:40]!r} is not a date like 2025-01-31")
+        return None
+
+
 def _filters(request: Request) -> tuple[CallFilter, list[str]]:
     q = request.query_params
     errors: list[str] = []
-
-    def day(key: str) -> date | None:
-        text = q.get(key, "").strip()
-        if not text:
-            return None
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            errors.append(f"{key}: {text!r} is not a date like 2025-01-31")
-            return None
-
     f = CallFilter(
-        date_from=day("from"),
-        date_to=day("to"),
+        date_from=_day(request, "from", errors),
+        date_to=_day(request, "to", errors),
         account_id=q.get("account", "").strip(),
         campaign=q.get("campaign", "").strip(),
         outcome=q.get("outcome", "").strip(),
@@ -607,6 +618,102 @@ async def blocked_page(request: Request) -> Response:
             "rules": BLOCKING_RULES,
             "campaigns": (await choices(_state(request).store))["campaign"],
             "page_link": lambda n: "/blocked?" + urlencode({**query, "page": n}),
+        },
+    )
+
+
+# -- texts and accounts ---------------------------------------------------------
+
+_MAX_FILTER = 100  # characters of a text filter: more names no account, number or state
+_NUMBER = re.compile(r"\+?[0-9]{5,15}")
+_NUMBER_JUNK = re.compile(r"[ ().\-]")
+_CHOICES = {
+    "direction": DIRECTIONS,
+    "state": tuple(s.value for s in MessageState),
+    "kind": tuple(k.value for k in ReplyKind),
+}
+
+
+def _text_filters(request: Request) -> tuple[TextFilter, list[str]]:
+    """The texts search's filters and what is wrong with them (each named)."""
+    q = request.query_params
+    errors: list[str] = []
+    text = {k: q.get(k, "").strip() for k in ("account", "number", *_CHOICES)}
+    for key, value in text.items():
+        if len(value) > _MAX_FILTER:
+            errors.append(f"{key}: longer than {_MAX_FILTER} characters")
+            text[key] = ""
+    for key, allowed in _CHOICES.items():
+        if text[key] and text[key] not in allowed:
+            errors.append(f"{key}: {text[key][:40]!r} is not one of {', '.join(allowed)}")
+            text[key] = ""
+    number = _NUMBER_JUNK.sub("", text["number"])
+    if number and not _NUMBER.fullmatch(number):
+        errors.append(f"number: {text['number'][:40]!r} is not a phone number like +442079460000")
+        number = ""
+    f = TextFilter(
+        date_from=_day(request, "from", errors),
+        date_to=_day(request, "to", errors),
+        account_id=text["account"],
+        number=number if not number or number.startswith("+") else f"+{number}",
+        direction=text["direction"],
+        state=text["state"],
+        kind=text["kind"],
+    )
+    return f, errors
+
+
+@guarded()
+async def texts_page(request: Request) -> Response:
+    """Texts sent, refused and received; a bad filter is named and answered 400, nothing searched."""
+    f, errors = _text_filters(request)
+    reads, revealed = _state(request).store, _revealed(request)
+    found = await search_texts(reads, f, _page_no(request)) if not errors else None
+    n = found.page if found else 1
+    await _log(
+        request, "audit.view", {"page": "/texts", "filters": f.as_dict(), "n": n, "revealed": revealed}
+    )
+    query = f.as_dict()
+    return _render(
+        request,
+        "texts.html",
+        {
+            "filters": query,
+            "errors": errors,
+            "found": found,
+            "rows": text_rows(found.rows, revealed) if found else [],
+            "options": _CHOICES,
+            "page_link": lambda n: "/texts?" + urlencode({**query, "page": n}),
+        },
+        400 if errors else 200,
+    )
+
+
+@guarded()
+async def account_page(request: Request) -> Response:
+    """One account's calls and texts in time order, each text with its states and reasons."""
+    pk = _path_id(request, "account_pk")
+    account = await account_by_pk(_state(request).store, pk) if pk is not None else None
+    if account is None:
+        raise HTTPException(404, "No such account: open it from a call or a text.")
+    reads, revealed = _state(request).store, _revealed(request)
+    calls = await search(reads, CallFilter(account_id=account["account_id"]), 1, TIMELINE_LIMIT)
+    texts = await account_texts(reads, account["id"], account["account_id"])
+    links = await link_status(reads, texts.events)
+    data = {"page": f"/accounts/{account['id']}", "revealed": revealed}
+    await _log(request, "audit.view", data, account_id=account["account_id"])
+    _, person = _person(account["account_id"], account["name"], account["phone_e164"], revealed)
+    return _render(
+        request,
+        "account.html",
+        {
+            "account": account,
+            "person": person,
+            "entries": account_timeline(account, list(reversed(calls.rows)), texts, revealed),
+            "cut": texts.cut or calls.total > len(calls.rows),
+            "limit": TIMELINE_LIMIT,
+            "links_ok": all(v == VERIFIED for v in links.values()),
+            "events": len(links),
         },
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from audit.search import CallFilter, search
 from dialer.store import SqliteStore
-from tests.support.audit_seed import ADMIN, AUDITOR, PASSWORD, seed
+from tests.support.audit_seed import ADMIN, AUDITOR, PASSWORD, seed, seed_texts
 from tests.support.browser import audio_duration, chromium, serving, sign_in
 from tests.support.config import make_settings
 
@@ -90,3 +90,35 @@ def test_auditor_and_admin_in_the_browser(tmp_path: Path) -> None:
 
     kinds = asyncio.run(logged())
     assert {"audit.sign_in", "audit.view", "audit.export", "audit.reveal", "audit.verify"} <= set(kinds)
+
+
+def test_an_accounts_calls_and_texts_and_the_texts_search_in_the_browser(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    seeded = asyncio.run(seed(settings, tmp_path))
+    asyncio.run(seed_texts(settings))
+    with serving(settings) as base, chromium() as browser:
+        page = browser.new_context().new_page()
+        sign_in(page, base, AUDITOR, PASSWORD)
+        # from the call list to the account: its texts, replies and the call in time order
+        page.click(f"table.calls tr:has(a[href='/calls/{seeded.ids['A1']}']) td:nth-child(3) a")
+        page.wait_for_url(f"{base}/accounts/*")
+        kinds = page.eval_on_selector_all("#account-timeline tbody tr", "rows => rows.map(r => r.className)")
+        assert kinds == [
+            "entry-text",
+            "entry-reply",
+            "entry-call",
+            "entry-text",
+            "entry-refused",
+            "entry-reply",
+        ]
+        timeline = page.inner_text("#account-timeline")
+        assert "delivered (report): stat:DELIVRD err:000" in timeline and "Opted out of sms" in timeline
+        assert "W•• Z••••" in timeline and "Wei Zhang" not in page.content()
+        assert page.inner_text("#links") == "verified"
+        # the texts search: failed texts only
+        page.click("header nav >> text=Texts")
+        page.select_option("select[name=state]", "failed")
+        page.click("#filters button[type=submit]")
+        page.wait_for_url("**/texts?*state=failed*")
+        assert page.inner_text("#total") == "1"
+        assert "stat:UNDELIV err:001" in page.inner_text("#texts")

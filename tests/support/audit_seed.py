@@ -2,6 +2,7 @@
 
 Four calls on three days: two answered with a real WAV each (one a Chinese borrower),
 one unanswered, and one whose recordings row points outside the recordings folder.
+`seed_texts` adds texts around the calls (after `seed`): see its docstring.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from audit.users import create_user
 from dialer.accounts.importer import import_accounts
 from dialer.accounts.parse import ImportSettings
 from dialer.core.config import Settings
+from dialer.core.messages import InboundText, Message, PastMessage, TextRequest
 from dialer.core.models import (
     Account,
     Attempt,
@@ -30,6 +32,7 @@ from dialer.core.models import (
     Reason,
     TargetState,
 )
+from dialer.core.vocab import MessageState, ReplyKind
 from dialer.store import SqliteStore, Store, TargetUpdate
 from dialer.store.evidence import RecordingFacts, facts
 from tests.support.borrowers import HEADER
@@ -135,3 +138,141 @@ async def _finish(store: Store, attempt: Attempt, acc: str, name: str, now: date
             ivr=_ivr(answered + timedelta(seconds=1), name, outcome),
         )
     await store.finish_attempt(attempt, result, TargetUpdate(TargetState.DONE, now), "dialer:test")
+
+
+# -- texts ----------------------------------------------------------------------------
+
+WEI_TEXT = (
+    "Acme Lending: Wei Zhang, your payment of $123.45 is due 2025-03-15. "
+    "Questions? Call 800-555-0199. Reply STOP to opt out."
+)
+ZHANG_TEXT = "【安和贷】张伟您好，您的欠款123.45元将于2025年3月15日到期，详询4008001234。回T退订"
+WEI_REPLY = "Wei Zhang here, call me at 202-555-0188 please"
+STRANGER = "+12025550199"
+
+
+@dataclass(frozen=True, slots=True)
+class SeededTexts:
+    sent: dict[str, int]  # a name for each text -> its message id
+
+
+def _allow_text(
+    account: Account, history: Sequence[PastMessage], opted_out: frozenset[str], prefs: Preferences
+) -> Decision:
+    return Decision(
+        True, (Reason("window", "09:00 local is inside 08:00-21:00"), Reason("sms-cap", "text 1 of 2"))
+    )
+
+
+def _refuse_text(
+    account: Account, history: Sequence[PastMessage], opted_out: frozenset[str], prefs: Preferences
+) -> Decision:
+    return Decision(False, (Reason("sms-daily-cap", "2 of 2 texts today"),), DAY1 + timedelta(days=1))
+
+
+async def seed_texts(settings: Settings) -> SeededTexts:
+    """Texts around `seed`'s calls, written through the store as the sender and receiver write them.
+
+    A1 (Wei Zhang): a reminder delivered at 13:00, a reply for a person at 13:20 (with another
+    number in it), the call at 14:00, a reminder that failed at 14:30, one refused at 15:00
+    (daily cap), and "Stop. Thank you" at 16:00, which opts the number out of texts.
+    A2 (张伟): a Chinese reminder delivered, then 退订 (texts and calls). And a reply from a
+    number that is no account's.
+    """
+    store = await SqliteStore.open(settings.path(settings.store.path))
+    try:
+        return await _seed_texts(store)
+    finally:
+        await store.close()
+
+
+async def _seed_texts(store: Store) -> SeededTexts:
+    a1, a2 = await store.account("A1"), await store.account("A2")
+    assert a1 is not None and a2 is not None
+    at = DAY1 - timedelta(hours=1)  # 13:00 on the first call's day
+    sent: dict[str, int] = {}
+    sent["wei-1"] = await _text(store, a1, "b1", WEI_TEXT, "gsm-7", at)
+    await _states(
+        store,
+        sent["wei-1"],
+        at,
+        ("submitted", "0: Accepted for delivery"),
+        ("delivered", "stat:DELIVRD err:000"),
+    )
+    await _inbound(store, a1.phone_e164, WEI_REPLY, at + timedelta(minutes=20), ReplyKind.FOR_PERSON, ())
+    later = DAY1 + timedelta(minutes=30)
+    sent["wei-2"] = await _text(store, a1, "b2", WEI_TEXT, "gsm-7", later)
+    await _states(
+        store,
+        sent["wei-2"],
+        later,
+        ("submitted", "0: Accepted for delivery"),
+        ("failed", "stat:UNDELIV err:001"),
+    )
+    request = TextRequest(a1, "b3", "reminder-en-US#due_today", WEI_TEXT, "gsm-7", 1, "kannel")
+    refused = await store.claim_message(
+        request, DAY1 + timedelta(hours=1), _refuse_text, "test", DAY1 - timedelta(days=7)
+    )
+    assert isinstance(refused, Decision) and not refused.allowed
+    await _inbound(
+        store,
+        a1.phone_e164,
+        "Stop. Thank you",
+        DAY1 + timedelta(hours=2),
+        ReplyKind.OPT_OUT,
+        ("sms",),
+        "STOP",
+    )
+    day2 = DAY1 + timedelta(hours=12)  # 02:00 UTC is 10:00 in Shanghai
+    sent["zhang"] = await _text(store, a2, "b1", ZHANG_TEXT, "ucs-2", day2)
+    await _states(
+        store,
+        sent["zhang"],
+        day2,
+        ("submitted", "0: Accepted for delivery"),
+        ("delivered", "stat:DELIVRD err:000"),
+    )
+    await _inbound(
+        store, a2.phone_e164, "退订", day2 + timedelta(minutes=5), ReplyKind.OPT_OUT, ("sms", "voice"), "退订"
+    )
+    await _inbound(store, STRANGER, "wrong number", day2 + timedelta(minutes=6), ReplyKind.FOR_PERSON, ())
+    return SeededTexts(sent)
+
+
+async def _text(store: Store, account: Account, batch: str, text: str, coding: str, at: datetime) -> int:
+    template = f"reminder-{account.language}#before_due"
+    request = TextRequest(account, batch, template, text, coding, 1, "kannel")
+    got = await store.claim_message(request, at, _allow_text, "test", at - timedelta(days=7))
+    assert isinstance(got, Message)
+    return got.id
+
+
+async def _states(store: Store, message_id: int, at: datetime, *steps: tuple[str, str]) -> None:
+    for n, (state, reason) in enumerate(steps, start=1):
+        source = "submit" if state == "submitted" else "report"
+        moved = await store.advance_message(
+            message_id,
+            MessageState(state),
+            at + timedelta(seconds=10 * n),
+            "dialer:test",
+            source,
+            reason,
+            f"gw-{message_id}",
+        )
+        assert moved
+
+
+async def _inbound(
+    store: Store,
+    phone: str,
+    text: str,
+    at: datetime,
+    kind: ReplyKind,
+    channels: tuple[str, ...],
+    keyword: str = "",
+) -> None:
+    inbound = InboundText(
+        phone, "10690000", text, at, kind, keyword=keyword, gateway_ref=f"ref-{at.timestamp()}"
+    )
+    result = await store.record_inbound(inbound, channels, at, "sms:test")
+    assert result.new

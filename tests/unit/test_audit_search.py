@@ -54,6 +54,8 @@ async def test_each_filter(seeded: tuple[Settings, Seeded]) -> None:
         assert chunks == [[a4, a3, a2], [a1]]
         detail = await call_detail(store, a2)
         assert detail is not None and detail.account["name"] == "张伟" and detail.outcome is not None
+        key = await store.fetch_one("SELECT id FROM accounts WHERE account_id = 'A2'")
+        assert key is not None and detail.call.account_pk == key["id"]  # the link to its timeline
         assert detail.flags == ["opt-out"] and [r.kind for r in detail.recordings] == ["call"]
         kinds = [e.kind for e in detail.events]
         assert kinds[0] == "attempt.decided" and "recording.stored" in kinds

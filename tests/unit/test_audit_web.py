@@ -506,6 +506,8 @@ _HOSTILE = st.one_of(
 )
 _GET_ROUTES = ["/", "/login", "/calls", "/calls.csv", "/blocked", "/trail", "/admin/auditors", "/calls/{id}"]
 _GET_ROUTES += ["/calls/{id}/recording", "/calls/{id}/recording/{n}"]
+_GET_ROUTES += ["/texts", "/accounts/{id}"]  # texts (issue 12): tests/unit/test_audit_texts.py has more
+_PARAMS += ["number", "direction", "state", "kind"]
 _ID = st.one_of(st.integers(min_value=0, max_value=10**25).map(str), st.sampled_from(["9" * 5000]), _HOSTILE)
 
 

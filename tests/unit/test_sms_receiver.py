@@ -22,6 +22,7 @@ from dialer.core.models import Account, AccountRecord
 from dialer.policy.gate import PackGate, pack_from_settings
 from dialer.policy.packs import load_pack
 from dialer.store import SqliteStore
+from sms.gateway import Inbound
 from sms.inbox import Inbox
 from sms.kannel import KannelEndpoint
 from sms.kannel_client import KannelGateway
@@ -198,3 +199,38 @@ async def test_the_lender_may_have_a_stop_text_stop_calls_too(tmp_path: Path) ->
     assert pack_from_settings(PolicySettings(pack="cn")).sms_opt_out_stops == ("sms", "voice")
     with pytest.raises(ValidationError, match="sms_opt_out_stops"):
         PolicySettings(pack="us-regf", sms_opt_out_stops=("fax",))  # type: ignore[arg-type]
+
+
+async def test_under_the_cn_pack_a_stop_text_stops_calls_too(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "cn.db", "NORMAL")
+    try:
+        record = AccountRecord(
+            "C1",
+            "D1",
+            "王伟",
+            "+8613912345678",
+            "CN",
+            ("Asia/Shanghai",),
+            False,
+            123450,
+            "CNY",
+            date(2026, 12, 20),
+            "zh-CN",
+        )
+        await store.upsert_accounts([record], NOW)
+        account = await store.account("C1")
+        assert account is not None
+        clock = FixedClock(datetime(2026, 11, 30, 3, 0, tzinfo=UTC))  # 11:00 in Shanghai
+        gate = PackGate(load_pack("cn"))
+        scripted = ScriptedGateway()
+        sender = Sender(store, gate, scripted, clock, "t1")
+        templates = TemplateSet.load(sorted(SHIPPED_SMS_TEMPLATES.glob("*.yaml")), "en-US")
+        inbox = Inbox(store, sender, templates, gate.pack.sms_opt_out_stops, clock, "kannel")
+        await inbox.inbound(Inbound("+8613912345678", "10690000", "退订", clock.now(), "r1"))
+        assert await store.opted_out("+8613912345678") == {"sms", "voice"}
+        [confirmation] = scripted.got
+        assert confirmation.ucs2 and confirmation.text.startswith("【")  # the zh-CN confirmation
+        call = gate.decide(account, clock.now(), [], opted_out=True)  # the dialer reads the voice opt-out
+        assert not call.allowed and call.reasons[0].rule == "opt-out"
+    finally:
+        await store.close()
