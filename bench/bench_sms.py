@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from dialer.core.clock import SystemClock  # noqa: E402
 from dialer.core.config import Settings, load_settings  # noqa: E402
-from dialer.core.models import AccountRecord  # noqa: E402
 from dialer.store import SqliteStore  # noqa: E402
 from duecall import texts  # noqa: E402
 from sms import kannel  # noqa: E402
 from tests.support.config import write_config  # noqa: E402
 from tests.support.project import daytime_zone  # noqa: E402
+from tests.support.records import borrower  # noqa: E402
 
 PORTS = {
     "admin_port": 13600,
@@ -66,22 +65,7 @@ async def run(s: Settings, count: int) -> None:
     clock = SystemClock()
     now = clock.now()
     zone = daytime_zone(now)
-    records = [
-        AccountRecord(
-            f"B{i:05d}",
-            f"D{i}",
-            "Olivia",
-            f"+1202{i:07d}",
-            "US",
-            (zone,),
-            False,
-            12345,
-            "USD",
-            date(2026, 12, 20),
-            "en-US",
-        )
-        for i in range(count)
-    ]
+    records = [borrower(f"B{i:05d}", f"+1202{i:07d}", zone) for i in range(count)]
     await store.upsert_accounts(records, now)
     campaign = await store.create_campaign("bench", now)
     await store.add_targets(campaign.id, now)

@@ -70,8 +70,9 @@ class Gateway(Protocol):
         """Hand one message over, within the adapter's timeout; never raises for gateway trouble."""
         ...
 
-    def report(self, message_id: int, params: Mapping[str, str], body: bytes) -> DeliveryReport:
-        """A delivery-report callback for `message_id` (from the URL path); CallbackError if malformed."""
+    def report(self, message_id: int | None, params: Mapping[str, str], body: bytes) -> DeliveryReport:
+        """A delivery-report callback for `message_id` (from the URL path; None when the gateway
+        calls one fixed URL and the report itself carries DueCall's id); CallbackError if malformed."""
         ...
 
     def inbound(self, params: Mapping[str, str], body: bytes, now: datetime) -> Inbound:

@@ -10,10 +10,11 @@ What an answer means (SubmitStatus):
 - no connection (refused, DNS, connect timeout, pool timeout)   -> UNREACHABLE: it never left
 - sent, but no full answer (read/write timeout, reset, the total deadline, an accepted status
   whose body is unreadable, too large or lacks the accepted field) -> UNKNOWN: it may have left
-- an accepted status whose accepted field has another value, a 4xx, and a 5xx other than
+- `retry_statuses` (default 429, 502, 503: busy, "try again later") -> UNREACHABLE: the vendor
+  took nothing, so the sender tries again with a new decision (as for a 503 from Kannel)
+- an accepted status whose accepted field has another value, any other 4xx, and a 5xx other than
   `unknown_statuses` (default 504: a proxy gave up waiting on the vendor, which may have taken it)
-  -> REFUSED with the vendor's words. A 502/503/500 is the vendor answering that it did not take
-  the message; REFUSED is retried per the retry rules, so nothing is dropped.
+  -> REFUSED with the vendor's words: recorded as not sent, not retried (it would be refused again)
 Every wait is bounded (connect, read, and a total deadline against a slow drip); an answer is
 read at most `response.max_bytes` (a hostile 1 GB body costs 64 KiB).
 """
@@ -76,6 +77,7 @@ class CallbackSignature(Signature):
 class Response(_Model):
     accepted_statuses: list[int] = [200, 201, 202]
     unknown_statuses: list[int] = [504]
+    retry_statuses: list[int] = [429, 502, 503]
     accepted_field: str = ""  # a dotted path into the JSON answer, e.g. "code" or "data.0.status"
     accepted_values: list[str] = []
     id_field: str = ""
@@ -95,6 +97,9 @@ class Report(_Model):
     states: dict[str, ReportState] = Field(min_length=1)  # the vendor's value -> one of ours
     reason_field: str = ""
     id_field: str = ""
+    # For a vendor that calls one fixed report URL: the field in which it echoes DueCall's id (sent
+    # in the request as {message_id}). Without it, reports come to each text's own URL.
+    message_id_field: str = ""
 
 
 class InboundMapping(_Model):
@@ -479,6 +484,8 @@ class HttpProvider:
         error = _lookup(doc, spec.error_field) if spec.error_field else None
         words = error if error is not None else body.decode(self._d.charset, errors="replace")
         kind = SubmitStatus.UNKNOWN if status in spec.unknown_statuses else SubmitStatus.REFUSED
+        if status in spec.retry_statuses:
+            kind = SubmitStatus.UNREACHABLE
         return Submitted(kind, _words(f"HTTP {status}: {words}"), _gateway_id(doc, spec.id_field))
 
     def _judge_accepted(self, status: int, doc: object, whole: bool) -> Submitted:
@@ -502,11 +509,13 @@ class HttpProvider:
 
     # Callbacks: the receiver hands over what arrived; nothing here trusts it.
 
-    def report(self, message_id: int, params: Mapping[str, str], body: bytes) -> DeliveryReport:
+    def report(self, message_id: int | None, params: Mapping[str, str], body: bytes) -> DeliveryReport:
         spec = self._d.report
         if spec is None:
             raise CallbackError(f"{self.name}: the provider definition has no [report] section")
         fields = self._callback_fields(spec.format, params, body)
+        if message_id is None:
+            message_id = _our_id(fields, spec)
         raw = _need(fields, spec.state_field, "report.state_field")
         state = spec.states.get(raw)
         if state is None:
@@ -635,3 +644,17 @@ def _e164(raw: str, spec: InboundMapping) -> str:
     if not phonenumbers.is_possible_number(number):
         raise CallbackError(f"inbound.sender_field {spec.sender_field!r}: not a phone number: {raw[:40]!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _our_id(fields: _Fields, spec: Report) -> int:
+    """DueCall's message id from a report that came to the fixed report URL."""
+    if not spec.message_id_field:
+        raise CallbackError(
+            "report without DueCall's message id: this provider sets no report.message_id_field"
+        )
+    raw = _need(fields, spec.message_id_field, "report.message_id_field")
+    if not raw.isdigit() or len(raw) > 18:
+        raise CallbackError(
+            f"report.message_id_field {spec.message_id_field!r}: not a message id: {raw[:40]!r}"
+        )
+    return int(raw)

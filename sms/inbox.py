@@ -13,11 +13,10 @@ import logging
 from collections.abc import Sequence
 
 from dialer.core.clock import Clock
-from dialer.core.messages import CONFIRMATION, InboundText, TextRequest
+from dialer.core.messages import CONFIRMATION, InboundText, TextRequest, TextStore
 from dialer.core.models import Account
 from dialer.core.vocab import ReplyKind
 from sms.gateway import DeliveryReport, Inbound
-from sms.ports import TextStore
 from sms.replies import classify
 from sms.sender import Sender
 from sms.templates import OPT_OUT_CONFIRMATION, TemplateSet, account_fields, render, template_key

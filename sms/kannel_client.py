@@ -85,7 +85,9 @@ class KannelGateway:
             return Submitted(SubmitStatus.UNREACHABLE, f"HTTP 503 {text}")
         return Submitted(SubmitStatus.REFUSED, f"HTTP {response.status_code} {text}")
 
-    def report(self, message_id: int, params: Mapping[str, str], body: bytes) -> DeliveryReport:
+    def report(self, message_id: int | None, params: Mapping[str, str], body: bytes) -> DeliveryReport:
+        if message_id is None:  # every text's dlr-url carries its id
+            raise CallbackError("delivery report without DueCall's message id in its URL")
         kind = _field(params, "type")
         bits = int(kind) if kind.isdigit() and len(kind) <= 2 else 0
         if bits & ~_KNOWN_BITS:

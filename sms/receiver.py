@@ -49,14 +49,15 @@ def receiver_app(gateway: Gateway, sink: CallbackSink, secret: str, clock: Clock
         if not _secret_ok(request, secret):
             return _not_found()
         try:
-            message_id = int(request.path_params["message_id"])
+            given = request.path_params.get("message_id")
+            message_id = None if given is None else int(given)
             params, body = await _read(request)
             report = gateway.report(message_id, params, body)
         except (CallbackError, ValueError) as exc:
             return _bad(request, exc)
         known = await sink.report(report)
         if known is None:
-            log.warning("delivery report for unknown text %d: %s", message_id, report.reason[:200])
+            log.warning("delivery report for unknown text %d: %s", report.message_id, report.reason[:200])
             return PlainTextResponse("unknown message\n", status_code=404)
         return PlainTextResponse("ok\n")
 
@@ -73,6 +74,7 @@ def receiver_app(gateway: Gateway, sink: CallbackSink, secret: str, clock: Clock
 
     routes = [
         Route("/sms/{secret}/dlr/{message_id:int}", dlr, methods=["GET", "POST"]),
+        Route("/sms/{secret}/dlr", dlr, methods=["GET", "POST"]),  # a vendor's one fixed report URL
         Route("/sms/{secret}/mo", mo, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes)

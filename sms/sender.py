@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dialer.core.clock import Clock
-from dialer.core.messages import DecideText, Message, PastMessage, TextRequest
+from dialer.core.messages import DecideText, Message, PastMessage, TextPolicy, TextRequest, TextStore
 from dialer.core.models import Account, Decision, Preferences
 from dialer.core.vocab import MessageState
 from sms.gateway import Gateway, Outgoing, SubmitStatus, Submitted
-from sms.ports import TextPolicy, TextStore
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,13 @@
-"""Records of the SMS channel shared by the store, the policy gate and the `sms` package."""
+"""Records of the SMS channel shared by the store, the policy gate and the `sms` package, and the
+Protocols through which `sms` uses the store and the policy (which it never imports):
+`dialer.store.sqlite.SqliteStore` and `dialer.policy.gate.PackGate` implement them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from dialer.core.models import Account, Decision, Preferences
 from dialer.core.vocab import MessageState, Outcome, ReplyKind
@@ -79,3 +82,51 @@ class InboundResult:
 # The policy's question for a text: the account, its number's text history, the channels it
 # opted out of, its stated preferences.
 DecideText = Callable[[Account, Sequence[PastMessage], frozenset[str], Preferences], Decision]
+
+
+class TextStore(Protocol):
+    async def claim_message(
+        self,
+        request: TextRequest,
+        now: datetime,
+        decide: DecideText,
+        dialer_id: str,
+        history_since: datetime,
+    ) -> Message | Decision | None: ...
+
+    async def claim_confirmation(
+        self, request: TextRequest, opted_out_at: datetime, now: datetime, dialer_id: str
+    ) -> Message | None: ...
+
+    async def advance_message(
+        self,
+        message_id: int,
+        state: MessageState,
+        now: datetime,
+        actor: str,
+        source: str,
+        reason: str = "",
+        gateway_id: str = "",
+    ) -> bool | None: ...
+
+    async def last_text_to(self, phone_e164: str) -> Message | None: ...
+
+    async def stale_messages(self, written_before: datetime) -> list[Message]: ...
+
+    async def record_inbound(
+        self, inbound: InboundText, opt_out_channels: Sequence[str], now: datetime, actor: str
+    ) -> InboundResult: ...
+
+
+class TextPolicy(Protocol):
+    @property
+    def history_window(self) -> timedelta: ...
+
+    def decide_text(
+        self,
+        account: Account,
+        at: datetime,
+        history: Sequence[PastMessage],
+        opted_out: frozenset[str],
+        prefs: Preferences = ...,
+    ) -> Decision: ...

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from dialer.core.messages import DecideText, InboundResult, InboundText, Message, TextRequest
+from dialer.core.messages import TextStore
 from dialer.core.models import (
     Account,
     AccountRecord,
@@ -28,7 +28,6 @@ from dialer.core.models import (
     TargetState,
     TargetUpdate,
 )
-from dialer.core.vocab import MessageState
 from dialer.store.accounts import ImportCounts
 from dialer.store.attempts import Decide
 from dialer.store.auditors import StoredAuditor
@@ -47,7 +46,7 @@ class Reads(Protocol):
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
 
-class Store(Reads, Protocol):
+class Store(Reads, TextStore, Protocol):
     async def close(self) -> None: ...
 
     async def instance_id(self) -> str: ...
@@ -159,41 +158,7 @@ class Store(Reads, Protocol):
 
     async def ivr_steps(self, attempt_id: int) -> list[tuple[str, str, dict[str, Any]]]: ...
 
-    # -- texts
-    async def claim_message(
-        self,
-        request: TextRequest,
-        now: datetime,
-        decide: DecideText,
-        dialer_id: str,
-        history_since: datetime,
-    ) -> Message | Decision | None: ...
-
-    async def claim_confirmation(
-        self, request: TextRequest, opted_out_at: datetime, now: datetime, dialer_id: str
-    ) -> Message | None: ...
-
-    async def advance_message(
-        self,
-        message_id: int,
-        state: MessageState,
-        now: datetime,
-        actor: str,
-        source: str,
-        reason: str = "",
-        gateway_id: str = "",
-    ) -> bool | None: ...
-
-    async def message(self, message_id: int) -> Message | None: ...
-
-    async def last_text_to(self, phone_e164: str) -> Message | None: ...
-
-    async def stale_messages(self, written_before: datetime) -> list[Message]: ...
-
-    async def record_inbound(
-        self, inbound: InboundText, opt_out_channels: Sequence[str], now: datetime, actor: str
-    ) -> InboundResult: ...
-
+    # -- texts (and those of TextStore)
     async def inbox(self, everything: bool = False) -> list[dict[str, Any]]: ...
 
     async def messages_in(self, batch: str | None = None) -> list[dict[str, Any]]: ...

@@ -163,7 +163,7 @@ async def test_a_vendor_that_hangs_up_after_the_request_is_unknown(tmp_path: Pat
 
 async def test_a_busy_vendor_is_refused_with_its_words(tmp_path: Path, vendor: Vendor) -> None:
     status, reason, _, _ = await submit(tmp_path, "busy")
-    assert (status, reason) == (SubmitStatus.REFUSED, "HTTP 503: maintenance")
+    assert (status, reason) == (SubmitStatus.UNREACHABLE, "HTTP 503: maintenance")
 
 
 async def test_a_flood_of_1_gb_is_cut_at_the_limit(tmp_path: Path, vendor: Vendor) -> None:

@@ -11,7 +11,6 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from duecall import texts
 from sms import kannel
 from tests.support.config import make_settings
 from tests.support.project import daytime_zone
+from tests.support.records import borrower
 
 PORTS = {"admin_port": 13500, "smsbox_port": 13501, "sendsms_port": 13513, "fake_port": 13520}
 RECEIVER = 13530
@@ -92,19 +92,7 @@ def handsets(settings: Settings) -> Iterator[Handsets]:
 
 
 def _account(account_id: str, phone: str, language: str, zone: str) -> AccountRecord:
-    return AccountRecord(
-        account_id,
-        f"D-{account_id}",
-        "Olivia",
-        phone,
-        "US",
-        (zone,),
-        False,
-        12345,
-        "USD",
-        date(2026, 12, 20),
-        language,
-    )
+    return borrower(account_id, phone, zone, language)
 
 
 @contextlib.asynccontextmanager

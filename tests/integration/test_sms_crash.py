@@ -15,19 +15,19 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
-from dialer.core.models import AccountRecord
 from dialer.store import SqliteStore
 from duecall import texts
 from sms import kannel
 from tests.support.config import make_settings
 from tests.support.project import daytime_zone
+from tests.support.records import borrower
 
 PORTS = {"admin_port": 13540, "smsbox_port": 13541, "sendsms_port": 13553, "fake_port": 13560}
 RECEIVER = 13570
@@ -78,22 +78,7 @@ async def _prepare(settings: Settings) -> None:
     store = await SqliteStore.open(settings.path(settings.store.path))
     now = SystemClock().now()
     zone = daytime_zone(now)
-    records = [
-        AccountRecord(
-            f"A{i:03d}",
-            f"D{i}",
-            "Olivia",
-            f"+1202555{i:04d}",
-            "US",
-            (zone,),
-            False,
-            12345,
-            "USD",
-            date(2026, 12, 20),
-            "en-US",
-        )
-        for i in range(ACCOUNTS)
-    ]
+    records = [borrower(f"A{i:03d}", f"+1202555{i:04d}", zone) for i in range(ACCOUNTS)]
     await store.upsert_accounts(records, now)
     campaign = await store.create_campaign("texts", now)
     await store.add_targets(campaign.id, now)

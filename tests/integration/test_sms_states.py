@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from dialer.core.clock import SystemClock
+from dialer.core.clock import FixedClock, SystemClock
 from dialer.core.config import Settings
-from dialer.core.models import Account, AccountRecord
+from dialer.core.models import Account
 from dialer.store import SqliteStore, Store
 from duecall import texts
 from duecall.demo.carrier import Behaviour, FakeCarrier
@@ -21,6 +22,7 @@ from duecall.demo.texting import texts_settings
 from sms import kannel
 from tests.support.config import make_settings
 from tests.support.project import daytime_zone
+from tests.support.records import borrower
 
 PORTS = {"admin_port": 13700, "smsbox_port": 13701, "sendsms_port": 13713, "fake_port": 13720}
 RECEIVER = 13730
@@ -51,12 +53,7 @@ async def rig(
     store = await SqliteStore.open(s.path(s.store.path), "NORMAL")
     now = SystemClock().now()
     zone = daytime_zone(now)
-    records = [
-        AccountRecord(
-            f"S{i}", f"D{i}", "Olivia", phone, "US", (zone,), False, 12345, "USD", date(2026, 12, 20), "en-US"
-        )
-        for i, phone in enumerate(FATES)
-    ]
+    records = [borrower(f"S{i}", phone, zone) for i, phone in enumerate(FATES)]
     await store.upsert_accounts(records, now)
     campaign = await store.create_campaign("states", now)
     await store.add_targets(campaign.id, now)
@@ -141,3 +138,20 @@ async def _accounts(store: Store) -> list[Account]:
     campaign = await store.campaign("states")
     assert campaign is not None
     return await store.campaign_accounts(campaign.id)
+
+
+async def test_outside_the_window_nothing_reaches_the_carrier(tmp_path: Path) -> None:
+    async with rig(tmp_path) as (s, store, _, carrier):
+        zone = ZoneInfo((await _accounts(store))[0].time_zones[0])
+        night = datetime.now(zone).replace(hour=3, minute=0, second=0, microsecond=0).astimezone(UTC)
+        channel = texts.build(s, store, FixedClock(night), "night")
+        try:
+            summary = await channel.sender.send_batch(
+                texts.requests_for(channel, await _accounts(store), "due_today", "b1", None)
+            )
+        finally:
+            await channel.gateway.aclose()
+        assert await store.messages_in("b1") == []
+    assert {r.state for r in summary.results} == {"refused"}
+    assert all(r.reason.startswith("window:") for r in summary.results)
+    assert carrier.messages == []

@@ -26,7 +26,7 @@ class ScriptedGateway:
         status = self.answers.pop(0) if self.answers else SubmitStatus.ACCEPTED
         return Submitted(status, f"scripted {status}")
 
-    def report(self, message_id: int, params: Mapping[str, str], body: bytes) -> DeliveryReport:
+    def report(self, message_id: int | None, params: Mapping[str, str], body: bytes) -> DeliveryReport:
         raise NotImplementedError
 
     def inbound(self, params: Mapping[str, str], body: bytes, now: datetime) -> Inbound:

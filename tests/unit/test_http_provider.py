@@ -222,7 +222,8 @@ async def test_basic_auth_uses_the_secret_as_password(tmp_path: Path) -> None:
         (200, {"code": 1003, "msg": "余额不足"}, SubmitStatus.REFUSED, "code = 1003: 余额不足"),
         (403, {"code": 401, "msg": "bad signature"}, SubmitStatus.REFUSED, "HTTP 403: bad signature"),
         (400, {"msg": "mobile invalid"}, SubmitStatus.REFUSED, "HTTP 400: mobile invalid"),
-        (503, {"msg": "maintenance"}, SubmitStatus.REFUSED, "HTTP 503: maintenance"),
+        (503, {"msg": "maintenance"}, SubmitStatus.UNREACHABLE, "HTTP 503: maintenance"),
+        (500, {"msg": "internal"}, SubmitStatus.REFUSED, "HTTP 500: internal"),
         (504, {"msg": "upstream timeout"}, SubmitStatus.UNKNOWN, "HTTP 504: upstream timeout"),
         (200, {"result": "?"}, SubmitStatus.UNKNOWN, "HTTP 200, but the answer has no code"),
     ],
@@ -574,3 +575,25 @@ async def test_the_definitions_content_type_wins_whatever_its_case(tmp_path: Pat
 def test_a_url_with_a_broken_host_is_refused_at_load(tmp_path: Path) -> None:
     text = JSON_VENDOR.replace("https://sms.vendor.example.cn/send", "http://[::1/send")
     assert "url: not a URL: Invalid port" in problems(tmp_path, text)
+
+
+def test_a_report_to_the_fixed_url_carries_duecalls_id_in_its_field(tmp_path: Path) -> None:
+    text = JSON_VENDOR + CALLBACKS.replace(
+        'id_field = "msg_id"\n', 'id_field = "msg_id"\nmessage_id_field = "uid"\n', 1
+    )
+    gateway = provider(tmp_path, text, answer(200, {}))
+    report = gateway.report(
+        None, {}, json.dumps({"status": "DELIVRD", "msg_id": "V-1", "uid": "314"}).encode()
+    )
+    assert (report.message_id, report.state, report.gateway_id) == (314, MessageState.DELIVERED, "V-1")
+    for bad, words in (
+        ({"status": "DELIVRD"}, "'uid': missing"),
+        ({"status": "DELIVRD", "uid": "V-1"}, "not a message id"),
+    ):
+        with pytest.raises(CallbackError, match=words):
+            gateway.report(None, {}, json.dumps(bad).encode())
+
+
+def test_without_the_id_field_a_report_to_the_fixed_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CallbackError, match=r"no report\.message_id_field"):
+        callbacks(tmp_path).report(None, {}, json.dumps({"status": "DELIVRD"}).encode())

@@ -6,8 +6,8 @@ The same paths against the real Kannel: tests/integration/test_sms_channel.py.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from audit.verify import verify
 from dialer.core.clock import FixedClock
 from dialer.core.messages import TextRequest
-from dialer.core.models import Account, AccountRecord
+from dialer.core.models import Account, Decision, PastAttempt, Preferences
 from dialer.core.vocab import MessageState
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
@@ -24,6 +24,7 @@ from sms.gateway import SubmitStatus
 from sms.sender import RetryPlan, Sender
 from tests.support.gateway import ScriptedGateway
 from tests.support.raw_db import execute
+from tests.support.records import borrower
 
 # 15:00 UTC is 10:00 in New York: inside the 08:00-21:00 window.
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
@@ -32,22 +33,7 @@ NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = await SqliteStore.open(tmp_path / "t.db", "NORMAL")
-    records = [
-        AccountRecord(
-            f"A{i}",
-            f"D{i}",
-            "Olivia",
-            f"+1202555{i:04d}",
-            "US",
-            ("America/New_York",),
-            False,
-            12345,
-            "USD",
-            date(2026, 12, 20),
-            "en-US",
-        )
-        for i in range(3)
-    ]
+    records = [borrower(f"A{i}", f"+1202555{i:04d}") for i in range(3)]
     await s.upsert_accounts(records, NOW)
     yield s
     await s.close()
@@ -183,3 +169,27 @@ async def test_audit_verify_checks_texts_against_the_chain(store: SqliteStore, t
         "text 1: its number or text differs from the chain's",
         "text 2: state 'delivered' in the table, 'submitted' in the chain",
     ]
+
+
+async def test_under_us_ma_a_call_counts_the_texts_before_it(store: SqliteStore) -> None:
+    """940 CMR 7.04(1)(f): texts and calls together, at most 2 in 7 days per debt."""
+    gateway, clock = ScriptedGateway(), FixedClock(NOW)
+    gate = PackGate(load_pack("us-ma"))
+    [a0, *_] = await _accounts(store)
+    sender = Sender(store, gate, gateway, clock, "t1")
+    for batch in ("b1", "b2"):
+        assert (await sender.send(_request(a0, batch))).state == "submitted"
+    campaign = await store.create_campaign("calls", NOW)
+    await store.add_targets(campaign.id, NOW, ["A0"])
+    [target] = await store.due_targets(campaign.id, NOW, 10)
+
+    def decide(
+        account: Account, history: Sequence[PastAttempt], opted_out: bool, prefs: Preferences
+    ) -> Decision:
+        return gate.decide(account, NOW, history, opted_out, prefs)
+
+    claimed = await store.claim(
+        target, NOW, decide, lambda i, _: f"/rec/{i}", "t1", NOW - gate.history_window
+    )
+    assert isinstance(claimed, Decision) and not claimed.allowed
+    assert [r.rule for r in claimed.reasons] == ["7-in-7"]
