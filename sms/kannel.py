@@ -148,9 +148,9 @@ def render_config(settings: SmsSettings, lay: _Layout, password: str, receiver: 
                 "log-file": str(lay.log(SMSBOX)),
                 "log-level": 1,
                 "mo-recode": True,
-                # Callbacks to DueCall's receiver are retried while it is down.
-                "http-request-retry": 10,
-                "http-queue-delay": 2,
+                # Callbacks to DueCall's receiver are retried while it is down (an hour by default).
+                "http-request-retry": settings.callback_retries,
+                "http-queue-delay": settings.callback_retry_delay,
             },
         ),
         _group(

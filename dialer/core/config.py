@@ -300,6 +300,9 @@ class SmsSettings(_Section):
     smsbox_port: int = Field(13101, ge=1, le=65535)
     sendsms_port: int = Field(13113, ge=1, le=65535)
     receiver_port: int = Field(8472, ge=1, le=65535)  # DueCall's receiver: delivery reports, replies
+    # Kannel retries a callback the receiver did not take this often, this many seconds apart.
+    callback_retries: int = Field(720, ge=0, le=100_000)
+    callback_retry_delay: int = Field(5, ge=1, le=3600)
     smsc: Literal["fake", "smpp"] = "fake"  # fake: simulated handsets on loopback (tests, demo)
     fake_port: int = Field(13120, ge=1, le=65534)  # and fake_port + 1 for injected inbound messages
     smpp: SmppLink | None = None
