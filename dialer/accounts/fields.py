@@ -58,7 +58,7 @@ def parse_name(value: str) -> str:
     return name
 
 
-def _parse_id(column: str, value: str) -> str:
+def parse_id(column: str, value: str) -> str:
     """An id is a key: no invisible characters, and only its NFKC spelling, so that two ids that
     look alike (full-width `Ａ１` and `A1`, or with a zero-width space) cannot make two accounts.
     Not normalised for the lender: the id must stay the one their own system knows."""
@@ -92,14 +92,14 @@ def _joins(value: str, at: int) -> bool:
 
 
 def parse_debt_id(value: str) -> str:
-    return _parse_id("debt_id", value) if value else ""
+    return parse_id("debt_id", value) if value else ""
 
 
 def parse_account_id(value: str, first_seen: dict[str, int], row_number: int) -> str:
     account_id = _required("account_id", value)
     if _EXCEL_NUMBER_RE.fullmatch(account_id):
         raise FieldError(f"account_id: {shown(account_id)} looks mangled by Excel (scientific notation)")
-    _parse_id("account_id", account_id)
+    parse_id("account_id", account_id)
     earlier = first_seen.setdefault(account_id, row_number)
     if earlier != row_number:
         raise FieldError(f"account_id: {shown(account_id)} duplicates row {earlier}")

@@ -100,7 +100,7 @@ REJECT_COLUMNS = ("row_number", "reason")
 _MAX_FIELD_BYTES = 128 << 10  # longer is a reject (csv's old limit, which used to stop the whole file)
 _MAX_KEPT = 1000  # characters of an over-long field kept in the rejects
 # Characters that show nothing (or reorder what is shown): in an id they make look-alikes.
-_QUOTE_HINT = 'quote values that contain commas ("1,234.50")'
+QUOTE_HINT = 'quote values that contain commas ("1,234.50")'
 _POOL_MIN_PHONES = 20_000  # below this, starting worker processes does not pay
 
 
@@ -136,7 +136,7 @@ class ImportSettings:
 
 def read_header(path: Path) -> list[str]:
     """The file's header cells as written (for :func:`write_rejects`)."""
-    with _open(path) as handle:
+    with open_file(path) as handle:
         first = next(read_records(path, handle), None)
     return first.fields if first else []
 
@@ -155,7 +155,7 @@ def read_accounts(
     ``workers`` processes (default: one per usable CPU; 1: none) while this
     process handles the other fields.
     """
-    handle = _open(path)
+    handle = open_file(path)
     try:
         header, phones = _scan(path, handle)
         handle.seek(0)
@@ -174,25 +174,25 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _open(path: Path) -> io.BufferedReader:
+def open_file(path: Path) -> io.BufferedReader:
     try:
         return Path(path).open("rb")
     except OSError as exc:
         raise ImportFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
 
 
-def _has_content(fields: list[str]) -> bool:
+def has_content(fields: list[str]) -> bool:
     return any(field.strip() for field in fields)
 
 
-def _scan(path: Path, handle: io.BufferedReader) -> tuple[_Header, list[str]]:
+def _scan(path: Path, handle: io.BufferedReader) -> tuple[Header, list[str]]:
     """The header and every distinct phone value, in file order. Reads the whole file, so that
     whole-file problems (not UTF-8, a quote never closed) are found before any row is given."""
     records = read_records(path, handle)
     first = next(records, None)
-    if first is None or (not _has_content(first.fields) and not any(_has_content(r.fields) for r in records)):
+    if first is None or (not has_content(first.fields) and not any(has_content(r.fields) for r in records)):
         raise ImportFileError(path, "the file is empty")
-    header = _parse_header(path, first)
+    header = parse_header(path, first)
     position = header.positions["phone"]
     phones: dict[str, None] = {}
     for record in records:
@@ -203,7 +203,7 @@ def _scan(path: Path, handle: io.BufferedReader) -> tuple[_Header, list[str]]:
 
 
 @dataclass(frozen=True)
-class _Header:
+class Header:
     positions: dict[str, int]  # known column name -> field position
     cells: list[str]  # as written
     from_rejects: bool  # a rejects file: its cells were made safe for spreadsheets (csvsafe)
@@ -225,7 +225,13 @@ class _Header:
         return f"column {position + 1}" + (f" ({shown(cell)})" if cell else "")
 
 
-def _parse_header(path: Path, record: Record) -> _Header:
+def parse_header(
+    path: Path,
+    record: Record,
+    required: tuple[str, ...] = REQUIRED_COLUMNS,
+    optional: tuple[str, ...] = OPTIONAL_COLUMNS,
+) -> Header:
+    """The header's known columns (`required` and `optional`: the borrowers file's by default)."""
     if record.problem:
         raise ImportFileError(path, f"line 1 (the header): {record.problem}")
     header = record.fields
@@ -234,19 +240,19 @@ def _parse_header(path: Path, record: Record) -> _Header:
     index: dict[str, int] = {}
     for position, cell in enumerate(header):
         name = cell.strip().lower()
-        if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+        if name not in required + optional:
             continue
         if name in index:
             raise ImportFileError(
                 path, f"column {name!r} appears twice (columns {index[name] + 1} and {position + 1})"
             )
         index[name] = position
-    missing = [name for name in REQUIRED_COLUMNS if name not in index]
+    missing = [name for name in required if name not in index]
     if missing:
         found = ", ".join(cell.strip() for cell in header if cell.strip()) or "none"
         raise ImportFileError(path, f"missing required column(s): {', '.join(missing)} (found: {found})")
     names = {cell.strip().lower() for cell in header}
-    return _Header(index, header, all(name in names for name in REJECT_COLUMNS))
+    return Header(index, header, all(name in names for name in REJECT_COLUMNS))
 
 
 # ----------------------------------------------------------------- row level
@@ -323,7 +329,7 @@ def _phone_or_reason(raw: str, default_region: str) -> Phone | str:
 def _results(
     path: Path,
     handle: io.BufferedReader,
-    header: _Header,
+    header: Header,
     settings: ImportSettings,
     phone_checker: contextlib.AbstractContextManager[Callable[[str], Phone]],
 ) -> Generator[AccountRecord | RejectedRow, None, None]:
@@ -334,14 +340,14 @@ def _results(
         next(records, None)  # the header
         for record in records:
             fields = header.values(record)
-            if not record.problem and not _has_content(fields):
+            if not record.problem and not has_content(fields):
                 continue
             try:
                 if record.problem or max(map(len, fields), default=0) > _MAX_FIELD_BYTES // 4:
-                    _check_size(record, fields, header)
+                    check_size(record, fields, header)
                 yield _parse_row(fields, header, settings, parsers, first_seen, record.line)
             except FieldError as exc:
-                yield _reject(record, str(exc), fields)
+                yield reject_row(record, str(exc), fields)
 
 
 def _oversized(field: str) -> bool:
@@ -349,7 +355,7 @@ def _oversized(field: str) -> bool:
     return len(field) > _MAX_FIELD_BYTES // 4 and len(field.encode()) > _MAX_FIELD_BYTES
 
 
-def _check_size(record: Record, fields: list[str], header: _Header) -> None:
+def check_size(record: Record, fields: list[str], header: Header) -> None:
     """A record cut short or a field over the limit is a reject, naming the field."""
     problems = [f"row: {record.problem}"] if record.problem else []
     problems += [
@@ -361,14 +367,14 @@ def _check_size(record: Record, fields: list[str], header: _Header) -> None:
         raise FieldError("; ".join(problems))
 
 
-def _reject(record: Record, reason: str, fields: list[str]) -> RejectedRow:
+def reject_row(record: Record, reason: str, fields: list[str]) -> RejectedRow:
     if record.end > record.line:
         reason += f" (this record spans lines {record.line}-{record.end}: is a quote left open?)"
     kept = (field[:_MAX_KEPT] + "…" if _oversized(field) else field for field in fields)
-    return RejectedRow(record.line, reason, _to_csv(kept))
+    return RejectedRow(record.line, reason, to_csv(kept))
 
 
-def _to_csv(fields: Iterable[str]) -> str:
+def to_csv(fields: Iterable[str]) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(fields)  # its line end makes it quote fields with \r or \n
     return out.getvalue().removesuffix("\r\n")
@@ -376,7 +382,7 @@ def _to_csv(fields: Iterable[str]) -> str:
 
 def _parse_row(
     fields: list[str],
-    header: _Header,
+    header: Header,
     settings: ImportSettings,
     parsers: _Parsers,
     first_seen: dict[str, int],
@@ -387,18 +393,18 @@ def _parse_row(
         return fields[position].strip() if position is not None and position < len(fields) else ""
 
     errors: list[str] = []
-    account_id = _attempt(errors, "account_id", parse_account_id, get("account_id"), first_seen, row_number)
-    debt_id = _attempt(errors, "debt_id", parse_debt_id, get("debt_id"))
-    name = _attempt(errors, "name", parse_name, get("name"))
-    phone = _attempt(errors, "phone", parsers.phone, get("phone"))
-    stated_zones = _attempt(errors, "time_zone", parsers.zones, get("time_zone"))
-    currency = _attempt(errors, "currency", parsers.currency, get("currency"), settings.default_currency)
-    amount = _attempt(errors, "amount", parse_amount, get("amount"), currency)
-    due_date = _attempt(errors, "due_date", parsers.date, get("due_date"))
-    language = _attempt(errors, "language", parsers.language, get("language"), settings.default_language)
+    account_id = attempt(errors, "account_id", parse_account_id, get("account_id"), first_seen, row_number)
+    debt_id = attempt(errors, "debt_id", parse_debt_id, get("debt_id"))
+    name = attempt(errors, "name", parse_name, get("name"))
+    phone = attempt(errors, "phone", parsers.phone, get("phone"))
+    stated_zones = attempt(errors, "time_zone", parsers.zones, get("time_zone"))
+    currency = attempt(errors, "currency", parsers.currency, get("currency"), settings.default_currency)
+    amount = attempt(errors, "amount", parse_amount, get("amount"), currency)
+    due_date = attempt(errors, "due_date", parsers.date, get("due_date"))
+    language = attempt(errors, "language", parsers.language, get("language"), settings.default_language)
     longer = len(fields) > header.width and any(field.strip() for field in fields[header.width :])
     if longer or (errors and len(fields) != header.width):  # the likely cause goes first
-        errors.insert(0, f"row: {len(fields)} fields but the header has {header.width}; {_QUOTE_HINT}")
+        errors.insert(0, f"row: {len(fields)} fields but the header has {header.width}; {QUOTE_HINT}")
     if (
         errors
         or account_id is None
@@ -427,7 +433,7 @@ def _parse_row(
     )
 
 
-def _attempt(
+def attempt(
     errors: list[str], column: str, parse: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
 ) -> _T | None:
     """Run one field parser; on failure note the reason and return None.

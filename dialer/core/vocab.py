@@ -110,3 +110,12 @@ class ReplyKind(enum.StrEnum):
     OPT_OUT = "opt_out"  # a whole-message stop keyword: written at once, one confirmation sent
     ANSWER = "answer"  # a reply the last template asked for ("1" to confirm): an outcome
     FOR_PERSON = "for_person"  # anything else: kept and listed for a person
+
+
+class PromiseState(enum.StrEnum):
+    """Where a promise to pay stands (dialer/core/balance.py decides; docs/payments.md)."""
+
+    PENDING = "pending"  # its date has not passed and it is not yet paid in full
+    KEPT = "kept"  # paid in full by the end of the promised (local) day
+    PARTIALLY_KEPT = "partially_kept"  # the day passed with some but not all of it paid
+    BROKEN = "broken"  # the day passed with nothing paid toward it

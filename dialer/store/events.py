@@ -80,6 +80,44 @@ class ImportFailed(Record):
     reason: str
 
 
+# -- payments -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentImportBatch(Record):
+    KIND = "payments.import_batch"
+    import_id: int
+    batch: int
+    rows: int
+    inserted: int
+    duplicates: int  # already imported with the same values: not counted again
+    rejected: int
+    amounts: dict[str, int]  # currency -> minor units of the payments inserted
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsImported(Record):
+    KIND = "payments.imported"
+    import_id: int
+    file: str
+    rows: int
+    inserted: int
+    duplicates: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentImportFailed(Record):
+    KIND = "payments.import_failed"
+    import_id: int
+    file: str
+    rows: int
+    inserted: int
+    duplicates: int
+    rejected: int
+    reason: str
+
+
 # -- what consumers said --------------------------------------------------------
 
 
@@ -306,6 +344,9 @@ RECORDS: tuple[type[Record], ...] = (
     ImportBatch,
     Imported,
     ImportFailed,
+    PaymentImportBatch,
+    PaymentsImported,
+    PaymentImportFailed,
     PreferencesSet,
     OptedOut,
     CampaignCreated,

@@ -36,6 +36,7 @@ from dialer.store.chain import AuditEvent
 from dialer.store.db import Row
 from dialer.store.evidence import RecordingFacts
 from dialer.store.ivr import IvrProgress
+from dialer.store.payments import AccountPayments, NewPayment, PaymentCounts
 
 
 class Reads(Protocol):
@@ -81,6 +82,33 @@ class Store(Reads, TextStore, Protocol):
     async def account(self, account_id: str) -> Account | None: ...
 
     async def count_accounts(self) -> int: ...
+
+    # -- payments and their imports
+    async def start_payment_import(self, file: str, now: datetime) -> int: ...
+
+    async def accounts_named(self, account_ids: Sequence[str]) -> dict[str, Account]: ...
+
+    async def payment_import_batch(
+        self,
+        import_id: int,
+        batch: int,
+        payments: Sequence[NewPayment],
+        rejects: Sequence[RejectedRow],
+        now: datetime,
+        actor: str = "operator",
+    ) -> PaymentCounts: ...
+
+    async def finish_payment_import(self, import_id: int, now: datetime, actor: str = "operator") -> None: ...
+
+    async def fail_payment_import(
+        self, import_id: int, reason: str, now: datetime, actor: str = "operator"
+    ) -> None: ...
+
+    async def payment_rejects(
+        self, import_id: int, after: int = 0, limit: int = 500
+    ) -> list[tuple[int, RejectedRow]]: ...
+
+    async def account_payments(self, account_id: str) -> AccountPayments | None: ...
 
     # -- preferences and opt-outs
     async def set_preferences(

@@ -15,12 +15,13 @@ from dialer.store.db import SCHEMA_VERSION, Database
 from dialer.store.interface import Store
 from dialer.store.ivr import IvrSteps
 from dialer.store.messages import Messages
+from dialer.store.payments import Payments
 from dialer.store.recordings import Recordings
 from dialer.store.trail import INSTANCE, Trail
 
 
 class SqliteStore(
-    Accounts, Contacts, Campaigns, Attempts, Calls, IvrSteps, Messages, Recordings, Auditors, Trail
+    Accounts, Payments, Contacts, Campaigns, Attempts, Calls, IvrSteps, Messages, Recordings, Auditors, Trail
 ):
     """SQLite implementation of `Store`. Open with `await SqliteStore.open(path)`."""
 
