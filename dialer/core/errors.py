@@ -20,7 +20,8 @@ DueCallError
 │   └── SpeechModelError  a model's files or packages are missing or damaged (names them)
 ├── AuditorError         an auditors' account cannot be created, found or changed
 ├── SmsGatewayError      the SMS gateway could not be set up, started or reached (names the port or file)
-└── TemplateError        an SMS template file is invalid (every problem, with file, line and field)
+├── TemplateError        an SMS template file is invalid (every problem, with file, line and field)
+└── StrategyError        a contact strategy is invalid or refused (every problem, with file, line and field)
 
 A hung-up call is normal flow, never an exception (ivr.agi.AgiHangup is not a DueCallError).
 Every class is defined here; the modules that raise them import them from here.
@@ -157,6 +158,14 @@ class SmsGatewayError(DueCallError):
 
 class TemplateError(DueCallError):
     """Every problem of an SMS template file, one per line, each naming file, line and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class StrategyError(DueCallError):
+    """Every problem of a contact strategy file, one per line, each naming file, line and field."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))

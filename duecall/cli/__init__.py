@@ -13,7 +13,7 @@ import click
 
 from dialer.core.config import Settings, load_settings
 from dialer.core.private_files import set_private_umask, tighten
-from duecall.cli import accounts, asterisk, audit, campaign, ivr, payments, policy, sms
+from duecall.cli import accounts, asterisk, audit, campaign, ivr, payments, policy, sms, strategy
 from duecall.cli._shared import console, settings_of
 from duecall.cli.errors import DueCallGroup
 
@@ -67,5 +67,6 @@ for command in (
     payments.payments,
     policy.policy,
     sms.sms,
+    strategy.strategy,
 ):
     main.add_command(command)
