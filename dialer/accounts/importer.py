@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,7 +75,7 @@ async def import_accounts(
         await store.finish_import(import_id, now)
     except Exception as exc:  # whatever stopped it, the import is recorded as failed, not as done
         rows.close()  # the file, and the phone-checking workers
-        raise await _failed(store, import_id, total, exc, now) from exc
+        raise await import_failure("import", store.fail_import, import_id, total, exc, now) from exc
     written = None
     if rejects:
         rejects_file.parent.mkdir(parents=True, exist_ok=True)
@@ -85,14 +85,23 @@ async def import_accounts(
     return ImportReport(import_id, total, inserted, updated, tuple(rejects), written)
 
 
-async def _failed(store: Store, import_id: int, committed: int, exc: Exception, now: datetime) -> Exception:
+async def import_failure(
+    what: str,
+    record: Callable[[int, str, datetime], Awaitable[None]],
+    import_id: int,
+    committed: int,
+    exc: Exception,
+    now: datetime,
+) -> Exception:
+    """Record an import that stopped part-way (`record`: the store's fail method) and the error
+    that says so: what is imported, what not, that importing again is safe, and why."""
     reason = f"{type(exc).__name__}: {exc}"
     try:
-        await store.fail_import(import_id, reason, now)
+        await record(import_id, reason, now)
     except Exception as again:  # the database itself is failing: say so, keep the first cause
         reason += f" (and the failure could not be recorded: {again})"
     return ImportFailedError(
-        f"import {import_id} failed after {committed} rows, which are imported; the rest is not. "
+        f"{what} {import_id} failed after {committed} rows, which are imported; the rest is not. "
         f"Importing the file again is safe. Cause: {reason}"
     )
 

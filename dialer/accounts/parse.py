@@ -106,6 +106,7 @@ _POOL_MIN_PHONES = 20_000  # below this, starting worker processes does not pay
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_Parsed = TypeVar("_Parsed")
 
 
 @dataclass(frozen=True)
@@ -336,18 +337,32 @@ def _results(
     first_seen: dict[str, int] = {}
     with handle, phone_checker as phone:
         parsers = _Parsers.new(phone)
-        records = read_records(path, handle)
-        next(records, None)  # the header
-        for record in records:
-            fields = header.values(record)
-            if not record.problem and not has_content(fields):
-                continue
-            try:
-                if record.problem or max(map(len, fields), default=0) > _MAX_FIELD_BYTES // 4:
-                    check_size(record, fields, header)
-                yield _parse_row(fields, header, settings, parsers, first_seen, record.line)
-            except FieldError as exc:
-                yield reject_row(record, str(exc), fields)
+
+        def parse(line: int, fields: list[str]) -> AccountRecord:
+            return _parse_row(fields, header, settings, parsers, first_seen, line)
+
+        yield from each_row(path, handle, header, parse)
+
+
+def each_row(
+    path: Path, handle: io.BufferedReader, header: Header, parse: Callable[[int, list[str]], _Parsed]
+) -> Generator[_Parsed | RejectedRow, None, None]:
+    """Every data record of a CSV file (the header read before): `parse(line, fields)`, or the
+    reject naming the row and field (a record cut short, a field over the limit, a bad value).
+    Blank lines are skipped. Shared by the borrowers' and the payments' files."""
+    records = read_records(path, handle)
+    next(records, None)  # the header
+    for record in records:
+        fields = header.values(record)
+        if not record.problem and not has_content(fields):
+            continue
+        try:
+            # A character takes at most 4 bytes: most rows need no size check at all.
+            if record.problem or max(map(len, fields), default=0) > _MAX_FIELD_BYTES // 4:
+                check_size(record, fields, header)
+            yield parse(record.line, fields)
+        except FieldError as exc:
+            yield reject_row(record, str(exc), fields)
 
 
 def _oversized(field: str) -> bool:

@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 
 from dialer.accounts.fields import shown
+from dialer.accounts.importer import import_failure
 from dialer.accounts.parse import read_header, write_rejects
 from dialer.accounts.payments_parse import PaymentRecord, read_payments
 from dialer.core.balance import day_start, decision_zone
-from dialer.core.errors import ImportFailedError
 from dialer.core.models import Account, RejectedRow
 from dialer.store import Store
 from dialer.store.payments import NewPayment
@@ -113,7 +113,9 @@ async def import_payments(
         await store.finish_payment_import(import_id, now)
     except Exception as exc:  # whatever stopped it, the import is recorded as failed, not as done
         rows.close()
-        raise await _failed(store, import_id, total, exc, now) from exc
+        raise await import_failure(
+            "payment import", store.fail_payment_import, import_id, total, exc, now
+        ) from exc
     written = await _write_rejects(store, import_id, path, rejects_file) if rejected else None
     return PaymentReport(import_id, total, inserted, duplicates, rejected, tuple(shown_rejects), written)
 
@@ -139,15 +141,3 @@ async def _write_rejects(store: Store, import_id: int, source: Path, target: Pat
 
     await asyncio.to_thread(write_rejects, target, header, rejects())
     return target
-
-
-async def _failed(store: Store, import_id: int, committed: int, exc: Exception, now: datetime) -> Exception:
-    reason = f"{type(exc).__name__}: {exc}"
-    try:
-        await store.fail_payment_import(import_id, reason, now)
-    except Exception as again:  # the database itself is failing: say so, keep the first cause
-        reason += f" (and the failure could not be recorded: {again})"
-    return ImportFailedError(
-        f"payment import {import_id} failed after {committed} rows, which are imported; the rest is not. "
-        f"Importing the file again is safe. Cause: {reason}"
-    )

@@ -22,11 +22,10 @@ from dialer.accounts.parse import (
     QUOTE_HINT,
     Header,
     attempt,
-    check_size,
+    each_row,
     has_content,
     open_file,
     parse_header,
-    reject_row,
     to_csv,
 )
 from dialer.core.balance import Payment
@@ -115,18 +114,11 @@ def _scan(path: Path, handle: io.BufferedReader) -> Header:
 def _results(
     path: Path, handle: io.BufferedReader, header: Header, default_currency: str | None
 ) -> Generator[PaymentRecord | RejectedRow, None, None]:
+    def parse(line: int, fields: list[str]) -> PaymentRecord:
+        return _row(line, fields, header, default_currency)
+
     with handle:
-        records = read_records(path, handle)
-        next(records, None)  # the header
-        for record in records:
-            fields = header.values(record)
-            if not record.problem and not has_content(fields):
-                continue
-            try:
-                check_size(record, fields, header)
-                yield _row(record.line, fields, header, default_currency)
-            except FieldError as exc:
-                yield reject_row(record, str(exc), fields)
+        yield from each_row(path, handle, header, parse)
 
 
 def _row(line: int, fields: list[str], header: Header, default_currency: str | None) -> PaymentRecord:
