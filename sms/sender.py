@@ -24,7 +24,7 @@ from dialer.core.clock import Clock
 from dialer.core.messages import DecideText, Message, PastMessage, TextPolicy, TextRequest, TextStore
 from dialer.core.models import Account, Decision, Preferences
 from dialer.core.vocab import MessageState
-from sms.gateway import Gateway, Outgoing, SubmitStatus, Submitted
+from sms.gateway import Gateway, Outgoing, SubmitStatus
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ class Sender:
                 group.create_task(worker())
         return summary
 
-    async def submit(self, message: Message) -> Submitted:
-        """Hand a written row to the gateway and record its answer."""
+    async def submit(self, message: Message) -> tuple[MessageState, str, SubmitStatus]:
+        """Hand a written row to the gateway and record its answer: the row's state and why."""
         ucs2 = message.coding == "ucs-2"
         outgoing = Outgoing(message.id, message.phone_e164, self._sender_id, message.text, ucs2)
         submitted = await self._gateway.submit(outgoing)
@@ -135,7 +135,7 @@ class Sender:
         )
         if state is not MessageState.SUBMITTED:
             log.warning("text %d to %s: %s", message.id, message.phone_e164, reason)
-        return submitted
+        return state, reason, submitted.status
 
     async def reconcile(self, after: timedelta = RECONCILE_AFTER) -> list[int]:
         """Queued rows whose gateway answer was lost (a crash): marked unknown, never re-sent."""
@@ -158,10 +158,8 @@ class Sender:
         if isinstance(claimed, Decision):
             why = "; ".join(f"{r.rule}: {r.detail}" for r in claimed.reasons)
             return Sent(request, "refused", reason=why, decision=claimed)
-        submitted = await self.submit(claimed)
-        state = _STATE_OF[submitted.status].value
-        reason = f"{submitted.status}: {submitted.reason}"
-        return Sent(request, state, claimed.id, reason, submitted=submitted.status)
+        state, reason, status = await self.submit(claimed)
+        return Sent(request, state.value, claimed.id, reason, submitted=status)
 
     def _decide_at(self, now: datetime) -> DecideText:
         policy = self._policy

@@ -25,21 +25,15 @@ from dialer.core.models import (
     Target,
     TargetState,
 )
-from dialer.core.vocab import MessageState
 from dialer.store.call_events import AttemptDecided, ContactBlocked
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.contacts import preferences_in
+from dialer.store.contacts import preferences_in, text_history
 from dialer.store.db import Database, Row, fetch_all, fetch_one
 from dialer.store.times import from_db, to_db, to_db_or_none
 
 Decide = Callable[[Account, Sequence[PastAttempt], bool, Preferences], Decision]
 
-# Texts that may have reached the carrier, for the packs that count them with calls (us-ma).
-TEXTS = (
-    "SELECT id, decided_at, campaign_id FROM messages WHERE phone_e164=? AND decided_at>=? AND state!=? "
-    "ORDER BY decided_at"
-)
 CLAIMABLE = (
     "SELECT state, attempts, EXISTS (SELECT 1 FROM opt_outs WHERE phone_e164=? AND channel='voice') "
     "AS opted_out FROM targets WHERE campaign_id=? AND account_pk=?"
@@ -153,9 +147,8 @@ class Attempts:
 
 async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
     params = (phone, to_db(since), Disposition.NOT_PLACED.value)  # no call placed: not a contact
-    texts = [
-        PastAttempt(r["id"], from_db(r["decided_at"]), r["campaign_id"] or 0, None, channel="sms")
-        for r in await fetch_all(db, TEXTS, (phone, to_db(since), MessageState.NOT_SENT.value))
+    texts = [  # for the packs that count texts with calls (us-ma)
+        PastAttempt(m.message_id, m.at, 0, None, channel="sms") for m in await text_history(db, phone, since)
     ]
     return texts + [
         PastAttempt(

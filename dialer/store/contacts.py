@@ -7,10 +7,12 @@ from datetime import datetime, time
 
 import aiosqlite
 
+from dialer.core.messages import PastMessage
 from dialer.core.models import Preferences
+from dialer.core.vocab import MessageState
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.db import Database, fetch_one
+from dialer.store.db import Database, fetch_all, fetch_one
 from dialer.store.events import OptedOut, PreferencesSet
 from dialer.store.keys import attempt_keys
 from dialer.store.times import from_db, to_db
@@ -26,6 +28,11 @@ OPT_OUT = (
     "ON CONFLICT (phone_e164, channel) DO NOTHING"
 )
 OPTED_OUT = "SELECT channel FROM opt_outs WHERE phone_e164=?"
+# A number's texts that may have reached the carrier: the SMS caps count them, and us-ma's calls.
+TEXT_HISTORY = (
+    "SELECT id, decided_at, state FROM messages WHERE phone_e164=? AND decided_at>=? AND state!=? "
+    "ORDER BY decided_at"
+)
 
 
 class Contacts:
@@ -95,3 +102,9 @@ def _consent_rows(before: Preferences, prefs: Preferences, now: datetime) -> lis
             given = known.get((start, end), now)
         rows.append([to_db(start), to_db(end), to_db(given) if given else ""])
     return rows
+
+
+async def text_history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastMessage]:
+    """The number's texts since `since`, read on `db` (inside the claim's write transaction)."""
+    rows = await fetch_all(db, TEXT_HISTORY, (phone, to_db(since), MessageState.NOT_SENT.value))
+    return [PastMessage(r["id"], from_db(r["decided_at"]), MessageState(r["state"])) for r in rows]

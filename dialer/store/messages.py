@@ -21,7 +21,6 @@ from dialer.core.messages import (
     InboundResult,
     InboundText,
     Message,
-    PastMessage,
     TextRequest,
 )
 from dialer.core.models import Account, Decision
@@ -30,7 +29,7 @@ from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
 from dialer.store.attempts import reasons
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.contacts import OPT_OUT, preferences_in
+from dialer.store.contacts import OPT_OUT, preferences_in, text_history
 from dialer.store.db import Database, Row, fetch_all, fetch_one
 from dialer.store.events import MessageQueued, MessageReceived, MessageRefused, MessageStateChanged, OptedOut
 from dialer.store.times import from_db, to_db, to_db_or_none
@@ -53,10 +52,6 @@ MESSAGE_COLUMNS = (
     "m.decided_at, m.state, m.template, m.batch, m.campaign_id"
 )
 IN_BATCH = "SELECT 1 FROM messages WHERE batch=? AND account_pk=? AND state!=? LIMIT 1"
-TEXT_HISTORY = (
-    "SELECT id, decided_at, state FROM messages WHERE phone_e164=? AND decided_at>=? AND state!=? "
-    "ORDER BY decided_at"
-)
 OPTED_OUT = "SELECT channel, at FROM opt_outs WHERE phone_e164=?"
 INSERT_MESSAGE = (
     "INSERT INTO messages (campaign_id, account_pk, phone_e164, batch, purpose, template, text, coding, "
@@ -131,7 +126,7 @@ class Messages:
         async with self._db.write() as db:
             if await fetch_one(db, IN_BATCH, (request.batch, account.pk, S.NOT_SENT.value)):
                 return None
-            history = await _text_history(db, account.phone_e164, history_since)
+            history = await text_history(db, account.phone_e164, history_since)
             opted_out = frozenset(r["channel"] for r in await fetch_all(db, OPTED_OUT, (account.phone_e164,)))
             decision = decide(account, history, opted_out, await preferences_in(db, account.phone_e164))
             if not decision.allowed:
@@ -240,11 +235,6 @@ def _forward(current: MessageState, new: MessageState) -> bool:
     if new is S.NOT_SENT:
         return current is S.QUEUED  # only the gateway's own answer can say it never left
     return _RANK[new] > _RANK[current]
-
-
-async def _text_history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastMessage]:
-    rows = await fetch_all(db, TEXT_HISTORY, (phone, to_db(since), S.NOT_SENT.value))
-    return [PastMessage(r["id"], from_db(r["decided_at"]), MessageState(r["state"])) for r in rows]
 
 
 async def _insert(
