@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,9 @@ from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
 from dialer.core.models import Account
 from dialer.policy.gate import PackGate, pack_from_settings
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
+from duecall import steered
+from duecall.storage import open_store
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
@@ -40,10 +43,6 @@ def endpoint(s: Settings) -> AmiEndpoint:
     return AmiEndpoint(s.asterisk.ami_host, creds.port, creds.username, creds.secret)
 
 
-async def open_store(s: Settings) -> Store:
-    return await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
-
-
 async def dial(
     s: Settings, campaign_name: str, clock: Clock, idle_horizon: timedelta | None, **dialer_args: Any
 ) -> RunSummary:
@@ -55,14 +54,19 @@ async def dial(
                 f"no campaign named {campaign_name!r} (create it with `duecall campaign create`)"
             )
         policy = PackGate(pack_from_settings(s.policy))
+        dialer_id = str(dialer_args.pop("dialer_id", "") or socket.gethostname())
         ivr = build_ivr(s, store, clock) if s.ivr.enabled else None
-        dialer = Dialer(s, store, found, policy, clock, endpoint(s), ivr=ivr, **dialer_args)
-        changed = await record_config(store, s, clock.now(), f"dialer:{dialer.dialer_id}")
-        if changed:
-            log.info("configuration changes recorded in the audit trail: %s", ", ".join(changed))
         try:
-            with _signals(dialer.stop):
-                return await dialer.run(idle_horizon)
+            async with steered.lanes(s, store, found, clock, dialer_id) as (steering, texts):
+                dialer = Dialer(
+                    s, store, found, policy, clock, endpoint(s), dialer_id=dialer_id, ivr=ivr,
+                    steering=steering, texts=texts, **dialer_args,
+                )  # fmt: skip
+                changed = await record_config(store, s, clock.now(), f"dialer:{dialer_id}")
+                if changed:
+                    log.info("configuration changes recorded in the audit trail: %s", ", ".join(changed))
+                with _signals(dialer.stop):
+                    return await dialer.run(idle_horizon)
         finally:
             if ivr is not None:
                 await ivr.close()
@@ -83,6 +87,7 @@ def prompt_cache(s: Settings) -> PromptCache:
 
 def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
     """The IVR the dialer runs answered calls through (scripts, prompts, speech, FastAGI)."""
+    from dialer.core.balance import standing
     from ivr.lint import require_compliant
     from ivr.service import IvrService
 
@@ -93,6 +98,15 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
     async def opt_out(account: Account, attempt_id: int) -> None:
         for channel in ("voice", "sms"):  # recorded at once: no further calls or SMS
             await store.opt_out(account.phone_e164, channel, clock.now(), "ivr", attempt_id=attempt_id)
+
+    async def balance_of(account: Account) -> int | None:
+        """The balance now, from the store's payments (the IVR may not import the store)."""
+        found = await store.account_payments(account.account_id)
+        if found is None:
+            return None  # the account is gone: unknown, the IVR fails safe
+        # The amount due as stored (the call's copy may carry the balance instead); the balance
+        # needs no promises.
+        return standing(found.account, found.payments, (), clock.now()).balance_minor
 
     prompts = prompt_cache(s)
     paths = [s.path(p) for p in i.scripts]
@@ -106,6 +120,7 @@ def build_ivr(s: Settings, store: Store, clock: Clock) -> IvrService:
         i.agi_port,
         clock=clock,
         recognizers=recognizers,
+        balance_of=balance_of,
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from dialer.campaign.ports import TextSent
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
@@ -16,7 +17,7 @@ from dialer.core.messages import TextRequest
 from dialer.core.models import Account
 from dialer.policy.gate import PackGate, pack_from_settings
 from dialer.store import Store
-from duecall.runtime import open_store
+from duecall.storage import open_store
 from sms import kannel
 from sms.gateway import Gateway
 from sms.http_provider import HttpProvider
@@ -44,22 +45,29 @@ class TextChannel:
 
 def gateway_of(s: Settings) -> tuple[Gateway, str]:
     """The configured gateway adapter and the receiver's secret."""
+    secret = kannel.receiver_secret(s.sms, s.path(s.sms.state_dir))
+    return configured_gateway(s, secret), secret
+
+
+def configured_gateway(s: Settings, secret: str) -> Gateway:
     state = s.path(s.sms.state_dir)
-    secret = kannel.receiver_secret(s.sms, state)
     receiver = kannel.receiver_url(s.sms, secret)
     if s.sms.gateway == "http" and s.sms.provider_file is not None:
-        provider = HttpProvider.from_file(s.path(s.sms.provider_file), lambda mid: f"{receiver}/dlr/{mid}")
-        return provider, secret
-    return KannelGateway(kannel.endpoint(s.sms, state), receiver, s.sms.sender), secret
+        return HttpProvider.from_file(s.path(s.sms.provider_file), lambda mid: f"{receiver}/dlr/{mid}")
+    return KannelGateway(kannel.endpoint(s.sms, state), receiver, s.sms.sender)
 
 
 def templates_of(s: Settings) -> TemplateSet:
     return TemplateSet.load([s.path(p) for p in s.sms.templates], s.sms.default_locale)
 
 
-def build(s: Settings, store: Store, clock: Clock, dialer_id: str) -> TextChannel:
+def build(
+    s: Settings, store: Store, clock: Clock, dialer_id: str, gateway: Gateway | None = None
+) -> TextChannel:
+    """The channel over the configured gateway (`gateway`: another adapter, e.g. a test's)."""
     policy = PackGate(pack_from_settings(s.policy))
-    gateway, secret = gateway_of(s)
+    secret = kannel.receiver_secret(s.sms, s.path(s.sms.state_dir))
+    gateway = gateway or configured_gateway(s, secret)
     retry = RetryPlan(s.sms.retry_attempts, s.sms.retry_delay)
     sender = Sender(store, policy, gateway, clock, dialer_id, s.sms.concurrency, retry, s.sms.sender)
     templates = templates_of(s)
@@ -160,3 +168,16 @@ async def serve(s: Settings, clock: Clock, dialer_id: str, stop: asyncio.Event) 
             await channel.gateway.aclose()
     finally:
         await store.close()
+
+
+class StrategyTexts:
+    """The SMS channel as `duecall run` drives it for a strategy (dialer.campaign.ports.TextPort)."""
+
+    def __init__(self, channel: TextChannel) -> None:
+        self._channel = channel
+
+    async def send(self, account: Account, message: str, batch: str, campaign_id: int) -> TextSent:
+        [request] = requests_for(self._channel, [account], message, batch, campaign_id)
+        sent = await self._channel.sender.send(request)
+        retry = sent.decision.next_allowed_at if sent.decision is not None else None
+        return TextSent(sent.state, sent.reason, retry)

@@ -16,10 +16,17 @@ Consequences decide the dialogue (docs/ivr.md): a key takes effect at once; a sp
 a stop request (the script's `stop_phrases`, or the opt-out option) is never asked back. A reply
 the recogniser could not give (`Reply.error`: a crash, no model, a VAD failure) is no input, with
 its reason recorded, and the rest of the call is keypad only: never an invented answer.
+
+A paid account is never asked for money: before the first node that speaks of money (after the
+right person is confirmed), the flow asks the account's balance once (`balance_of`, bounded by
+`balance_timeout`). Paid in full: the script's `paid_in_full` is said and the call ends
+`already_paid`. No answer in time, or an error: fail safe, the amount is not said either; the
+script's close (`Script.closing_after`) is said and the call ends `no_response`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -32,6 +39,9 @@ from ivr.script import Node, Option, Script
 
 log = logging.getLogger(__name__)
 NO_INPUT_SECONDS = 5.0
+BALANCE_SECONDS = 2.0  # how long the balance check may take before the call fails safe
+PAID_NODE = "paid_in_full"  # the node the steps name for the paid text (it is no node of the script)
+Balance = Callable[[], Awaitable[int | None]]  # the account's balance now, minor units; None: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ class IvrRun:
         now: Callable[[], datetime],
         on_opt_out: Callable[[], Awaitable[None]] | None = None,
         spoken_date: Callable[[date], str] | None = None,
+        balance_of: Balance | None = None,
+        balance_timeout: float = BALANCE_SECONDS,
     ) -> None:
         self.script = script
         self.fields = dict(fields)
@@ -107,6 +119,9 @@ class IvrRun:
         self.state = IvrState.SPEAKING
         self.result = IvrResult()
         self.voice_down = False  # the recogniser failed once: keypad only for the rest of the call
+        self.balance_of = balance_of  # None: no check (e.g. `duecall ivr try`)
+        self.balance_timeout = balance_timeout
+        self.balance_checked = False
 
     def text(self, template: str) -> str:
         return template.format(**self.fields)
@@ -117,6 +132,8 @@ class IvrRun:
     async def run(self) -> IvrResult:
         key: str | None = self.script.start
         while key is not None:
+            if self._check_due(key) and not await self._still_owed(key):
+                break
             self.result.nodes.append(key)
             key = await self._visit(key, self.script.nodes[key])
         self.state = IvrState.ENDED
@@ -170,6 +187,57 @@ class IvrRun:
         self.result.outcome = outcome
         detail = {"outcome": outcome.value} | ({"via": via} if via else {})
         self._step(key, "outcome", **detail)
+
+    # -- the balance, before any word about money -------------------------------
+
+    def _check_due(self, key: str) -> bool:
+        """Once a call, before the first node that speaks of money. Checked once only: the amount
+        and the menu follow within seconds, and a payment landing after the check is seen by the
+        strategy at its next decision (the account then leaves it)."""
+        return self.balance_of is not None and not self.balance_checked and self.script.speaks_of_money(key)
+
+    async def _still_owed(self, key: str) -> bool:
+        """Ask the balance; False when the call has ended here (paid in full, or unknown)."""
+        self.balance_checked = True
+        balance = await self._balance()
+        if balance is not None and balance > 0:
+            return True
+        if balance is not None:
+            await self._paid(key)
+        else:
+            await self._close_unknown(key)
+        self.state = IvrState.ENDED
+        return False
+
+    async def _balance(self) -> int | None:
+        assert self.balance_of is not None
+        try:
+            async with asyncio.timeout(self.balance_timeout):
+                return await self.balance_of()
+        except TimeoutError:
+            log.warning(
+                "balance check: no answer within %.1f s; the amount is not said", self.balance_timeout
+            )
+        except Exception:  # any failure of the lookup: fail safe (never the amount), and say why in the log
+            log.warning("balance check failed; the amount is not said", exc_info=True)
+        return None
+
+    async def _paid(self, key: str) -> None:
+        text = self.script.paid_in_full
+        close = self.script.closing_after(key)
+        if text is None and close is not None:  # a script without the paid text: its close
+            text = self.script.nodes[close].say
+        if text is not None:
+            await self._say(PAID_NODE, text, "", where=PAID_NODE)
+        await self._finish(PAID_NODE, Outcome.ALREADY_PAID, "balance")
+
+    async def _close_unknown(self, key: str) -> None:
+        """Fail safe: the close after the menu (its callback number), not the amount; no_response."""
+        close = self.script.closing_after(key)
+        if close is not None:
+            self.result.nodes.append(close)
+            await self._say(close, self.script.nodes[close].say, "")
+        await self._finish(close or key, Outcome.NO_RESPONSE, "balance-unknown")
 
     # -- menus ---------------------------------------------------------------
 

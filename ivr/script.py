@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dialer.core import bounded_yaml
 from dialer.core.bounded_yaml import Lines, Loc, YamlProblem
 from dialer.core.errors import ScriptError, field_path
-from dialer.core.vocab import Outcome
+from dialer.core.vocab import PAYMENT_OUTCOMES, Outcome
 
 MAX_SCRIPT_BYTES = 256 * 1024  # the shipped scripts are about 4 KB
 
@@ -39,6 +39,7 @@ CALL_FIELDS = frozenset({"promised_date"})  # known only during the call
 FIELDS = ACCOUNT_FIELDS | SCRIPT_FIELDS | CALL_FIELDS
 DEBT_FIELDS = frozenset({"amount", "due_date"})  # never before the right person is confirmed
 VOICEMAIL_FIELDS = frozenset({"agent", "business", "callback"})  # all a machine's message may say
+PAID_FIELDS = frozenset({"name"}) | SCRIPT_FIELDS  # what `paid_in_full` may say: nothing of the debt
 VoiceMode = Literal["confirm", "keys", "direct"]
 # What a false voice answer would do harm with: a wrong record (paid, promise, dispute, hardship) or
 # a call ended as the wrong person. An opt-out is not among them (the cheap error: stop calling).
@@ -130,6 +131,9 @@ class Script(_Model):
     confidence: float = Field(0.6, ge=0, le=1)  # below it a spoken reply is asked again
     stop_phrases: tuple[str, ...] = ()  # ways of saying "stop calling me": opt-out in every menu
     confirm: Confirmation | None = None  # needed when a menu takes voice answers with `voice: confirm`
+    # Said instead of the amount when the balance check during the call finds the account paid
+    # in full (docs/ivr.md); None: the closing after the menu is said instead.
+    paid_in_full: str | None = None
     name: str = ""  # set from the file name
     folder: str = ""  # set from the file's folder: recorded prompts (`audio:`) are relative to it
 
@@ -151,6 +155,8 @@ class Script(_Model):
                     yield f"nodes.{key}.options.{i}.confirm", option.confirm
         if self.confirm is not None:
             yield "confirm.again", self.confirm.again
+        if self.paid_in_full is not None:
+            yield "paid_in_full", self.paid_in_full
 
     def menu_digits(self, key: str) -> str:
         return "".join(o.digit for o in self.nodes[key].options if o.digit)
@@ -162,10 +168,42 @@ class Script(_Model):
         """Whether the menu `key` takes spoken answers other than a stop request."""
         return self.listen and self.nodes[key].voice != "keys"
 
+    def speaks_of_money(self, key: str) -> bool:
+        """Node `key` says the amount or due date, or asks for a payment or a promise to pay:
+        the IVR checks the balance before the first such node (docs/ivr.md)."""
+        node = self.nodes[key]
+        texts = [node.say, *(r.say for r in (node.no_input, node.no_match) if r is not None)]
+        texts += [o.confirm for o in node.options if o.confirm is not None]
+        outcomes = {node.outcome, *(o.outcome for o in node.options)}
+        return any(_names(t) & DEBT_FIELDS for t in texts) or bool(outcomes & PAYMENT_OUTCOMES)
+
+    def closing_after(self, key: str) -> str | None:
+        """The close said when the balance is unknown at node `key`: the fallback (the "nothing
+        chosen" end, e.g. `acknowledged`) of the first menu from `key` on, if it is an end node that
+        speaks of no money. None: the script has no such close."""
+        seen: set[str] = set()
+        current: str | None = key
+        while current is not None and current not in seen and self.nodes[current].type == "message":
+            seen.add(current)
+            current = self.nodes[current].next
+        node = self.nodes[current] if current is not None else None
+        close = node.fallback if node is not None and node.type == "menu" else None
+        if close is None or self.nodes[close].type != "end" or self.speaks_of_money(close):
+            return None
+        return close
+
     def needs_confirming(self, key: str, option: Option) -> bool:
         """A spoken `option` in menu `key` is asked back before it takes effect."""
         node = self.nodes[key]
         return node.voice == "confirm" and consequential(node, option)
+
+
+def _names(text: str) -> set[str]:
+    """The fields a template names (a bad template names none: it is reported on its own)."""
+    try:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+    except ValueError:
+        return set()
 
 
 def consequential(node: Node, option: Option) -> bool:
@@ -240,6 +278,13 @@ def _semantic_problems(script: Script) -> Iterator[Problem]:
         yield ("start",), f"no node named {script.start!r}"
     if script.voicemail is not None:
         yield from _voicemail_problems(script.voicemail.say)
+    if script.paid_in_full is not None:
+        for field in sorted(_names(script.paid_in_full) - PAID_FIELDS):
+            yield (
+                ("paid_in_full",),
+                f"{{{field[:40]}}}: a paid account hears nothing of the debt; "
+                f"use only {', '.join('{' + f + '}' for f in sorted(PAID_FIELDS))}",
+            )
     for where, text in script.templates():
         loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
         yield from _template_problems(loc, text)
@@ -329,6 +374,11 @@ def _template_problems(path: Loc, text: str) -> Iterator[Problem]:
 
 def _node_problems(key: str, node: Node, names: set[str]) -> Iterator[Problem]:
     base: Loc = ("nodes", key)
+    chosen = [((*base, "outcome"), node.outcome)]
+    chosen += [((*base, "options", i, "outcome"), o.outcome) for i, o in enumerate(node.options)]
+    for where, outcome in chosen:
+        if outcome is Outcome.ALREADY_PAID:
+            yield where, "already_paid is the balance check's, never a choice (paid_in_full; docs/ivr.md)"
     for attr in ("next", "fallback"):
         target = getattr(node, attr)
         if target is not None and target not in names:

@@ -10,6 +10,10 @@ Anyone on the machine can connect to the FastAGI port and call keys are guessabl
 call also gets a random secret (`agi_secret`): the dialer passes it to Asterisk in the
 Originate (DUECALL_AGI_SECRET), the dialplan hands it back as AGI() argument 2, and `handle`
 refuses a connection without it. It works once: the first session that shows it uses it up.
+
+A script is picked by its name (its file's stem, e.g. `reminder-en-US`: what a strategy step names),
+else by the account's locale. With `balance_of`, each call asks the account's balance once before
+anything about money is said (ivr/flow.py): a paid account hears `paid_in_full`, never the amount.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from pathlib import Path
 
 from dialer.core.clock import Clock
 from dialer.core.dialplan import Stage, Var
+from dialer.core.errors import ScriptError
 from dialer.core.models import Account
 from ivr.agi import AgiHangup, AgiRefused, AgiServer, AgiSession
-from ivr.flow import IvrResult, IvrRun, Reply
+from ivr.flow import BALANCE_SECONDS, IvrResult, IvrRun, Reply
 from ivr.script import ACCOUNT_FIELDS, CALL_FIELDS, Script, load_script
 from ivr.speech import Recognizer, SpeechError
 from ivr.spoken import currency_name, spoken_amount, spoken_date, spoken_digits
@@ -36,6 +41,7 @@ from ivr.tts import PromptCache, Voice, playback_target
 
 log = logging.getLogger(__name__)
 OptOut = Callable[[Account, int], Awaitable[None]]  # (account, attempt id)
+BalanceOf = Callable[[Account], Awaitable[int | None]]  # the balance now, minor units; None: unknown
 SECRET_BYTES = 32  # of randomness in each call's AGI secret (43 URL-safe characters)
 
 
@@ -100,10 +106,17 @@ class IvrService:
         port: int = 4573,
         clock: Clock,
         recognizers: Mapping[str, Recognizer | None] | None = None,
+        named: Mapping[str, Script] | None = None,
+        balance_of: BalanceOf | None = None,
+        balance_timeout: float = BALANCE_SECONDS,
     ) -> None:
         if default_locale not in scripts:
             raise ValueError(f"no script for the default locale {default_locale}")
-        self.scripts = scripts
+        self.scripts = scripts  # by locale: for an account whose call names no script
+        # By name (file stem): every loaded script, the locale ones included.
+        self.named = {s.name: s for s in scripts.values()} | dict(named or {})
+        self.balance_of = balance_of  # None: no balance check during calls
+        self.balance_timeout = balance_timeout
         self.default_locale = default_locale
         self.prompts = prompts
         self.recognizer = recognizer  # for a script whose locale has none of its own in `recognizers`
@@ -128,10 +141,11 @@ class IvrService:
         *,
         clock: Clock,
         recognizers: Mapping[str, Recognizer | None] | None = None,
+        balance_of: BalanceOf | None = None,
     ) -> IvrService:
-        scripts = {s.locale: s for s in (load_script(p) for p in paths)}
+        loaded = [load_script(p) for p in paths]
         return cls(
-            scripts,
+            {s.locale: s for s in loaded},  # the last file of a locale, as before
             default_locale,
             prompts,
             recognizer,
@@ -139,10 +153,21 @@ class IvrService:
             port=port,
             clock=clock,
             recognizers=recognizers,
+            named=by_name(paths, loaded),
+            balance_of=balance_of,
         )
 
-    def script_for(self, account: Account) -> Script:
-        return self.scripts.get(account.language) or self.scripts[self.default_locale]
+    def script_for(self, account: Account, script: str | None = None) -> Script:
+        """The script named `script`, else the account's locale's (else the default locale's).
+
+        An unknown name is a ScriptError naming it and the loaded ones."""
+        if script is None:
+            return self.scripts.get(account.language) or self.scripts[self.default_locale]
+        found = self.named.get(script)
+        if found is None:
+            known = ", ".join(sorted(self.named))
+            raise ScriptError([f"no IVR script named {script!r} (loaded: {known}; [ivr] scripts)"])
+        return found
 
     def recognizer_for(self, script: Script) -> Recognizer | None:
         """The recogniser of the script's locale, else the default one (None: keypad only)."""
@@ -160,7 +185,7 @@ class IvrService:
         """Start speech, check spoken phrases against the model, render prompts that name no account."""
         for recognizer in self._every_recognizer():
             await recognizer.start()
-        for script in self.scripts.values():
+        for script in self.named.values():
             await self._check_phrases(script)
             static = [text for _, text in script.templates() if not _uses(text, ACCOUNT_FIELDS | CALL_FIELDS)]
             voice = self.voice(script)
@@ -187,44 +212,53 @@ class IvrService:
             await recognizer.close()
         await self.prompts.close()
 
-    async def render_account(self, account: Account) -> dict[str, str]:
-        """Render this account's prompts (before its call is placed: no dead air after the answer).
+    async def render_account(self, account: Account, script: str | None = None) -> dict[str, str]:
+        """Render this account's prompts (before its call is placed: no dead air after the answer)
+        in the script named `script` (None: the account's locale's).
 
         Returns the account's spoken fields, for `register`.
         """
-        script = self.script_for(account)
-        fields = account_fields(script, account)
-        voice = self.voice(script)
+        chosen = self.script_for(account, script)
+        fields = account_fields(chosen, account)
+        voice = self.voice(chosen)
         texts = [
             t.format(**fields)
-            for _, t in script.templates()
+            for _, t in chosen.templates()
             if _uses(t, ACCOUNT_FIELDS) and not _uses(t, CALL_FIELDS)
         ]
         await asyncio.gather(*(self.prompts.render(t, voice) for t in texts))
         return fields
 
-    async def render_voicemail(self, account: Account) -> VoicemailPrompt | None:
-        """The account's script's answering-machine message, rendered (a cache hit after the first).
+    async def render_voicemail(self, account: Account, script: str | None = None) -> VoicemailPrompt | None:
+        """The answering-machine message of the script named `script` (None: the account's locale's),
+        rendered (a cache hit after the first).
 
         None when the script has no `voicemail`: then none is left, whatever the pack allows.
         """
-        script = self.script_for(account)
-        text = voicemail_text(script)
+        chosen = self.script_for(account, script)
+        text = voicemail_text(chosen)
         if text is None:
             return None
-        path = await self.prompts.render(text, self.voice(script))
-        return VoicemailPrompt(script.name, text, playback_target(path))
+        path = await self.prompts.render(text, self.voice(chosen))
+        return VoicemailPrompt(chosen.name, text, playback_target(path))
 
     def register(
-        self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
+        self,
+        key: str,
+        account: Account,
+        fields: dict[str, str],
+        recordings: Path,
+        attempt_id: int,
+        script: str | None = None,
     ) -> None:
-        """The call `key` is about to be placed for `account`: its FastAGI session will find this.
+        """The call `key` is about to be placed for `account` with the script named `script` (None:
+        the account's locale's): its FastAGI session will find this.
 
         Makes the call's AGI secret (`agi_secret`), for the Originate.
         """
+        chosen = self.script_for(account, script)
         secret = secrets.token_urlsafe(SECRET_BYTES)
-        script = self.script_for(account)
-        self._calls[key] = Prepared(script, account, fields, recordings, attempt_id, secret)
+        self._calls[key] = Prepared(chosen, account, fields, recordings, attempt_id, secret)
 
     def agi_secret(self, key: str) -> str:
         """The secret the call `key`'s FastAGI session must show (DUECALL_AGI_SECRET)."""
@@ -269,6 +303,8 @@ class IvrService:
             self.now,
             opt_out,
             lambda d: spoken_date(d, prepared.script.locale),
+            balance_of=self._balance_of(prepared.account),
+            balance_timeout=self.balance_timeout,
         )
         try:
             prepared.result = flow.result
@@ -278,6 +314,29 @@ class IvrService:
         except AgiHangup:
             log.debug("call %s hung up in node %s", session.call_key, (flow.result.nodes or ["-"])[-1])
             raise
+
+    def _balance_of(self, account: Account) -> Callable[[], Awaitable[int | None]] | None:
+        check = self.balance_of
+        if check is None:
+            return None
+
+        async def balance() -> int | None:
+            return await check(account)
+
+        return balance
+
+
+def by_name(paths: Sequence[Path], scripts: Sequence[Script]) -> dict[str, Script]:
+    """Scripts by their name (file stem); two files with one name are a ScriptError naming both."""
+    named: dict[str, Script] = {}
+    where: dict[str, Path] = {}
+    for path, script in zip(paths, scripts, strict=True):
+        if script.name in named:
+            raise ScriptError(
+                [f"{path}: a script named {script.name!r} is already loaded from {where[script.name]}"]
+            )
+        named[script.name], where[script.name] = script, path
+    return named
 
 
 def _fill(template: str, script: Script) -> str:

@@ -16,6 +16,8 @@ from phonenumbers import timezone as phone_timezone
 
 _MAX_AMOUNT_MINOR = 2**63 - 1  # fits a signed 64-bit database column
 _MAX_SHOWN = 40  # longest value quoted back in a reason
+MAX_COLUMN_CHARS = 256  # longest value of a lender's own column (dialer.accounts.columns)
+_TABS_AND_BREAKS = str.maketrans("\t\n\r", "   ")  # white space, not hidden, in a column's value
 _HIDDEN_IN_IDS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _HIDDEN_IN_NAMES = frozenset({"Cc", "Cf"})
 _JOINERS = "\u200c\u200d"  # ZWNJ and ZWJ: part of the spelling in Persian and Indic scripts
@@ -56,6 +58,21 @@ def parse_name(value: str) -> str:
     if hidden:
         raise FieldError(f"name: {shown(name)} contains {hidden}, an invisible character")
     return name
+
+
+def parse_column_value(column: str, value: str) -> str:
+    """A value of one of the lender's own columns: NFC, stripped ("" is no value).
+
+    Kept as written otherwise, since a strategy's segment compares it exactly; so a value longer
+    than MAX_COLUMN_CHARS, or with an invisible character (as in names: a zero-width space would
+    make a look-alike that no segment matches), is a reject naming the column."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if len(text) > MAX_COLUMN_CHARS:
+        raise FieldError(f"{column}: {len(text)} characters, more than {MAX_COLUMN_CHARS}")
+    hidden = _hidden_character(text.translate(_TABS_AND_BREAKS), _HIDDEN_IN_NAMES, joiners=True)
+    if hidden:
+        raise FieldError(f"{column}: {shown(text)} contains {hidden}, an invisible character")
+    return text
 
 
 def parse_id(column: str, value: str) -> str:

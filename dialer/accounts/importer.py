@@ -22,6 +22,7 @@ from dialer.accounts.parse import (
     AccountRecord,
     ImportSettings,
     RejectedRow,
+    kept_columns,
     read_accounts,
     read_header,
     write_rejects,
@@ -40,6 +41,7 @@ class ImportReport:
     updated: int
     rejects: tuple[RejectedRow, ...]
     rejects_file: Path | None
+    columns: tuple[str, ...] = ()  # the lender's own columns kept (the header's, in its order)
 
 
 def _next_batch(rows: Iterator[AccountRecord | RejectedRow]) -> list[AccountRecord | RejectedRow]:
@@ -54,7 +56,8 @@ async def import_accounts(
     rejects_file: Path,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    # read_accounts checks the whole file first and raises ImportFileError before any row.
+    # Both raise ImportFileError for a bad header; read_accounts checks the whole file before any row.
+    columns = await asyncio.to_thread(kept_columns, path)
     rows = await asyncio.to_thread(read_accounts, path, settings)
     import_id = await store.start_import(str(path), now)
     inserted = updated = total = 0
@@ -82,7 +85,7 @@ async def import_accounts(
         header = await asyncio.to_thread(read_header, path)  # only needed for the rejects file
         await asyncio.to_thread(write_rejects, rejects_file, header, rejects)
         written = rejects_file
-    return ImportReport(import_id, total, inserted, updated, tuple(rejects), written)
+    return ImportReport(import_id, total, inserted, updated, tuple(rejects), written, columns)
 
 
 async def import_failure(

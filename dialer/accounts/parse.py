@@ -5,7 +5,9 @@ File format
 UTF-8 text, with or without a byte-order mark, comma separated, fields
 quoted with ``"`` where needed (RFC 4180, as Excel's "CSV UTF-8" writes it).
 The first line is the header. Header names are case-insensitive and
-surrounding spaces are ignored; unknown columns are ignored.
+surrounding spaces are ignored. Any other column is the lender's own
+(``product``, ``risk_band``), kept per account as text
+(:mod:`dialer.accounts.columns`: names, limits, reserved names).
 
 =============  ========  =====================================================
 column         required  content
@@ -55,13 +57,14 @@ import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import phonenumbers
 
+from dialer.accounts.columns import extra_columns, row_columns, unnamed_columns
 from dialer.accounts.csvrecords import Record, read_records
 from dialer.accounts.fields import (
     FieldError,
@@ -88,6 +91,7 @@ __all__ = [
     "ImportFileError",
     "ImportSettings",
     "RejectedRow",
+    "kept_columns",
     "read_accounts",
     "read_header",
     "write_rejects",
@@ -142,6 +146,13 @@ def read_header(path: Path) -> list[str]:
     return first.fields if first else []
 
 
+def kept_columns(path: Path) -> tuple[str, ...]:
+    """The lender's own columns named in the file's header, in its order (see read_accounts)."""
+    with open_file(path) as handle:
+        first = next(read_records(path, handle), None)
+    return tuple(parse_header(path, first, keep_extra=True).extras) if first else ()
+
+
 def read_accounts(
     path: Path, settings: ImportSettings, *, workers: int | None = None
 ) -> Generator[AccountRecord | RejectedRow, None, None]:
@@ -193,7 +204,7 @@ def _scan(path: Path, handle: io.BufferedReader) -> tuple[Header, list[str]]:
     first = next(records, None)
     if first is None or (not has_content(first.fields) and not any(has_content(r.fields) for r in records)):
         raise ImportFileError(path, "the file is empty")
-    header = parse_header(path, first)
+    header = parse_header(path, first, keep_extra=True)
     position = header.positions["phone"]
     phones: dict[str, None] = {}
     for record in records:
@@ -208,6 +219,8 @@ class Header:
     positions: dict[str, int]  # known column name -> field position
     cells: list[str]  # as written
     from_rejects: bool  # a rejects file: its cells were made safe for spreadsheets (csvsafe)
+    extras: dict[str, int] = field(default_factory=dict)  # the lender's own columns -> position
+    unnamed: tuple[int, ...] = ()  # positions of empty header cells (where extras are kept)
 
     @property
     def width(self) -> int:
@@ -231,8 +244,11 @@ def parse_header(
     record: Record,
     required: tuple[str, ...] = REQUIRED_COLUMNS,
     optional: tuple[str, ...] = OPTIONAL_COLUMNS,
+    *,
+    keep_extra: bool = False,
 ) -> Header:
-    """The header's known columns (`required` and `optional`: the borrowers file's by default)."""
+    """The header's known columns (`required` and `optional`: the borrowers file's by default),
+    and with `keep_extra` every other named column (else those are ignored)."""
     if record.problem:
         raise ImportFileError(path, f"line 1 (the header): {record.problem}")
     header = record.fields
@@ -253,7 +269,11 @@ def parse_header(
         found = ", ".join(cell.strip() for cell in header if cell.strip()) or "none"
         raise ImportFileError(path, f"missing required column(s): {', '.join(missing)} (found: {found})")
     names = {cell.strip().lower() for cell in header}
-    return Header(index, header, all(name in names for name in REJECT_COLUMNS))
+    from_rejects = all(name in names for name in REJECT_COLUMNS)
+    if not keep_extra:
+        return Header(index, header, from_rejects)
+    extras = extra_columns(path, header, required + optional, from_rejects)
+    return Header(index, header, from_rejects, extras, unnamed_columns(header))
 
 
 # ----------------------------------------------------------------- row level
@@ -417,6 +437,7 @@ def _parse_row(
     amount = attempt(errors, "amount", parse_amount, get("amount"), currency)
     due_date = attempt(errors, "due_date", parsers.date, get("due_date"))
     language = attempt(errors, "language", parsers.language, get("language"), settings.default_language)
+    columns = attempt(errors, "columns", row_columns, fields, header.extras, header.unnamed)
     longer = len(fields) > header.width and any(field.strip() for field in fields[header.width :])
     if longer or (errors and len(fields) != header.width):  # the likely cause goes first
         errors.insert(0, f"row: {len(fields)} fields but the header has {header.width}; {QUOTE_HINT}")
@@ -430,6 +451,7 @@ def _parse_row(
         or amount is None
         or due_date is None
         or language is None
+        or columns is None
     ):
         raise FieldError("; ".join(errors))
     e164, region, derived_zones = phone
@@ -445,6 +467,7 @@ def _parse_row(
         currency=currency[0],
         due_date=due_date,
         language=language,
+        columns=columns,
     )
 
 

@@ -31,8 +31,9 @@ from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk.ami_protocol import Message
 from dialer.campaign.calls import Call
 from dialer.campaign.pacing import Pacer
-from dialer.campaign.ports import IvrPort, VoicemailView
-from dialer.campaign.retry import after_attempt, not_placed
+from dialer.campaign.ports import IvrPort, TextPort, VoicemailView
+from dialer.campaign.retry import NOT_PLACED_DELAY, after_attempt, not_placed
+from dialer.campaign.steering import Choice, ContactNow, Later, Steering, text_batch
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
 from dialer.core.dialplan import (
@@ -59,6 +60,7 @@ from dialer.core.models import (
     Reason,
     Target,
     TargetState,
+    TargetUpdate,
 )
 from dialer.core.vocab import PAYMENT_OUTCOMES, Outcome, RuleId
 from dialer.policy.gate import PolicyGate
@@ -86,6 +88,9 @@ class RunSummary:
     answer_to_audio: list[float] = field(default_factory=list)  # seconds, answered calls with IVR
     prompt_hits: int = 0  # prompts found rendered in the cache
     prompt_renders: int = 0  # prompts synthesised during the run
+    texts: int = 0  # texts the strategy asked for that were written and handed to the gateway
+    texts_refused: int = 0  # by the policy
+    stopped: int = 0  # accounts the strategy stopped contacting (paid, disputed, ...)
 
 
 class _Tracked:
@@ -112,6 +117,8 @@ class Dialer:
         *,
         dialer_id: str | None = None,
         ivr: IvrPort | None = None,
+        steering: Steering | None = None,
+        texts: TextPort | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -121,10 +128,18 @@ class Dialer:
         self.dialer_id = dialer_id or socket.gethostname()
         self._actor = f"dialer:{self.dialer_id}"
         self.ivr = ivr
+        # A strategy decides each account's next contact, calls and texts (docs/strategy.md).
+        if (steering is None) != (texts is None) or (steering is not None) != campaign.steered:
+            raise ValueError(
+                "a campaign with a strategy needs its steering and the SMS channel; others neither"
+            )
+        self.steering = steering
+        self.texts = texts
         # May a message be left on an answering machine (the pack's rule, 12 CFR 1006.2(j)).
         self.voicemail_rule = load_voicemail_rule(settings.policy.pack)
         d, a = settings.dialer, settings.asterisk
         self.pacer = Pacer(d.max_concurrent, d.calls_per_second)
+        self.text_pacer = Pacer(settings.sms.concurrency, settings.sms.texts_per_second)
         self.ami = AmiClient(
             endpoint,
             AmiTimeouts(
@@ -143,6 +158,8 @@ class Dialer:
         self._calls: dict[str, _Tracked] = {}
         self._originates: dict[str, str] = {}  # ActionID -> call key
         self._batch: list[Target] = []
+        self._text_batch: list[Target] = []
+        self._texting: set[int] = set()  # accounts (pk) whose text is being sent
         self._instance = ""
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -175,7 +192,10 @@ class Dialer:
                     group.create_task(self._save_ivr_loop(), name="ivr-save"),
                     group.create_task(self._sweep_astdb_loop(), name="astdb-sweep"),
                 ]
+                lanes = self._start_lanes(group)
                 await self._schedule(idle_horizon)
+                self._stop.set()  # the strategy's and the texts' lanes stop too
+                await asyncio.gather(*lanes)
                 await self._drain()
                 await self._sweep_astdb()
                 self._ivr_figures()
@@ -217,11 +237,12 @@ class Dialer:
                 continue
             await self._place(target)
 
-    async def _acquire_line(self) -> bool:
-        """Wait for a free line within the rate; False when asked to stop (no line held)."""
+    async def _acquire_line(self, pacer: Pacer | None = None) -> bool:
+        """Wait for a free line (or text slot) within the rate; False when asked to stop (none held)."""
+        pacer = pacer or self.pacer
         if self._stop.is_set():
             return False
-        acquire = asyncio.ensure_future(self.pacer.acquire())
+        acquire = asyncio.ensure_future(pacer.acquire())
         stop = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
@@ -229,7 +250,7 @@ class Dialer:
             acquire.result()
             return True
         if acquire.done():
-            self.pacer.release()
+            pacer.release()
         else:
             acquire.cancel()  # the pacer gives the line back when cancelled
             await asyncio.gather(acquire, return_exceptions=True)
@@ -243,7 +264,7 @@ class Dialer:
         return self._batch.pop() if self._batch else None
 
     async def _finished(self, idle_horizon: timedelta | None) -> bool:
-        if self._calls:
+        if self._calls or self._texting:
             return False
         open_targets = await self.store.count_targets(
             self.campaign.id, [TargetState.PENDING, TargetState.IN_FLIGHT]
@@ -274,6 +295,101 @@ class Dialer:
             for task in pending:
                 task.cancel()
 
+    # -- the strategy's lanes (campaigns with a strategy) -------------------
+
+    def _start_lanes(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        if self.steering is None:
+            return []
+        return [
+            group.create_task(self._steer_loop(), name="strategy"),
+            group.create_task(self._text_loop(group), name="texts"),
+        ]
+
+    async def _steer_loop(self) -> None:
+        """Accounts due for a decision: the strategy puts each in a lane, for later, or stops it."""
+        assert self.steering is not None
+        limit = 200
+        while not self._stop.is_set():
+            due = await self.store.due_targets(self.campaign.id, self.clock.now(), limit, channel=None)
+            for target, (choice, _) in zip(
+                due, await self.steering.choose_all(due, self.clock.now()), strict=True
+            ):
+                if self._stop.is_set():
+                    return
+                await self._route(target, choice)
+            if len(due) < limit:
+                await self._sleep(self.settings.dialer.poll_interval.total_seconds())
+
+    async def _route(self, target: Target, choice: Choice) -> None:
+        now = self.clock.now()
+        if isinstance(choice, ContactNow):
+            await self.store.route_target(target, choice.channel, now, choice.proposal.why)
+        elif isinstance(choice, Later):
+            await self.store.route_target(target, choice.channel, choice.at, choice.note)
+        else:
+            await self.store.stop_target(target, choice.reason, choice.to_person, now, self._actor)
+            self.summary.stopped += 1
+            log.info("account %s: the strategy stops: %s", target.account.account_id, choice.reason)
+
+    async def _steer_call(self, target: Target) -> tuple[Target, str | None] | None:
+        """Asked again right before the call (a payment may have come): the call to place, with
+        the balance as the amount and the strategy's script; None when no call is due now."""
+        assert self.steering is not None
+        choice, _ = await self.steering.choose(target, self.clock.now())
+        if isinstance(choice, ContactNow) and choice.channel == "voice":
+            return replace(target, account=choice.account), choice.proposal.script
+        await self._route(target, choice)
+        return None
+
+    async def _text_loop(self, group: asyncio.TaskGroup) -> None:
+        """The texts' lane: its own pacing (`[sms] concurrency`, `texts_per_second`)."""
+        while await self._acquire_line(self.text_pacer):
+            target = await self._next_text()
+            if target is None:
+                self.text_pacer.release()
+                await self._sleep(self.settings.dialer.poll_interval.total_seconds())
+                continue
+            self._texting.add(target.account.pk)
+            task = group.create_task(self._text(target), name=f"text-{target.account.pk}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _next_text(self) -> Target | None:
+        if not self._text_batch:
+            due = await self.store.due_targets(self.campaign.id, self.clock.now(), 100, channel="sms")
+            self._text_batch = [t for t in reversed(due) if t.account.pk not in self._texting]
+        return self._text_batch.pop() if self._text_batch else None
+
+    async def _text(self, target: Target) -> None:
+        assert self.steering is not None and self.texts is not None
+        try:
+            now = self.clock.now()
+            choice, snapshot = await self.steering.choose(target, now)
+            if not (isinstance(choice, ContactNow) and choice.channel == "sms"):
+                await self._route(target, choice)
+                return
+            proposal = choice.proposal
+            assert proposal.message is not None
+            batch = text_batch(self.campaign.name, snapshot, proposal, now)
+            try:
+                sent = await self.texts.send(choice.account, proposal.message, batch, self.campaign.id)
+            except (DueCallError, ValueError) as exc:  # its template cannot be rendered for the account
+                log.error("account %s: cannot prepare its text: %s", target.account.account_id, exc)
+                await self.store.route_target(target, None, now + timedelta(hours=1), f"text not sent: {exc}")
+                return
+            if sent.state == "refused":
+                self.summary.texts_refused += 1
+                retry = sent.retry_at or now + timedelta(days=1)
+                await self.store.route_target(target, None, retry, f"text refused: {sent.reason}")
+                return
+            self.summary.texts += sent.state != "skipped"
+            await self.store.route_target(
+                target, None, self.clock.now(), f"text {proposal.message}: {sent.state}"
+            )
+        finally:
+            self._texting.discard(target.account.pk)
+            self.text_pacer.release()
+
     # -- placing one call --------------------------------------------------
 
     async def _place(self, target: Target) -> None:
@@ -282,11 +398,18 @@ class Dialer:
             self.pacer.release()
             await self._wait_connected()
             return
-        fields = await self._render_prompts(target) if self.ivr is not None else {}
+        script = None
+        if self.steering is not None:
+            steered = await self._steer_call(target)
+            if steered is None:
+                self.pacer.release()
+                return
+            target, script = steered
+        fields = await self._render_prompts(target, script) if self.ivr is not None else {}
         if fields is None:
             self.pacer.release()
             return
-        voicemail, no_voicemail = await self._render_voicemail(target)
+        voicemail, no_voicemail = await self._render_voicemail(target, script)
         now = self.clock.now()
         outcome = await self.store.claim(
             target,
@@ -295,6 +418,7 @@ class Dialer:
             self._recording_path,
             self.dialer_id,
             now - self.policy.history_window,
+            self.campaign.steered,
         )
         if isinstance(outcome, Decision):
             self.pacer.release()
@@ -311,25 +435,25 @@ class Dialer:
         tracked.voicemail, tracked.no_voicemail = voicemail, no_voicemail
         if self.ivr is not None:
             replies = Path(outcome.recording_path).with_name(f"{outcome.id}-replies")
-            self.ivr.register(tracked.call.key, target.account, fields, replies, outcome.id)
+            self.ivr.register(tracked.call.key, target.account, fields, replies, outcome.id, script=script)
         self._start_call(tracked, originate=True)
 
-    async def _render_prompts(self, target: Target) -> dict[str, str] | None:
+    async def _render_prompts(self, target: Target, script: str | None) -> dict[str, str] | None:
         """The account's spoken fields, its prompts rendered (cached after the first call).
 
         Before the claim, so a failure costs no attempt: the account is held back an hour instead.
         """
         assert self.ivr is not None
         try:
-            return await self.ivr.render_account(target.account)
+            return await self.ivr.render_account(target.account, script=script)
         except (DueCallError, ValueError) as exc:
             log.error("account %s: cannot prepare its prompts: %s", target.account.account_id, exc)
             later = self.clock.now() + timedelta(hours=1)
             decision = Decision(False, (Reason(RuleId.PROMPTS, str(exc)),), later)
-            await self.store.defer(target, decision, self.clock.now(), self._actor)
+            await self.store.defer(target, decision, self.clock.now(), self._actor, self.campaign.steered)
             return None
 
-    async def _render_voicemail(self, target: Target) -> tuple[VoicemailView | None, str]:
+    async def _render_voicemail(self, target: Target, script: str | None) -> tuple[VoicemailView | None, str]:
         """The message to leave if a machine answers, rendered before the call; else why none.
 
         A render that fails leaves no message (the call goes ahead: a machine then hangs up as
@@ -343,7 +467,7 @@ class Dialer:
         if not self.voicemail_rule.allowed:
             return None, f"no message left: pack {pack} forbids it [source: {self.voicemail_rule.source}]"
         try:
-            found = await self.ivr.render_voicemail(target.account)
+            found = await self.ivr.render_voicemail(target.account, script=script)
         except (DueCallError, ValueError) as exc:
             log.warning("account %s: no voicemail message: %s", target.account.account_id, exc)
             return None, f"no message left: it could not be rendered ({exc})"
@@ -555,7 +679,9 @@ class Dialer:
     async def _store_result(
         self, attempt: Attempt, result: CallResult, sealed: list[RecordingFacts] | None = None
     ) -> None:
-        if result.disposition is Disposition.NOT_PLACED:
+        if self.campaign.steered:
+            update = _back_to_strategy(result)
+        elif result.disposition is Disposition.NOT_PLACED:
             update = not_placed(result.ended_at, result.note)
         else:
             outcome = result.ivr.outcome if result.ivr is not None else ""
@@ -748,6 +874,16 @@ class Dialer:
             await self._store_result(attempt, result)
             await self._forget_in_astdb(call.key)
             await self._seal(attempt, answered=result.answered_at is not None)
+
+
+def _back_to_strategy(result: CallResult) -> TargetUpdate:
+    """After a call of a campaign with a strategy: the strategy decides what comes next (a call
+    Asterisk refused is asked about again a little later: it placed no call)."""
+    if result.disposition is Disposition.NOT_PLACED:
+        at, note = result.ended_at + NOT_PLACED_DELAY, f"not placed ({result.note}): not counted"
+    else:
+        at, note = result.ended_at, f"{result.disposition}: the strategy decides next"
+    return TargetUpdate(TargetState.PENDING, at, note, channel=None)
 
 
 def chosen_outcome(steps: Sequence[IvrStep]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,11 +105,37 @@ class IvrPort(Protocol):
     @property
     def server(self) -> AgiServerPort: ...
     async def start(self) -> None: ...
-    async def render_account(self, account: Account) -> dict[str, str]: ...
-    async def render_voicemail(self, account: Account) -> VoicemailView | None: ...
+    # `script`: a script's name (its file's stem, as a strategy step names it); None: the account's
+    # locale's. An unknown name raises a DueCallError naming it.
+    async def render_account(self, account: Account, script: str | None = None) -> dict[str, str]: ...
+    async def render_voicemail(self, account: Account, script: str | None = None) -> VoicemailView | None: ...
     def register(
-        self, key: str, account: Account, fields: dict[str, str], recordings: Path, attempt_id: int
+        self,
+        key: str,
+        account: Account,
+        fields: dict[str, str],
+        recordings: Path,
+        attempt_id: int,
+        script: str | None = None,
     ) -> None: ...
     def agi_secret(self, key: str) -> str: ...
     def peek(self, key: str) -> PreparedCall | None: ...
     def take(self, key: str) -> PreparedCall | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TextSent:
+    """What became of a text the strategy asked for."""
+
+    state: str  # a MessageState value, "refused" (the policy) or "skipped" (already sent in its batch)
+    reason: str = ""
+    retry_at: datetime | None = None  # refused: when the policy would allow one (None: not known)
+
+
+class TextPort(Protocol):
+    """The SMS channel as the engine drives it (duecall/texts.py implements it over sms/)."""
+
+    async def send(self, account: Account, message: str, batch: str, campaign_id: int) -> TextSent:
+        """Render the account's text `message` (its locale's template file) and send it through
+        the policy and the gateway; the store has the row (counted) before the gateway is asked."""
+        ...

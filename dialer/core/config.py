@@ -313,6 +313,7 @@ class SmsSettings(_Section):
     default_locale: str = "en-US"  # for accounts whose language has no template file
     sender: str = Field("DueCall", min_length=1, max_length=20)  # the sender id or number texts come from
     concurrency: int = Field(16, ge=1, le=256)  # texts handed to the gateway at once
+    texts_per_second: float = Field(20.0, gt=0, le=1000)  # new texts a second, at most (`duecall run`)
     # A text that never left (the gateway unreachable) is tried again this many times in all,
     # each try a new policy decision and row.
     retry_attempts: int = Field(3, ge=1, le=10)

@@ -65,6 +65,14 @@ class Campaign:
     id: int
     name: str
     created_at: datetime
+    strategy_file: str = ""  # "": the campaign calls every account until settled (retry rules)
+    strategy_sha256: str = ""
+    seed: int | None = None  # the champion/challenger arms' seed
+
+    @property
+    def steered(self) -> bool:
+        """A contact strategy decides each account's next contact (docs/strategy.md)."""
+        return bool(self.strategy_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +203,8 @@ class AccountRecord:
     currency: str
     due_date: date
     language: str
+    # The lender's own columns (name, value), in header order; empty cells are not kept.
+    columns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +228,4 @@ class TargetUpdate:
     state: TargetState
     next_at: datetime
     note: str = ""
+    channel: str | None = "voice"  # the lane it waits in; None: the strategy decides again

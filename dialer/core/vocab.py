@@ -20,6 +20,9 @@ class Outcome(enum.StrEnum):
     OPT_OUT = "opt_out"
     ACKNOWLEDGED = "acknowledged"  # heard the reminder, chose nothing in particular
     NO_RESPONSE = "no_response"
+    # Paid in full by the time the right person answered: told so, never the amount (not a choice:
+    # the IVR's balance check during the call decides it; docs/ivr.md).
+    ALREADY_PAID = "already_paid"
 
 
 # Outcomes on which the borrower took on a payment: the amount due is what they promised.

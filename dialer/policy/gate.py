@@ -70,6 +70,9 @@ _CONVERSATIONS = frozenset(
         IvrOutcome.HARDSHIP_CALLBACK,
         IvrOutcome.OPT_OUT,
         IvrOutcome.ACKNOWLEDGED,
+        # The right person was confirmed and told the account is paid in full: a conversation about
+        # the debt on the strict reading, and counting it can only mean fewer calls, never more.
+        IvrOutcome.ALREADY_PAID,
     }
 )
 

@@ -31,16 +31,18 @@ ACCOUNT_COLUMNS = (
 ACCOUNT = f"SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id=?"
 COUNT_ACCOUNTS = "SELECT count(*) AS n FROM accounts"
 KNOWN_IDS = "SELECT account_id FROM accounts WHERE account_id IN ({marks})"
+KEPT_COLUMNS = "SELECT id, columns FROM accounts WHERE id IN ({marks}) AND columns != '{{}}'"
 UPSERT_ACCOUNT = """
 INSERT INTO accounts (account_id, debt_id, name, phone_e164, region, time_zones, tz_derived,
-                      amount_minor, currency, due_date, language, created_at, updated_at)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                      amount_minor, currency, due_date, language, columns, created_at, updated_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (account_id) DO UPDATE SET
     debt_id=excluded.debt_id, name=excluded.name, phone_e164=excluded.phone_e164,
     region=excluded.region, time_zones=excluded.time_zones, tz_derived=excluded.tz_derived,
     amount_minor=excluded.amount_minor, currency=excluded.currency, due_date=excluded.due_date,
-    language=excluded.language, updated_at=excluded.updated_at
+    language=excluded.language, columns=excluded.columns, updated_at=excluded.updated_at
 """
+_CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit (999 before 3.32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,18 @@ class Accounts:
         row = await self._db.fetch_one(COUNT_ACCOUNTS)
         return int(row["n"]) if row else 0
 
+    async def account_columns(self, account_pks: Sequence[int]) -> dict[int, dict[str, str]]:
+        """The lender's own columns of each account (docs/import.md), by account pk, read in one
+        snapshot. An account without any, or a pk that is no account, is not a key."""
+        pks = list(dict.fromkeys(account_pks))
+        found: dict[int, dict[str, str]] = {}
+        async with self._db.read() as db:
+            for start in range(0, len(pks), _CHUNK):
+                chunk = pks[start : start + _CHUNK]
+                rows = await fetch_all(db, KEPT_COLUMNS.format(marks=",".join("?" * len(chunk))), chunk)
+                found.update((r["id"], json.loads(r["columns"])) for r in rows)
+        return found
+
 
 async def _upsert_accounts(
     db: aiosqlite.Connection, records: Sequence[AccountRecord], stamp: str
@@ -154,8 +168,8 @@ async def _import_totals(db: aiosqlite.Connection, import_id: int) -> dict[str, 
 
 async def _existing_ids(db: aiosqlite.Connection, ids: Sequence[str]) -> set[str]:
     known: set[str] = set()
-    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-        chunk = ids[start : start + 900]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
         rows = await fetch_all(db, KNOWN_IDS.format(marks=",".join("?" * len(chunk))), chunk)
         known.update(r["account_id"] for r in rows)
     return known
@@ -174,6 +188,12 @@ def _account_params(r: AccountRecord, stamp: str) -> tuple[Any, ...]:
         r.currency,
         r.due_date.isoformat(),
         r.language,
+        columns_json(r.columns),
         stamp,
         stamp,
     )
+
+
+def columns_json(columns: Sequence[tuple[str, str]]) -> str:
+    """The stored form: one JSON object, keys sorted, so the same values are always the same text."""
+    return json.dumps(dict(columns), ensure_ascii=False, sort_keys=True, separators=(",", ":"))

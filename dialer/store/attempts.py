@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -43,7 +43,8 @@ HISTORY = (
     "FROM attempts t JOIN accounts a ON a.id = t.account_pk "
     "WHERE t.phone_e164=? AND t.decided_at>=? AND coalesce(t.disposition, '')!=? ORDER BY t.decided_at"
 )
-DEFER_TARGET = "UPDATE targets SET state=?, next_at=?, note=? WHERE campaign_id=? AND account_pk=?"
+DEFER_TARGET = "UPDATE targets SET state=?, next_at=?, note=?, channel=? WHERE campaign_id=? AND account_pk=?"
+STEERED_RETRY = timedelta(days=1)  # a strategy's call the policy will never allow: asked again then
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (campaign_id, account_pk, phone_e164, attempt_no, state, decided_at, "
     "policy_reasons, dialer_id) VALUES (?,?,?,?,?,?,?,?)"
@@ -97,8 +98,12 @@ class Attempts:
         recording_for: Callable[[int, datetime], str],
         dialer_id: str,
         history_since: datetime,
+        steered: bool = False,
     ) -> Attempt | Decision:
-        """Decide and, when allowed, write the counted attempt: one transaction."""
+        """Decide and, when allowed, write the counted attempt: one transaction.
+
+        `steered`: the campaign runs a strategy, so a refusal sends the account back to it (texts
+        may still be allowed) rather than ending it."""
         account = target.account
         async with self._db.write() as db:
             row = await fetch_one(db, CLAIMABLE, (account.phone_e164, target.campaign_id, account.pk))
@@ -109,17 +114,19 @@ class Attempts:
             decision = decide(account, history, opted_out, await preferences_in(db, account.phone_e164))
             actor = f"dialer:{dialer_id}"
             if not decision.allowed:
-                await defer_in(db, target, decision, now, opted_out, actor)
+                await defer_in(db, target, decision, now, opted_out, actor, steered)
                 return decision
             attempt_no = row["attempts"] + 1
             attempt = await _insert_attempt(db, target, attempt_no, now, decision, recording_for, dialer_id)
             await _audit_decided(db, target, attempt, decision, actor)
             return attempt
 
-    async def defer(self, target: Target, decision: Decision, now: datetime, actor: str) -> None:
+    async def defer(
+        self, target: Target, decision: Decision, now: datetime, actor: str, steered: bool = False
+    ) -> None:
         """Hold a target back without an attempt (e.g. its prompts could not be rendered)."""
         async with self._db.write() as db:
-            await defer_in(db, target, decision, now, False, actor)
+            await defer_in(db, target, decision, now, False, actor, steered)
 
     async def closed_attempts(self, attempt_ids: Iterable[int]) -> set[int]:
         """Which of these attempts have their result stored (any campaign)."""
@@ -150,18 +157,20 @@ async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> lis
     texts = [  # for the packs that count texts with calls (us-ma)
         PastAttempt(m.message_id, m.at, 0, None, channel="sms") for m in await text_history(db, phone, since)
     ]
-    return texts + [
-        PastAttempt(
-            r["id"],
-            from_db(r["decided_at"]),
-            r["campaign_id"],
-            Disposition(r["disposition"]) if r["disposition"] else None,
-            r["debt_id"],
-            r["cause"],
-            r["outcome"] or "",
-        )
-        for r in await fetch_all(db, HISTORY, params)
-    ]
+    return texts + [past_attempt(r) for r in await fetch_all(db, HISTORY, params)]
+
+
+def past_attempt(r: Row) -> PastAttempt:
+    """An attempt of the policy's history, from a row of HISTORY's columns."""
+    return PastAttempt(
+        r["id"],
+        from_db(r["decided_at"]),
+        r["campaign_id"],
+        Disposition(r["disposition"]) if r["disposition"] else None,
+        r["debt_id"],
+        r["cause"],
+        r["outcome"] or "",
+    )
 
 
 def reasons(decision: Decision) -> list[dict[str, str]]:
@@ -169,17 +178,29 @@ def reasons(decision: Decision) -> list[dict[str, str]]:
 
 
 async def defer_in(
-    db: aiosqlite.Connection, target: Target, decision: Decision, now: datetime, opted_out: bool, actor: str
+    db: aiosqlite.Connection,
+    target: Target,
+    decision: Decision,
+    now: datetime,
+    opted_out: bool,
+    actor: str,
+    steered: bool = False,
 ) -> None:
     note = "; ".join(f"{r.rule}: {r.detail}" for r in decision.reasons)
-    if opted_out:
+    channel: str | None = "voice"
+    if steered:  # back to the strategy: at the time allowed, or tomorrow (another channel may be)
+        state, channel = TargetState.PENDING, None
+        next_at = decision.next_allowed_at or now + STEERED_RETRY
+    elif opted_out:
         state, next_at = TargetState.OPTED_OUT, now
     elif decision.next_allowed_at is None:
         state, next_at = TargetState.EXHAUSTED, now  # nothing will ever allow it
     else:
         state, next_at = TargetState.PENDING, decision.next_allowed_at
     account = target.account
-    await db.execute(DEFER_TARGET, (state.value, to_db(next_at), note, target.campaign_id, account.pk))
+    await db.execute(
+        DEFER_TARGET, (state.value, to_db(next_at), note, channel, target.campaign_id, account.pk)
+    )
     record = ContactBlocked(
         account.phone_e164, reasons(decision), to_db_or_none(decision.next_allowed_at), state.value
     )

@@ -31,8 +31,8 @@ WHERE id=?
 """
 # A call never placed gives its attempt number back (its row stays, for the trail).
 MOVE_TARGET = (
-    "UPDATE targets SET state=?, next_at=?, last_disposition=?, note=?, attempts=max(attempts-?, 0) "
-    "WHERE campaign_id=? AND account_pk=?"
+    "UPDATE targets SET state=?, next_at=?, last_disposition=?, note=?, attempts=max(attempts-?, 0), "
+    "channel=? WHERE campaign_id=? AND account_pk=?"
 )
 ADD_CALL_EVENT = "INSERT INTO call_events (attempt_id, at, kind, data) VALUES (?,?,?,?)"
 
@@ -141,6 +141,7 @@ def _move_params(attempt: Attempt, r: CallResult, update: TargetUpdate, given_ba
         r.disposition.value,
         update.note,
         given_back,
+        update.channel,
         attempt.campaign_id,
         attempt.account_pk,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import aiosqlite
@@ -13,19 +13,30 @@ from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
 from dialer.store.db import Database, fetch_all
-from dialer.store.events import CampaignCreated
+from dialer.store.events import CampaignCreated, CampaignStrategy, TargetStopped
 from dialer.store.times import from_db, to_db
 
 CREATE_CAMPAIGN = "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
-CAMPAIGN = "SELECT id, name, created_at FROM campaigns WHERE name=?"
+CAMPAIGN = "SELECT id, name, created_at, strategy_file, strategy_sha256, seed FROM campaigns WHERE name=?"
+SET_STRATEGY = "UPDATE campaigns SET strategy_file=?, strategy_sha256=?, seed=? WHERE id=?"
 # "WHERE true" lets SQLite parse INSERT ... SELECT ... ON CONFLICT.
+# A campaign with a strategy: the strategy decides each new target's lane (channel NULL).
 ADD_TARGETS = (
-    "INSERT INTO targets (campaign_id, account_pk, state, attempts, next_at) "
-    "SELECT ?, id, ?, 0, ? FROM accounts WHERE true{only} ON CONFLICT DO NOTHING"
+    "INSERT INTO targets (campaign_id, account_pk, state, attempts, next_at, channel) "
+    "SELECT ?, id, ?, 0, ?, (SELECT CASE strategy_file WHEN '' THEN 'voice' END FROM campaigns WHERE id=?) "
+    "FROM accounts WHERE true{only} ON CONFLICT DO NOTHING"
 )
 DUE_TARGETS = (
     f"SELECT {ACCOUNT_COLUMNS}, t.attempts, t.next_at FROM targets t JOIN accounts a ON a.id = t.account_pk "
-    "WHERE t.campaign_id=? AND t.state='pending' AND t.next_at<=? ORDER BY t.next_at LIMIT ?"
+    "WHERE t.campaign_id=? AND t.state='pending' AND t.channel IS ? AND t.next_at<=? "
+    "ORDER BY t.next_at LIMIT ?"
+)
+ROUTE_TARGET = (
+    "UPDATE targets SET channel=?, next_at=?, note=? WHERE campaign_id=? AND account_pk=? AND state='pending'"
+)
+STOP_TARGET = (
+    "UPDATE targets SET state=?, channel=NULL, next_at=?, note=? "
+    "WHERE campaign_id=? AND account_pk=? AND state='pending'"
 )
 CAMPAIGN_ACCOUNTS = (
     f"SELECT {ACCOUNT_COLUMNS} FROM targets t JOIN accounts a ON a.id = t.account_pk "
@@ -74,13 +85,32 @@ class Campaigns:
 
     async def campaign(self, name: str) -> Campaign | None:
         row = await self._db.fetch_one(CAMPAIGN, (name,))
-        return Campaign(row["id"], row["name"], from_db(row["created_at"])) if row else None
+        if row is None:
+            return None
+        return Campaign(
+            row["id"],
+            row["name"],
+            from_db(row["created_at"]),
+            row["strategy_file"],
+            row["strategy_sha256"],
+            row["seed"],
+        )
+
+    async def set_strategy(
+        self, campaign: Campaign, file: str, sha256: str, seed: int | None, now: datetime, actor: str
+    ) -> Campaign:
+        """The strategy the campaign runs (its file's digest as read now), into the audit chain."""
+        async with self._db.write() as db:
+            await db.execute(SET_STRATEGY, (file, sha256, seed, campaign.id))
+            event = AuditEvent(CampaignStrategy(campaign.name, file, sha256, seed), now, actor, campaign.id)
+            await append_audit(db, [event])
+        return replace(campaign, strategy_file=file, strategy_sha256=sha256, seed=seed)
 
     async def add_targets(
         self, campaign_id: int, now: datetime, account_ids: Sequence[str] | None = None
     ) -> int:
         """Put accounts into the campaign (all of them when no ids are given); returns how many were new."""
-        only, params = "", [campaign_id, TargetState.PENDING.value, to_db(now)]
+        only, params = "", [campaign_id, TargetState.PENDING.value, to_db(now), campaign_id]
         if account_ids is not None:
             only = f" AND account_id IN ({','.join('?' * len(account_ids))})"
             params += list(account_ids)
@@ -88,9 +118,33 @@ class Campaigns:
             cur = await db.execute(ADD_TARGETS.format(only=only), params)
             return cur.rowcount
 
-    async def due_targets(self, campaign_id: int, now: datetime, limit: int) -> list[Target]:
-        rows = await self._db.fetch_all(DUE_TARGETS, (campaign_id, to_db(now), limit))
+    async def due_targets(
+        self, campaign_id: int, now: datetime, limit: int, channel: str | None = "voice"
+    ) -> list[Target]:
+        """Pending targets due by `now` in one lane: "voice", "sms", or None (the strategy decides)."""
+        rows = await self._db.fetch_all(DUE_TARGETS, (campaign_id, channel, to_db(now), limit))
         return [Target(campaign_id, account_from(r), r["attempts"], from_db(r["next_at"])) for r in rows]
+
+    async def route_target(self, target: Target, channel: str | None, next_at: datetime, note: str) -> None:
+        """Put a pending target in a lane ("voice", "sms"; None: the strategy decides) from `next_at`."""
+        async with self._db.write() as db:
+            await db.execute(
+                ROUTE_TARGET, (channel, to_db(next_at), note, target.campaign_id, target.account.pk)
+            )
+
+    async def stop_target(
+        self, target: Target, reason: str, to_person: bool, now: datetime, actor: str
+    ) -> None:
+        """The strategy contacts the account no more: done, with the reason, into the audit chain."""
+        async with self._db.write() as db:
+            cur = await db.execute(
+                STOP_TARGET,
+                (TargetState.DONE.value, to_db(now), reason, target.campaign_id, target.account.pk),
+            )
+            if cur.rowcount == 1:
+                record = TargetStopped(reason, to_person)
+                event = AuditEvent(record, now, actor, target.campaign_id, None, target.account.account_id)
+                await append_audit(db, [event])
 
     async def campaign_accounts(self, campaign_id: int) -> list[Account]:
         """Every account of a campaign, whatever its calls' state (a text batch goes to them all)."""

@@ -12,7 +12,7 @@ from dialer.core.models import Preferences
 from dialer.core.vocab import MessageState
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.db import Database, fetch_all, fetch_one
+from dialer.store.db import Database, Row, fetch_all, fetch_one
 from dialer.store.events import OptedOut, PreferencesSet
 from dialer.store.keys import attempt_keys
 from dialer.store.times import from_db, to_db
@@ -83,8 +83,11 @@ class Contacts:
 async def preferences_in(db: aiosqlite.Connection, phone: str) -> Preferences:
     """The consumer's preferences, read on `db` (inside a write transaction, or a read)."""
     row = await fetch_one(db, PREFERENCES, (phone,))
-    if row is None:
-        return Preferences()
+    return Preferences() if row is None else preferences_from(row)
+
+
+def preferences_from(row: Row) -> Preferences:
+    """A contact_preferences row's preferences."""
     pairs = json.loads(row["inconvenient"])
     inconvenient = tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in pairs)
     stored = json.loads(row["consents"])  # [from, to] (before given times were kept) or [from, to, given]

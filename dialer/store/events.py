@@ -144,6 +144,36 @@ class CampaignCreated(Record):
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class CampaignStrategy(Record):
+    """The strategy a campaign runs: given at creation, and again whenever its file's digest changed."""
+
+    KIND = "campaign.strategy"
+    name: str
+    file: str
+    sha256: str
+    seed: int | None  # the champion/challenger arms' seed
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStopped(Record):
+    """The strategy stopped contacting an account for good (paid, a dispute, a wrong number ...)."""
+
+    KIND = "target.stopped"
+    reason: str
+    to_person: bool  # collection stopped and the account goes to a person
+
+
+@dataclass(frozen=True, slots=True)
+class ArmAssigned(Record):
+    """An account's champion/challenger arm in a campaign: drawn once, never changed."""
+
+    KIND = "arm.assigned"
+    arm: str
+    stratum: list[str]  # the account's values of the arms' stratify columns, in that order
+    seed: int
+
+
 # -- texts --------------------------------------------------------------------------
 
 
@@ -350,6 +380,9 @@ RECORDS: tuple[type[Record], ...] = (
     PreferencesSet,
     OptedOut,
     CampaignCreated,
+    CampaignStrategy,
+    TargetStopped,
+    ArmAssigned,
     MessageRefused,
     MessageQueued,
     MessageStateChanged,

@@ -10,7 +10,8 @@ that same transaction. Reads see committed data only, never another coroutine's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -37,6 +38,8 @@ from dialer.store.db import Row
 from dialer.store.evidence import RecordingFacts
 from dialer.store.ivr import IvrProgress
 from dialer.store.payments import AccountPayments, NewPayment, PaymentCounts
+from dialer.strategy.arms import ArmAssignment, Stratum
+from dialer.strategy.snapshot import Snapshot
 
 
 class Reads(Protocol):
@@ -83,6 +86,8 @@ class Store(Reads, TextStore, Protocol):
 
     async def count_accounts(self) -> int: ...
 
+    async def account_columns(self, account_pks: Sequence[int]) -> dict[int, dict[str, str]]: ...
+
     # -- payments and their imports
     async def start_payment_import(self, file: str, now: datetime) -> int: ...
 
@@ -109,6 +114,15 @@ class Store(Reads, TextStore, Protocol):
     ) -> list[tuple[int, RejectedRow]]: ...
 
     async def account_payments(self, account_id: str) -> AccountPayments | None: ...
+
+    # -- champion/challenger arms (inserted once, never changed)
+    async def save_arms(
+        self, campaign_id: int, assignments: Sequence[ArmAssignment], now: datetime, actor: str = "operator"
+    ) -> int: ...
+
+    async def arms(self, campaign_id: int) -> dict[int, str]: ...
+
+    async def arm_counts(self, campaign_id: int) -> dict[Stratum, Counter[str]]: ...
 
     # -- preferences and opt-outs
     async def set_preferences(
@@ -139,7 +153,29 @@ class Store(Reads, TextStore, Protocol):
         self, campaign_id: int, now: datetime, account_ids: Sequence[str] | None = None
     ) -> int: ...
 
-    async def due_targets(self, campaign_id: int, now: datetime, limit: int) -> list[Target]: ...
+    async def set_strategy(
+        self, campaign: Campaign, file: str, sha256: str, seed: int | None, now: datetime, actor: str
+    ) -> Campaign: ...
+
+    async def due_targets(
+        self, campaign_id: int, now: datetime, limit: int, channel: str | None = "voice"
+    ) -> list[Target]: ...
+
+    async def route_target(
+        self, target: Target, channel: str | None, next_at: datetime, note: str
+    ) -> None: ...
+
+    async def stop_target(
+        self, target: Target, reason: str, to_person: bool, now: datetime, actor: str
+    ) -> None: ...
+
+    async def snapshots(
+        self,
+        accounts: Sequence[Account],
+        policy_since: datetime,
+        arms: Mapping[int, str] | None = None,
+        columns: Mapping[int, Mapping[str, str]] | None = None,
+    ) -> list[Snapshot]: ...
 
     async def campaign_accounts(self, campaign_id: int) -> list[Account]: ...
 
@@ -158,9 +194,12 @@ class Store(Reads, TextStore, Protocol):
         recording_for: Callable[[int, datetime], str],
         dialer_id: str,
         history_since: datetime,
+        steered: bool = False,
     ) -> Attempt | Decision: ...
 
-    async def defer(self, target: Target, decision: Decision, now: datetime, actor: str) -> None: ...
+    async def defer(
+        self, target: Target, decision: Decision, now: datetime, actor: str, steered: bool = False
+    ) -> None: ...
 
     async def finish_attempt(
         self,

@@ -161,8 +161,8 @@ class Payments:
             paid = await fetch_all(db, PAYMENTS_OF, (account.pk,))
             calls = await fetch_all(db, CALL_PROMISES, (account.pk, Outcome.PROMISE_TO_PAY.value))
             texts = await fetch_all(db, TEXT_PROMISES, (account.pk, Outcome.PROMISE_TO_PAY.value))
-        promises = [*map(_call_promise, calls), *map(_text_promise, texts)]
-        return AccountPayments(account, tuple(map(_payment, paid)), tuple(promises))
+        promises = [*map(call_promise, calls), *map(text_promise, texts)]
+        return AccountPayments(account, tuple(map(payment, paid)), tuple(promises))
 
 
 async def _known(db: aiosqlite.Connection, payment_ids: Sequence[str]) -> dict[str, Row]:
@@ -243,15 +243,15 @@ async def _totals(db: aiosqlite.Connection, import_id: int) -> dict[str, Any]:
     return {k: row[k] for k in ("file", "rows", "inserted", "duplicates", "rejected")}
 
 
-def _payment(row: Row) -> Payment:
+def payment(row: Row) -> Payment:
     paid_on = date.fromisoformat(row["paid_on"]) if row["paid_on"] else None
     return Payment(row["payment_id"], row["amount_minor"], row["currency"], from_db(row["paid_at"]), paid_on)
 
 
-def _call_promise(row: Row) -> PromiseMade:
+def call_promise(row: Row) -> PromiseMade:
     day = date.fromisoformat(row["promised_date"]) if row["promised_date"] else None
     return PromiseMade("call", row["attempt_id"], from_db(row["at"]), day, row["promised_amount_minor"])
 
 
-def _text_promise(row: Row) -> PromiseMade:
+def text_promise(row: Row) -> PromiseMade:
     return PromiseMade("sms", row["id"], from_db(row["received_at"]), None, None)

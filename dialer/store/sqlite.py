@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dialer.core.errors import StoreError
 from dialer.store.accounts import Accounts
+from dialer.store.arms import ArmAssignments
 from dialer.store.attempts import Attempts
 from dialer.store.auditors import Auditors
 from dialer.store.calls import Calls
@@ -17,11 +18,24 @@ from dialer.store.ivr import IvrSteps
 from dialer.store.messages import Messages
 from dialer.store.payments import Payments
 from dialer.store.recordings import Recordings
+from dialer.store.snapshots import Snapshots
 from dialer.store.trail import INSTANCE, Trail
 
 
 class SqliteStore(
-    Accounts, Payments, Contacts, Campaigns, Attempts, Calls, IvrSteps, Messages, Recordings, Auditors, Trail
+    Accounts,
+    Payments,
+    Contacts,
+    Campaigns,
+    Snapshots,
+    ArmAssignments,
+    Attempts,
+    Calls,
+    IvrSteps,
+    Messages,
+    Recordings,
+    Auditors,
+    Trail,
 ):
     """SQLite implementation of `Store`. Open with `await SqliteStore.open(path)`."""
 

@@ -28,7 +28,7 @@ class AccountView:
     account: Account
     payments: tuple[Payment, ...] = ()
     promises: tuple[Promise, ...] = ()
-    columns: Mapping[str, str] = field(default_factory=dict)  # imported columns (none are imported yet)
+    columns: Mapping[str, str] = field(default_factory=dict)  # the account's imported columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,8 @@ class Proposal:
     earliest: datetime  # not before this (the interval since the last contact)
     why: str  # the step or rule that chose it, for people
     source: str  # "segments[1].steps[2]", "rules.promise_broken" ...
+    balance_minor: int  # what the account owes now: the amount the call or the text gives
+    today: int = 0  # the channel's contacts already made this local day
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,16 @@ def next_contact(strategy: Strategy, account: AccountView, history: HistoryView,
     if isinstance(choice, Hold):
         return choice
     source, contact, why = choice
-    source, contact, why = _no_answer(rules, history, source, contact, why)
-    return _offer(source, contact, why, history, at, segment)
+    if contact.channel != "voice":
+        return _offer(source, contact, why, history, at, segment)
+    source, contact, why = _widened(rules, history, source, contact, why)
+    call = _offer(source, contact, why, history, at, segment, _sharing(rules))
+    switch = _switch(rules, history)
+    if switch is None or not isinstance(call, Proposal):
+        return call
+    # The text takes the place of the call the step would make now: not before it, and it counts
+    # toward the step's contacts that day (_sharing), so calls resume at the step's next one.
+    return _offer(*switch, history, at, segment, not_before=call.earliest)
 
 
 def _situation(account: AccountView, now: datetime) -> _Now:
@@ -226,23 +236,39 @@ def _next_bucket(at: _Now) -> datetime | None:
     return balance.day_start(at.today + timedelta(days=min(later) - at.due_day), at.zone) if later else None
 
 
-def _no_answer(
+def _widened(
     rules: Rules, history: HistoryView, source: str, contact: Contact, why: str
 ) -> tuple[str, Contact, str]:
-    """After N unanswered calls in a row: one text instead, or the step's interval widened."""
+    """After N unanswered calls in a row, the call step's interval widened (`no_answer.widen`)."""
     rule = rules.no_answer
-    if rule is None or contact.channel != "voice":
+    streak = _unanswered_streak(history)
+    if rule is None or rule.widen is None or streak < rule.after:
         return source, contact, why
+    wider = contact.model_copy(update={"interval": max(contact.interval, rule.widen)})
+    note = f"{streak} unanswered calls in a row: interval {wider.interval}"
+    return "rules.no_answer.widen", wider, f"{why}; {note}"
+
+
+def _switch(rules: Rules, history: HistoryView) -> tuple[str, Contact, str] | None:
+    """After N unanswered calls in a row, one text instead of the next call (`no_answer.switch`)."""
+    rule = rules.no_answer
+    if rule is None or rule.switch is None or rule.switch.channel in _stopped_channels(history):
+        return None
     streak = _unanswered_streak(history)
     if streak < rule.after:
-        return source, contact, why
-    note = f"{streak} unanswered calls in a row"
-    if rule.switch is not None and rule.switch.channel not in _stopped_channels(history):
-        return "rules.no_answer.switch", rule.switch, f"{note}: {rule.switch.what} instead"
-    if rule.widen is not None:
-        wider = contact.model_copy(update={"interval": max(contact.interval, rule.widen)})
-        return "rules.no_answer.widen", wider, f"{why}; {note}: interval {wider.interval}"
-    return source, contact, why
+        return None
+    return (
+        "rules.no_answer.switch",
+        rule.switch,
+        f"{streak} unanswered calls in a row: {rule.switch.what} instead",
+    )
+
+
+def _sharing(rules: Rules) -> frozenset[str]:
+    """The channels whose contacts count toward a call step's contacts a day: its own, and the
+    no-answer rule's text (sent in place of one of its calls)."""
+    switch = rules.no_answer.switch if rules.no_answer else None
+    return frozenset({"voice", switch.channel} if switch else {"voice"})
 
 
 def _unanswered_streak(history: HistoryView) -> int:
@@ -255,16 +281,39 @@ def _unanswered_streak(history: HistoryView) -> int:
     return streak
 
 
-def _offer(source: str, contact: Contact, why: str, history: HistoryView, at: _Now, segment: Segment) -> Next:
+def _offer(
+    source: str,
+    contact: Contact,
+    why: str,
+    history: HistoryView,
+    at: _Now,
+    segment: Segment,
+    counted: frozenset[str] = frozenset(),
+    not_before: datetime | None = None,
+) -> Next:
+    """The contact if its channel's day and interval allow it; `counted`: the channels whose
+    contacts today count toward its `per_day` (its own by default)."""
     if contact.channel in _stopped_channels(history):
         return Hold(f"{why}: opted out of {contact.channel} (rules.opt_out)", _next_change(segment, at))
     mine = [c.at for c in history.contacts if c.channel == contact.channel]
-    today = [t for t in mine if t.astimezone(at.zone).date() == at.today]
+    counted = counted or frozenset({contact.channel})
+    today = [
+        c.at for c in history.contacts if c.channel in counted and c.at.astimezone(at.zone).date() == at.today
+    ]
     tomorrow = balance.day_start(at.today + timedelta(days=1), at.zone)
     if len(today) >= contact.per_day:
         return Hold(f"{why}: {len(today)} of {contact.per_day} a day made", tomorrow)
-    earliest = max([at.now, *(t + contact.interval for t in mine)])
+    earliest = max([not_before or at.now, at.now, *(t + contact.interval for t in mine)])
     if earliest >= tomorrow:
         return Hold(f"{why}: {contact.interval} after the last one falls on a later day", tomorrow)
     count = f"{contact.channel} {len(today) + 1} of {contact.per_day} today"
-    return Proposal(contact.channel, contact.script, contact.message, earliest, f"{why} ({count})", source)
+    return Proposal(
+        contact.channel,
+        contact.script,
+        contact.message,
+        earliest,
+        f"{why} ({count})",
+        source,
+        at.standing.balance_minor,
+        len(today),
+    )

@@ -7,6 +7,11 @@ the file, the line and the field: a step or rule naming a script or message that
 contacts a day than the pack allows, two steps of one segment on the same day, a step or segment
 that can never apply, and a strategy that can never contact anyone. The policy still enforces the
 pack at run time: the strategy asks, the policy decides.
+
+Champion/challenger arms (`arms:`) are refused at load too: two arms of one name, a champion
+(the first arm) that is not the file as it is, a rename of a script or message the file does not
+use or to one that does not exist, an arm's strategy file that is missing, has its own problems
+(named with its own file), has arms of its own or is written for another pack.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from dialer.core.config import PACKS_DIR
 from dialer.core.errors import ConfigError, StrategyError
 from dialer.policy.engine import Pack
 from dialer.policy.packs import load_pack
-from dialer.strategy.model import MAX_DAY, MIN_DAY, Contact, Days, Segment, Strategy
+from dialer.strategy.arms import resolve
+from dialer.strategy.model import MAX_DAY, MIN_DAY, Contact, Days, Segment, Strategy, Variant
 
+SHIPPED_STRATEGIES = Path(__file__).parent / "strategies"  # us-regf.yaml, cn.yaml
 MAX_STRATEGY_BYTES = 256 * 1024  # the shipped files are about 3 KB
 BUCKET_DAYS: dict[str, Days] = {
     name: Days(MIN_DAY if low == 0 else low, upper)
@@ -45,6 +52,20 @@ class Known:
 
 
 def load_strategy(path: Path, known: Known, packs_dir: Path = PACKS_DIR) -> Strategy:
+    """The strategy with its arms resolved (dialer/strategy/arms.py), or StrategyError with every problem."""
+    strategy, where = _parse(path)
+    problems = [where.problem(path, loc, message) for loc, message in refusals(strategy, known, packs_dir)]
+    files: dict[str, Strategy] = {}
+    if strategy.arms is not None:
+        problems += [where.problem(path, loc, message) for loc, message in arm_refusals(strategy, known)]
+        for loc, message in _arm_files(path, strategy, known, packs_dir, files):
+            problems.append(message if loc is None else where.problem(path, loc, message))
+    if problems:
+        raise StrategyError(problems)
+    return resolve(strategy, files)
+
+
+def _parse(path: Path) -> tuple[Strategy, Lines]:
     try:
         text = bounded_yaml.read_text(path, MAX_STRATEGY_BYTES, "a contact strategy")
         data, where = bounded_yaml.parse(text, path, "a contact strategy")
@@ -53,13 +74,9 @@ def load_strategy(path: Path, known: Known, packs_dir: Path = PACKS_DIR) -> Stra
     if not isinstance(data, dict):
         raise StrategyError([f"{path}:1: a strategy maps name, pack, rules and segments"])
     try:
-        strategy = Strategy.model_validate({**data, "file": str(path)})
+        return Strategy.model_validate({**data, "file": str(path)}), where
     except ValidationError as exc:
         raise StrategyError(_schema_problems(path, where, exc)) from exc
-    problems = [where.problem(path, loc, message) for loc, message in refusals(strategy, known, packs_dir)]
-    if problems:
-        raise StrategyError(problems)
-    return strategy
 
 
 def _schema_problems(path: Path, where: Lines, error: ValidationError) -> list[str]:
@@ -185,3 +202,83 @@ def _live_steps(segment: Segment) -> set[int]:
         for j, s in enumerate(segment.steps)
         if any(s.days.first <= b.last and b.first <= s.days.last for b in spans)
     }
+
+
+# ------------------------------------------------------------------ champion/challenger arms
+
+
+def arm_refusals(strategy: Strategy, known: Known) -> Iterator[tuple[Loc, str]]:
+    """The arms' own problems: names, the champion, renames of what the file does not name."""
+    assert strategy.arms is not None
+    yield from _twice(("arms", "stratify"), strategy.arms.stratify, "column")
+    yield from _twice(("arms", "variants"), [v.name for v in strategy.arms.variants], "arm", "name")
+    champion = strategy.arms.variants[0]
+    if champion.scripts or champion.messages or champion.strategy is not None:
+        yield (
+            ("arms", "variants", 0),
+            "the first arm is the champion, this file as it is: no renames or strategy",
+        )
+    used = list(_contacts(strategy))
+    scripts = {c.script for _, c in used if c.script is not None}
+    messages = {c.message for _, c in used if c.message is not None}
+    for i, arm in enumerate(strategy.arms.variants[1:], start=1):
+        loc = ("arms", "variants", i)
+        if arm.strategy is not None and (arm.scripts or arm.messages):
+            yield (*loc, "strategy"), "an arm is another strategy file or renames of this one, not both"
+        yield from _renames((*loc, "scripts"), arm.scripts, scripts, known.scripts, "IVR script")
+        yield from _renames((*loc, "messages"), arm.messages, messages, known.messages, "template message")
+
+
+def _twice(loc: Loc, names: list[str], what: str, field: str | None = None) -> Iterator[tuple[Loc, str]]:
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            where = (*loc, i, field) if field else (*loc, i)
+            yield where, f"{what} {name!r} is named twice (also [{first[name]}])"
+        first.setdefault(name, i)
+
+
+def _renames(
+    loc: Loc, renames: dict[str, str], used: set[str], known: Collection[str], what: str
+) -> Iterator[tuple[Loc, str]]:
+    for old, new in renames.items():
+        if old not in used:
+            yield (*loc, old), f"this strategy never uses {what} {old!r}; it uses: {_list(used)}"
+        if new not in known:
+            yield (*loc, old), f"no {what} named {new!r}; known: {_list(known)}"
+
+
+def _arm_files(
+    path: Path, strategy: Strategy, known: Known, packs_dir: Path, files: dict[str, Strategy]
+) -> Iterator[tuple[Loc | None, str]]:
+    """Load each arm's strategy file into `files`. A problem of that file names that file (loc None)."""
+    assert strategy.arms is not None
+    for i, arm in enumerate(strategy.arms.variants[1:], start=1):
+        if arm.strategy is not None:
+            loc = ("arms", "variants", i, "strategy")
+            loaded, problems = _arm_file(path.parent / arm.strategy, known, packs_dir)
+            yield from ((None, problem) for problem in problems)
+            if loaded is None and not problems:
+                yield loc, f"no strategy file {path.parent / arm.strategy}"
+            elif loaded is not None:
+                yield from ((loc, why) for why in _arm_strategy_problems(strategy, arm, loaded))
+                files[arm.name] = loaded
+
+
+def _arm_file(path: Path, known: Known, packs_dir: Path) -> tuple[Strategy | None, list[str]]:
+    """An arm's strategy with its own problems (never its arms: an arm is one strategy)."""
+    if not path.is_file():
+        return None, []
+    try:
+        loaded, where = _parse(path)
+    except StrategyError as exc:
+        return None, exc.problems
+    problems = [where.problem(path, loc, message) for loc, message in refusals(loaded, known, packs_dir)]
+    return (None, problems) if problems else (loaded, [])
+
+
+def _arm_strategy_problems(strategy: Strategy, arm: Variant, loaded: Strategy) -> Iterator[str]:
+    if loaded.arms is not None:
+        yield f"{arm.strategy} has arms of its own: an arm runs one strategy"
+    if loaded.pack != strategy.pack:
+        yield f"{arm.strategy} is written for pack {loaded.pack}, this strategy for {strategy.pack}: one pack"

@@ -7,10 +7,12 @@ steps that can never run) is the loader's (`dialer/strategy/loader.py`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictInt, StringConstraints
 
 from dialer.core.config import Duration
 
@@ -18,6 +20,10 @@ Channel = Literal["voice", "sms"]
 MIN_DAY, MAX_DAY = -365, 3650  # a step more than a year before the due date, or ten years after, is a typo
 _RANGE = re.compile(r"^\s*(-?\d{1,5})\s*(?:(\+)|-\s*(-?\d{1,5}))?\s*$")
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")]
+Column = Annotated[str, StringConstraints(min_length=1, max_length=64)]  # bucket, locale ... or imported
+MAX_ARMS = 8  # more arms than this splits a portfolio too thin to compare any two of them
+MAX_WEIGHT = 100  # a block holds the sum of the weights: kept small enough to balance small strata
+MAX_SEED = 2**63 - 1  # fits SQLite's INTEGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +130,28 @@ class Rules(_Model):
 class Segment(_Model):
     name: Name
     # Column -> value (or any of a list): bucket, locale, currency, or an imported column by name.
-    where: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Values] = {}
+    where: dict[Column, Values] = {}
     rules: Rules = Rules()  # the segment's own rules replace the strategy's rule of the same name
     steps: list[Step] = Field(min_length=1)
+
+
+class Variant(_Model):
+    """One arm: the file as it is (the first arm, the champion), with scripts and messages renamed,
+    or another strategy file (relative to this one)."""
+
+    name: Name
+    weight: Annotated[StrictInt, Field(ge=1, le=MAX_WEIGHT)] = 1
+    scripts: dict[Name, Name] = {}  # script the file names -> the script this arm runs instead
+    messages: dict[Name, Name] = {}  # the same for template messages
+    strategy: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+class Arms(_Model):
+    """Champion/challenger: accounts assigned at random, stratified (dialer/strategy/arms.py)."""
+
+    stratify: list[Column] = Field(default=["bucket"], max_length=8)
+    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] | None = None  # absent: the campaign draws one
+    variants: list[Variant] = Field(min_length=2, max_length=MAX_ARMS)
 
 
 class Strategy(_Model):
@@ -135,7 +160,20 @@ class Strategy(_Model):
     pack: Name  # the policy pack it is written for (dialer/policy/packs/<pack>.yaml)
     rules: Rules = Rules()
     segments: list[Segment] = Field(min_length=1)
+    arms: Arms | None = None
     file: str = ""  # set by the loader
+    # Each arm's strategy, resolved once by the loader (dialer.strategy.arms.resolve): not in the file.
+    _variants: dict[str, Strategy] = PrivateAttr(default_factory=dict)
+
+    def resolved(self, variants: Mapping[str, Strategy]) -> Strategy:
+        """A copy holding each arm's strategy (the loader's, once: `arms.variant` reads them)."""
+        copy = self.model_copy()
+        copy._variants = dict(variants)
+        return copy
+
+    @property
+    def variants(self) -> Mapping[str, Strategy]:
+        return MappingProxyType(self._variants)
 
     def rules_for(self, segment: Segment) -> Rules:
         """The strategy's rules with the segment's own on top."""

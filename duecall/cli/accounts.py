@@ -14,7 +14,7 @@ from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
 from duecall.cli._shared import console, operator, settings_of
-from duecall.runtime import open_store
+from duecall.storage import open_store
 
 
 @click.group()
@@ -55,6 +55,7 @@ async def _import(s: Settings, file: Path, rejects_file: Path | None) -> None:
         f"{file}: {report.rows} rows: {report.inserted} new, {report.updated} updated, "
         f"{len(report.rejects)} rejected (import {report.import_id})."
     )
+    console.print(f"kept columns: {', '.join(report.columns) or 'none'}", highlight=False)
     for reject in report.rejects[:20]:
         console.print(f"  row {reject.row_number}: {reject.reason}", highlight=False)
     if len(report.rejects) > 20:

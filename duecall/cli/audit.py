@@ -19,7 +19,7 @@ from dialer.core.config import Settings
 from dialer.core.errors import ConfigError, DueCallError
 from duecall.cli._shared import console, operator, settings_of
 from duecall.cli.audit_web import serve, user
-from duecall.runtime import open_store
+from duecall.storage import open_store
 
 
 @click.group()

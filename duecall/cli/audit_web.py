@@ -10,7 +10,7 @@ import click
 
 from audit.users import ROLES, create_user, disable_user, list_users, set_password
 from duecall.cli._shared import console, operator, settings_of
-from duecall.runtime import open_store
+from duecall.storage import open_store
 
 
 @click.command()

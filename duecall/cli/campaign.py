@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -11,8 +12,12 @@ from rich.table import Table
 from dialer.campaign.engine import RunSummary
 from dialer.core.clock import SystemClock
 from dialer.core.errors import DueCallError
+from dialer.core.models import Campaign
+from duecall import steered
 from duecall.cli._shared import console, operator, settings_of
-from duecall.runtime import dial, ivr_figures, open_store
+from duecall.cli.plan import plan_command
+from duecall.runtime import dial, ivr_figures
+from duecall.storage import open_store
 
 
 @click.group()
@@ -23,21 +28,35 @@ def campaign() -> None:
 @campaign.command("create")
 @click.argument("name")
 @click.option("--account", "account_ids", multiple=True, help="Only these account ids (repeatable).")
+@click.option(
+    "--strategy",
+    "strategy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A contact strategy (YAML) that decides each account's calls and texts (docs/strategy.md).",
+)
 @click.pass_context
-def campaign_create(ctx: click.Context, name: str, account_ids: tuple[str, ...]) -> None:
+def campaign_create(
+    ctx: click.Context, name: str, account_ids: tuple[str, ...], strategy_file: Path | None
+) -> None:
     """Create a campaign (or add accounts to it): every imported account unless --account is given."""
     s = settings_of(ctx)
 
-    async def go() -> int:
+    async def go() -> tuple[tuple[int, int], Campaign]:
         store = await open_store(s)
         try:
-            found = await store.create_campaign(name, SystemClock().now(), operator())
-            return await store.add_targets(found.id, SystemClock().now(), list(account_ids) or None)
+            now = SystemClock().now()
+            found = await store.create_campaign(name, now, operator())
+            if strategy_file is not None:
+                found = await steered.attach(store, s, found, strategy_file, now, operator())
+            added = await steered.add_accounts(store, s, found, list(account_ids) or None, now, operator())
+            return added, found
         finally:
             await store.close()
 
-    added = asyncio.run(go())
-    console.print(f"campaign {name}: {added} accounts added.")
+    (added, drawn), found = asyncio.run(go())
+    follows = f" (strategy {found.strategy_file}, seed {found.seed})" if found.steered else ""
+    arms = f"; {drawn} given their champion/challenger arm" if drawn else ""
+    console.print(f"campaign {name}{follows}: {added} accounts added{arms}.")
 
 
 @click.command("run")
@@ -45,7 +64,11 @@ def campaign_create(ctx: click.Context, name: str, account_ids: tuple[str, ...])
 @click.option("--exit-when-idle", is_flag=True, help="Exit when nothing is due now (for cron).")
 @click.pass_context
 def run_campaign(ctx: click.Context, campaign_name: str, exit_when_idle: bool) -> None:
-    """Place the campaign's calls until every account is settled (Ctrl-C stops gracefully)."""
+    """Place the campaign's calls until every account is settled (Ctrl-C stops gracefully).
+
+    A campaign with a strategy makes the calls and sends the texts its strategy asks for, each
+    through the policy, until every account is stopped (paid, disputed ...) or, with
+    --exit-when-idle, until nothing is due now."""
     s = settings_of(ctx)
     summary = asyncio.run(dial(s, campaign_name, SystemClock(), timedelta(0) if exit_when_idle else None))
     _print_summary(summary)
@@ -58,6 +81,11 @@ def _print_summary(summary: RunSummary) -> None:
     )
     if summary.left_open:
         console.print(f"left open (reconciled next run): attempts {summary.left_open}")
+    if summary.texts or summary.texts_refused or summary.stopped:
+        console.print(
+            f"texts: {summary.texts} sent, {summary.texts_refused} refused by policy; "
+            f"{summary.stopped} accounts stopped by the strategy."
+        )
     if summary.answer_to_audio:
         console.print(ivr_figures(summary))
 
@@ -96,3 +124,6 @@ def _counts_table(title: str, counts: dict[str, int]) -> Table:
         table.add_row(key, str(value))
     table.add_row("[b]total[/b]", str(sum(counts.values())))
     return table
+
+
+campaign.add_command(plan_command, "plan")

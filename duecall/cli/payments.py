@@ -18,7 +18,7 @@ from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
 from dialer.store.payments import AccountPayments
 from duecall.cli._shared import console, settings_of
-from duecall.runtime import open_store
+from duecall.storage import open_store
 
 
 @click.group()

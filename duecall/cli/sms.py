@@ -18,7 +18,7 @@ from dialer.core.config import Settings
 from dialer.store import Store
 from duecall import texts
 from duecall.cli._shared import console, settings_of, validate_each
-from duecall.runtime import open_store
+from duecall.storage import open_store
 from sms import kannel
 from sms.lint import lint, sample_fields
 from sms.templates import load_located, load_templates, render

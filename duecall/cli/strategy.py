@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from dialer.core.config import Settings
-from dialer.strategy.loader import Known, load_strategy
+from dialer.strategy.loader import load_strategy
 from duecall.cli._shared import settings_of, validate_each
+from duecall.steered import known_names
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -29,12 +29,3 @@ def strategy_validate(ctx: click.Context, files: tuple[Path, ...]) -> None:
         lambda path: load_strategy(path, known),
         lambda s: f"pack {s.pack}, {len(s.segments)} segments, {sum(len(g.steps) for g in s.segments)} steps",
     )
-
-
-def known_names(s: Settings) -> Known:
-    """The scripts in use (by name) and the messages every template file in use has."""
-    from sms.templates import load_templates  # loaded only for this command
-
-    files = [load_templates(s.path(p)) for p in s.sms.templates]
-    messages = set.intersection(*(set(t.messages) for t in files)) if files else set()
-    return Known(scripts={s.path(p).stem for p in s.ivr.scripts}, messages=messages)

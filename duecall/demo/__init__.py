@@ -26,8 +26,12 @@ from dialer.core.config import Settings
 from dialer.core.dialplan import SIM_AUDIO, SIM_DELAY, SIM_KEYS, Context, sim_family
 from dialer.core.models import Account, Disposition
 from dialer.store import SqliteStore
+from dialer.strategy.loader import SHIPPED_STRATEGIES
+from dialer.strategy.plan import Plan
+from duecall import steered
 from duecall.demo.journeys import HELLO, IVR_START, Journey, plan_keys, say_seconds
 from duecall.demo.texting import run_texts, texts_settings
+from duecall.planning import Work, plan_on_every_core, render
 from ivr.service import IvrService
 from ivr.tts import playback_target
 
@@ -53,6 +57,9 @@ COUNTRIES = (
     Country("+1415555", "America/Los_Angeles", "USD", "en-US"),
     Country("+1808555", "Pacific/Honolulu", "USD", "en-US"),
 )
+
+STRATEGY_CAMPAIGN = "demo-strategy"
+FOLLOWED = "DEMO-001"  # promises a date on today's call: silence until then, then a call
 
 # (last four digits, what the simulated borrower does, its walk through the reminder script)
 PROMISE = "PROMISE"  # replaced by a date five days ahead
@@ -275,15 +282,37 @@ def run_demo(settings: Settings, console: Console) -> None:
         f"checked in {report.chain_seconds + report.recordings_seconds:.2f} s: "
         + ("[green]verified[/green]" if report.ok else "[red]FAILED[/red]")
     )
+    strategy = SHIPPED_STRATEGIES / f"{s.policy.pack}.yaml"  # us-regf and cn are shipped
+    if strategy.is_file():
+        console.print(
+            f"[b]7. Contact strategy[/b]: the dry run of {strategy.name} over the next 14 days "
+            "for the same borrowers, with what they did today (nothing is sent)"
+        )
+        render(console, STRATEGY_CAMPAIGN, asyncio.run(_plan_strategy(s, strategy, SystemClock().now())))
     console.print(
         f"Recordings are under {s.path(s.dialer.recordings_dir)}. See it again:\n"
         f"  duecall --config {demo_config} status demo\n"
+        f"  duecall --config {demo_config} campaign plan {STRATEGY_CAMPAIGN} --account {FOLLOWED}\n"
         f"  duecall --config {demo_config} audit verify\n"
         f"  duecall --config {demo_config} audit user add admin --role admin\n"
         f"  duecall --config {demo_config} audit serve    (then open http://127.0.0.1:8470)",
         soft_wrap=True,
         highlight=False,
     )
+
+
+async def _plan_strategy(s: Settings, strategy: Path, now: datetime) -> Plan:
+    """A campaign of every demo borrower following the shipped strategy, then its dry run."""
+    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    try:
+        campaign = await store.create_campaign(STRATEGY_CAMPAIGN, now, "operator:demo")
+        campaign = await steered.attach(store, s, campaign, strategy, now, "operator:demo")
+        await steered.add_accounts(store, s, campaign, None, now, "operator:demo")
+    finally:
+        await store.close()
+    inputs = await steered.plan_inputs(s, STRATEGY_CAMPAIGN, now)
+    work = Work(inputs.snapshots, inputs.strategy_of, inputs.gate, now, 14, inputs.campaign.id, FOLLOWED)
+    return plan_on_every_core(work)
 
 
 async def program_borrowers(s: Settings, now: datetime, account_ids: list[str]) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from dialer.store import SqliteStore, Store
 from duecall import texts
 from sms import kannel
 from tests.support.config import make_settings
+from tests.support.handsets import Handsets, connected_handsets
 from tests.support.project import daytime_zone
 from tests.support.records import borrower
 
@@ -29,43 +28,6 @@ PORTS = {"admin_port": 13500, "smsbox_port": 13501, "sendsms_port": 13513, "fake
 RECEIVER = 13530
 PHONE = "+12025550161"
 PHONE_CN = "+8613912345678"
-
-
-@dataclass
-class Handsets:
-    """Kannel's fake SMSC from the handsets' side: outbound texts arrive on `sink`; `reply` injects."""
-
-    sink: socket.socket
-    inject: socket.socket
-    buffer: bytes = b""
-
-    def received(self, count: int, timeout: float = 10.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        self.sink.settimeout(0.2)
-        while self.buffer.count(b"\n") < count and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                self.buffer += self.sink.recv(65536)
-        lines = self.buffer.decode().splitlines()
-        self.buffer = b""
-        return lines
-
-    def reply(self, sender: str, text: str) -> None:
-        if text.isascii():
-            line = f"{sender} 10000 text {text}\n"
-        else:
-            line = f"{sender} 10000 ucs2 {urllib.parse.quote(text.encode('utf-16-be'))}\n"
-        self.inject.sendall(line.encode())
-
-
-def _connect(port: int) -> socket.socket:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=5)
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -82,13 +44,8 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture
 def handsets(settings: Settings) -> Iterator[Handsets]:
-    phones = Handsets(_connect(settings.sms.fake_port), _connect(settings.sms.fake_port + 1))
-    time.sleep(0.3)  # Kannel marks the fake SMSC connected just after accepting
-    try:
+    with connected_handsets(settings) as phones:
         yield phones
-    finally:
-        phones.sink.close()
-        phones.inject.close()
 
 
 def _account(account_id: str, phone: str, language: str, zone: str) -> AccountRecord:

@@ -22,7 +22,7 @@ NOW = datetime(2026, 11, 30, 15, tzinfo=UTC)
 class BrokenPrompts:
     """Stands in for the IVR service at the project's own boundary (synthesis is tested in test_tts)."""
 
-    async def render_account(self, account: Account) -> dict[str, str]:
+    async def render_account(self, account: Account, script: str | None = None) -> dict[str, str]:
         raise ValueError("currency XAU has no spoken form")
 
 
@@ -43,7 +43,7 @@ async def test_prompt_failure_defers_without_an_attempt(tmp_path: Path) -> None:
             AmiEndpoint("127.0.0.1", 9, "x"),
             ivr=ivr,
         )
-        assert await dialer._render_prompts(target) is None
+        assert await dialer._render_prompts(target, None) is None
         assert await store.attempts_for(campaign.id) == []
         status = await store.status(campaign)
         [(next_at, _, _, note)] = status.next_due

@@ -237,12 +237,25 @@ def test_an_unanswered_streak_switches_to_a_text_and_a_text_ends_it(good: Strate
     switched = next_contact(good, account(), HistoryView(three), on(3, 13))
     assert isinstance(switched, Proposal) and switched.source == "rules.no_answer.switch"
     assert switched.channel == "sms" and "3 unanswered calls" in switched.why
+    # The text took the place of the day's second call: calls resume the next day.
     texted = HistoryView((*three, PastContact(on(3, 13), "sms")))
-    back = next_contact(good, account(), texted, on(3, 14))
+    later = next_contact(good, account(), texted, on(3, 14))
+    assert isinstance(later, Hold) and later.until == on(4, 0) and "2 of 2 a day" in later.reason
+    back = next_contact(good, account(), texted, on(4, 9))
     assert isinstance(back, Proposal) and back.channel == "voice"
     answered = HistoryView((*three[:2], *calls(on(3, 9), answered=True)))
     reached = next_contact(good, account(), answered, on(3, 13))
     assert isinstance(reached, Proposal) and reached.channel == "voice"
+
+
+def test_the_no_answer_text_waits_for_the_call_it_replaces(good: Strategy) -> None:
+    """A streak ending with the day's last call: the text replaces the next call, not sent at once."""
+    three = calls(on(2, 9), on(2, 12), on(3, 9), on(3, 12))
+    held = next_contact(good, account(), HistoryView(three), on(3, 13))
+    assert isinstance(held, Hold) and held.until == on(4, 0)
+    switched = next_contact(good, account(), HistoryView(three), on(4, 1))
+    assert isinstance(switched, Proposal) and switched.channel == "sms"
+    assert switched.earliest == on(4, 1) and switched.source == "rules.no_answer.switch"
 
 
 def test_a_streak_can_widen_the_interval_instead(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from dialer.core.models import (
     Account,
     Attempt,
     CallResult,
+    Campaign,
     Decision,
     Disposition,
     IvrStep,
@@ -273,7 +274,7 @@ class Prompts:
         self.fail = fail
         self.asked = 0
 
-    async def render_voicemail(self, account: Account) -> Any:
+    async def render_voicemail(self, account: Account, script: str | None = None) -> Any:
         self.asked += 1
         if self.fail:
             raise ValueError("espeak-ng is missing")
@@ -289,7 +290,7 @@ class _Message:
 def dialer(tmp_path: Path, pack: str, amd: bool = True, ivr: Any = None) -> Dialer:
     settings = make_settings(tmp_path, policy={"pack": pack}, dialer={"amd": amd})
     store: Any = None  # never reached: only the message is asked for
-    campaign: Any = None
+    campaign = Campaign(1, "c", NOW)
     return Dialer(
         settings,
         store,
@@ -304,20 +305,21 @@ def dialer(tmp_path: Path, pack: str, amd: bool = True, ivr: Any = None) -> Dial
 async def test_the_message_is_prepared_only_where_the_pack_allows_one(tmp_path: Path) -> None:
     target: Any = type("T", (), {"account": account()})()
     prompts = Prompts()
-    message, why = await dialer(tmp_path, "us-regf", ivr=prompts)._render_voicemail(target)
+    message, why = await dialer(tmp_path, "us-regf", ivr=prompts)._render_voicemail(target, None)
     assert message is not None and message.playback == "/prompts/abc" and why == ""
     for pack in ("cn", "cn-as-written"):
-        message, why = await dialer(tmp_path, pack, ivr=prompts)._render_voicemail(target)
+        message, why = await dialer(tmp_path, pack, ivr=prompts)._render_voicemail(target, None)
         assert message is None and why.startswith(f"no message left: pack {pack} forbids it [source: NIFA")
     assert prompts.asked == 1  # never rendered where it may not be left
     # No AMD: no machine is ever told apart. No IVR: no script, so no message (the note says so).
-    assert await dialer(tmp_path, "us-regf", amd=False, ivr=prompts)._render_voicemail(target) == (None, "")
-    assert await dialer(tmp_path, "us-regf")._render_voicemail(target) == (
+    no_amd = dialer(tmp_path, "us-regf", amd=False, ivr=prompts)
+    assert await no_amd._render_voicemail(target, None) == (None, "")
+    assert await dialer(tmp_path, "us-regf")._render_voicemail(target, None) == (
         None,
         "no message left: the IVR is off (no script, no message)",
     )
     # A render that fails costs the call nothing: no message, the reason in the note.
-    message, why = await dialer(tmp_path, "us-regf", ivr=Prompts(fail=True))._render_voicemail(target)
+    message, why = await dialer(tmp_path, "us-regf", ivr=Prompts(fail=True))._render_voicemail(target, None)
     assert message is None and why == "no message left: it could not be rendered (espeak-ng is missing)"
 
 
