@@ -17,12 +17,11 @@ from dialer.asterisk.ami import AmiEndpoint
 from dialer.campaign.engine import Dialer, RunSummary
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
-from dialer.core.errors import DueCallError
 from dialer.core.models import Account
 from dialer.policy.gate import PackGate, pack_from_settings
 from dialer.store import Store
 from duecall import steered
-from duecall.storage import open_store
+from duecall.storage import campaign_named, open_store
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
@@ -48,11 +47,7 @@ async def dial(
 ) -> RunSummary:
     store = await open_store(s)
     try:
-        found = await store.campaign(campaign_name)
-        if found is None:
-            raise DueCallError(
-                f"no campaign named {campaign_name!r} (create it with `duecall campaign create`)"
-            )
+        found = await campaign_named(store, campaign_name)
         policy = PackGate(pack_from_settings(s.policy))
         dialer_id = str(dialer_args.pop("dialer_id", "") or socket.gethostname())
         ivr = build_ivr(s, store, clock) if s.ivr.enabled else None

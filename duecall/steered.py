@@ -29,7 +29,7 @@ from dialer.strategy.loader import Known, load_strategy
 from dialer.strategy.model import Strategy
 from dialer.strategy.snapshot import Snapshot
 from duecall import texts
-from duecall.storage import open_store
+from duecall.storage import campaign_named, open_store
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,7 @@ async def plan_inputs(s: Settings, campaign_name: str, now: datetime) -> PlanInp
     """What the dry run starts from: every account of the campaign as the store has it now."""
     store = await open_store(s)
     try:
-        campaign = await store.campaign(campaign_name)
-        if campaign is None:
-            raise DueCallError(
-                f"no campaign named {campaign_name!r} (create it with `duecall campaign create`)"
-            )
+        campaign = await campaign_named(store, campaign_name)
         if not campaign.steered:
             raise DueCallError(
                 f"campaign {campaign_name} has no strategy (`duecall campaign create --strategy`)"

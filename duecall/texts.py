@@ -12,12 +12,11 @@ from datetime import datetime
 from dialer.campaign.ports import TextSent
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
-from dialer.core.errors import DueCallError
 from dialer.core.messages import TextRequest
 from dialer.core.models import Account
 from dialer.policy.gate import PackGate, pack_from_settings
 from dialer.store import Store
-from duecall.storage import open_store
+from duecall.storage import campaign_named, open_store
 from sms import kannel
 from sms.gateway import Gateway
 from sms.http_provider import HttpProvider
@@ -134,11 +133,7 @@ async def send_batch(
     store = await open_store(s)
     channel = None
     try:
-        found = await store.campaign(campaign_name)
-        if found is None:
-            raise DueCallError(
-                f"no campaign named {campaign_name!r} (create it with `duecall campaign create`)"
-            )
+        found = await campaign_named(store, campaign_name)
         channel = build(s, store, clock, dialer_id)
         name = batch or default_batch(campaign_name, message, clock.now())
         requests = requests_for(channel, await store.campaign_accounts(found.id), message, name, found.id)

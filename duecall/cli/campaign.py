@@ -11,13 +11,12 @@ from rich.table import Table
 
 from dialer.campaign.engine import RunSummary
 from dialer.core.clock import SystemClock
-from dialer.core.errors import DueCallError
 from dialer.core.models import Campaign
 from duecall import steered
 from duecall.cli._shared import console, operator, settings_of
 from duecall.cli.plan import plan_command
 from duecall.runtime import dial, ivr_figures
-from duecall.storage import open_store
+from duecall.storage import campaign_named, open_store
 
 
 @click.group()
@@ -100,9 +99,7 @@ def status(ctx: click.Context, campaign_name: str) -> None:
     async def go() -> None:
         store = await open_store(s)
         try:
-            found = await store.campaign(campaign_name)
-            if found is None:
-                raise DueCallError(f"no campaign named {campaign_name!r}")
+            found = await campaign_named(store, campaign_name)
             st = await store.status(found)
         finally:
             await store.close()
@@ -110,7 +107,7 @@ def status(ctx: click.Context, campaign_name: str) -> None:
         console.print(_counts_table("Attempts by disposition", st.attempts_by_disposition))
         if st.outcomes:
             console.print(_counts_table("What answered borrowers chose", st.outcomes))
-        upcoming = Table("next call (UTC)", "account", "phone", "why waiting", title="Scheduled next")
+        upcoming = Table("next contact (UTC)", "account", "phone", "why waiting", title="Scheduled next")
         for at, account_id, phone, note in st.next_due:
             upcoming.add_row(f"{at:%Y-%m-%d %H:%M:%S}", account_id, phone, note)
         console.print(upcoming)
