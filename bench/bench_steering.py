@@ -98,7 +98,7 @@ async def main(accounts: int, history: int, batch: int) -> None:
         try:
             campaign, strategy = await prepare(store, settings, accounts, history)
             gate = PackGate(pack_from_settings(settings.policy))
-            steering = Steering(store, campaign, strategy, gate.history_window, "bench")
+            steering = Steering(store, campaign, strategy, gate, "bench")
             due = await store.due_targets(campaign.id, NOW, accounts, channel=None)
             started, cpu0, asked = time.perf_counter(), cpu(), Counter[str]()
             for start in range(0, len(due), batch):

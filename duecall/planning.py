@@ -78,7 +78,8 @@ def render(out: Console, campaign_name: str, result: Plan) -> None:
     out.print(_days(result))
     out.print(
         f"in all: {result.made('voice')} calls and {result.made('sms')} texts would be made; "
-        f"{result.refused('voice')} call and {result.refused('sms')} text decisions refused by the policy.",
+        f"the policy said not now {result.refused('voice')} times to a call and "
+        f"{result.refused('sms')} times to a text (most were moved to later).",
         highlight=False,
     )
     if result.stopped:
@@ -91,7 +92,9 @@ def render(out: Console, campaign_name: str, result: Plan) -> None:
 
 
 _SOURCE = re.compile(r" \[source: [^\]]*\]")
-_DAY_COLUMNS = ("day", "calls made", "calls refused, by rule", "texts made", "texts refused, by rule", "held")
+# "Not now": the policy's no at that moment, mostly a contact moved to later (a call asked for at
+# 04:00 waits for 08:00); `duecall run` records only the decisions of the contacts it makes.
+_DAY_COLUMNS = ("day", "calls made", "calls not now, by rule", "texts made", "texts not now, by rule", "held")
 
 
 def _days(result: Plan) -> Table:

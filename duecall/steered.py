@@ -131,7 +131,7 @@ async def lanes(
         return
     strategy = await current_strategy(store, s, campaign, clock.now(), f"dialer:{dialer_id}")
     channel = texts.build(s, store, clock, dialer_id)
-    steering = Steering(store, campaign, strategy, channel.policy.history_window, f"dialer:{dialer_id}")
+    steering = Steering(store, campaign, strategy, channel.policy, f"dialer:{dialer_id}")
     try:
         async with texts.receiving(s, channel, clock):
             stale = await channel.sender.reconcile()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from dialer.core import balance
 from dialer.core.balance import decision_zone
@@ -20,6 +20,7 @@ from dialer.store import Store
 from dialer.strategy.arms import ArmAssignment, assign, stratum, variant
 from dialer.strategy.decide import Hold, Proposal, next_contact
 from dialer.strategy.model import Strategy
+from dialer.strategy.plan import Gate
 from dialer.strategy.snapshot import Snapshot
 
 
@@ -63,6 +64,28 @@ def choose(strategy: Strategy, snapshot: Snapshot, now: datetime) -> Choice:
     return ContactNow(found, account)
 
 
+def with_policy(choice: Choice, snapshot: Snapshot, gate: Gate, now: datetime) -> Choice:
+    """A contact the policy would refuse now but allow later waits for that time in its lane.
+
+    Scheduling, not a decision: nothing is written for it. The contact's lane asks the policy
+    again when it is due, inside the transaction that writes the attempt or the text, and that
+    decision is the one recorded. A refusal with no time it would be allowed goes to that lane now,
+    so the refusal itself is decided and recorded there."""
+    if not isinstance(choice, ContactNow):
+        return choice
+    account = snapshot.account.account
+    if choice.channel == "voice":
+        verdict = gate.decide(account, now, snapshot.calls, "voice" in snapshot.opted_out, snapshot.prefs)
+    else:
+        verdict = gate.decide_text(account, now, snapshot.texts, snapshot.opted_out, snapshot.prefs)
+    if verdict.allowed or verdict.next_allowed_at is None:
+        return choice
+    reasons = "; ".join(f"{r.rule}: {r.detail}" for r in verdict.reasons)
+    return Later(
+        choice.channel, verdict.next_allowed_at, f"{choice.proposal.why}; waits for the policy: {reasons}"
+    )
+
+
 def text_batch(campaign: str, snapshot: Snapshot, proposal: Proposal, now: datetime) -> str:
     """The text's batch: one per account, message, local day and count that day, so that two
     dialers (or a run after a crash) that ask for the same text send it once."""
@@ -73,13 +96,12 @@ def text_batch(campaign: str, snapshot: Snapshot, proposal: Proposal, now: datet
 class Steering:
     """The strategy of a campaign, asked with what the store knows now."""
 
-    def __init__(
-        self, store: Store, campaign: Campaign, strategy: Strategy, policy_window: timedelta, actor: str
-    ) -> None:
+    def __init__(self, store: Store, campaign: Campaign, strategy: Strategy, gate: Gate, actor: str) -> None:
         self._store = store
         self._campaign = campaign
         self._strategy = strategy
-        self._window = policy_window
+        self._gate = gate
+        self._window = gate.history_window
         self._actor = actor
         self._arms: dict[int, str] = {}
 
@@ -105,7 +127,10 @@ class Steering:
     async def choose_all(self, targets: Sequence[Target], now: datetime) -> list[tuple[Choice, Snapshot]]:
         """Each target's choice, from one read of all their snapshots."""
         snapshots = await self.snapshots(targets, now)
-        return [(choose(variant(self._strategy, s.arm), s, now), s) for s in snapshots]
+        return [
+            (with_policy(choose(variant(self._strategy, s.arm), s, now), s, self._gate, now), s)
+            for s in snapshots
+        ]
 
 
 async def assign_arms(

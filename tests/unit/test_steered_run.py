@@ -74,7 +74,7 @@ class Rig:
         gate = PackGate(load_pack("us-regf"))
         strategy = steered.read_strategy(self.settings, self.strategy).strategy
         channel = texts.build(self.settings, self.store, self.clock, "t", self.gateway)
-        steering = Steering(self.store, self.campaign, strategy, gate.history_window, "dialer:t")
+        steering = Steering(self.store, self.campaign, strategy, gate, "dialer:t")
         return Dialer(
             self.settings,
             self.store,
@@ -191,16 +191,38 @@ async def test_a_payment_stops_the_strategy_and_the_amount_is_the_balance(tmp_pa
     assert json.loads(data) == {"reason": note, "to_person": False}
 
 
-async def test_policy_refusal_sends_the_account_back_to_the_strategy(tmp_path: Path) -> None:
+async def test_a_contact_the_policy_allows_later_waits_for_it_in_its_lane(tmp_path: Path) -> None:
     async with rig(tmp_path, at_ny(1, hour=6)) as r:  # 06:00 in New York: no call before 08:00
         summary = await r.run_until_idle()
         assert summary.placed == 0
-        [(state, channel, next_at)] = r.rows("SELECT state, channel, next_at FROM targets")
-        # The strategy asked for the call now; the policy said not before 08:00 local.
-        assert (state, channel) == ("pending", None)
-        assert next_at.startswith("2026-12-02T13:00")
+        [(state, channel, next_at, note)] = r.rows("SELECT state, channel, next_at, note FROM targets")
+        # The strategy asks for the call now; the policy would allow it from 08:00 local: it waits
+        # for then in the calls' lane. Scheduling is not a decision: nothing is recorded for it.
+        assert (state, channel) == ("pending", "voice") and next_at.startswith("2026-12-02T13:00")
+        assert "waits for the policy: window" in note
+        assert r.rows("SELECT count(*) FROM audit_events WHERE kind='contact.blocked'") == [(0,)]
         r.clock.at = at_ny(1, hour=8)
         assert (await r.run_until_idle()).placed == 1
+    [(data,)] = r.rows("SELECT data FROM audit_events WHERE kind='attempt.decided'")
+    assert {reason["rule"] for reason in json.loads(data)["reasons"]} >= {"window"}
+
+
+async def test_a_refusal_in_the_claim_sends_the_account_back_to_the_strategy(tmp_path: Path) -> None:
+    """The policy said yes when the account was routed, no when the call was claimed (here: the
+    number opted out meanwhile): recorded, and the strategy decides again (texts may go on)."""
+    async with rig(tmp_path, at_ny(1)) as r:
+        dialer = r.dialer()
+        [target] = await r.store.due_targets(r.campaign.id, at_ny(1), 10, channel=None)
+        await r.store.route_target(target, "voice", at_ny(1), "routed")
+        await r.store.opt_out(target.account.phone_e164, "voice", at_ny(1), "test")
+        [target] = await r.store.due_targets(r.campaign.id, at_ny(1), 10)
+        claimed = await r.store.claim(
+            target, at_ny(1), dialer._decide_at(at_ny(1)), str, "t", at_ny(-8), True
+        )
+        assert isinstance(claimed, Decision) and not claimed.allowed
+        [(state, channel)] = r.rows("SELECT state, channel FROM targets")
+        assert (state, channel) == ("pending", None)  # not opted_out: the strategy may still text
+        assert r.rows("SELECT count(*) FROM audit_events WHERE kind='contact.blocked'") == [(1,)]
 
 
 async def test_strategy_change_is_recorded_before_it_is_used(tmp_path: Path) -> None:
@@ -282,28 +304,34 @@ async def said(r: Rig, outcome: str, at: datetime, promised: date | None = None)
     await r.store.finish_attempt(attempt, result, TargetUpdate(TargetState.DONE, at), "dialer:t")
 
 
-async def days(r: Rig, first: int, last: int) -> dict[int, tuple[int, int]]:
-    """Run each day from `first` to `last` at 10:00 New York: (calls, texts) per day."""
+async def days(
+    r: Rig, first: int, last: int, notes: dict[int, str] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Run each day from `first` to `last` at 10:00 New York: (calls, texts) per day; `notes`
+    gets the campaign's target's note at the end of each day."""
     out = {}
     for day in range(first, last + 1):
         r.clock.at = at_ny(day)
         summary = await r.run_until_idle()
         out[day] = (summary.placed, summary.texts)
+        if notes is not None:
+            [(notes[day],)] = r.rows("SELECT note FROM targets WHERE campaign_id=?", r.campaign.id)
     return out
 
 
 async def test_a_promise_is_waited_for_then_a_broken_one_brings_a_call(tmp_path: Path) -> None:
     async with rig(tmp_path, at_ny(1)) as r:
         await said(r, "promise_to_pay", at_ny(1, 9), promised=DUE + timedelta(days=3))
-        got = await days(r, 1, 9)
+        notes: dict[int, str] = {}
+        got = await days(r, 1, 9, notes)
     # Silent through the promised day (day 3) and its day of grace (day 4). From day 5 the broken
-    # promise asks for a call, and Regulation F refuses it until 7 days after the conversation
+    # promise asks for a call, and Regulation F allows none until 7 days after the conversation
     # of day 1 (the promise was one): the call comes on day 8. The strategy asks, the policy decides.
     assert got == {d: (1 if d >= 8 else 0, 0) for d in range(1, 10)}
-    blocked = [json.loads(d) for (d,) in r.rows("SELECT data FROM audit_events WHERE kind='contact.blocked'")]
-    assert blocked and {reason["rule"] for b in blocked for reason in b["reasons"]} == {"conversation"}
-    first_blocked = r.rows("SELECT min(at) FROM audit_events WHERE kind='contact.blocked'")[0][0]
-    assert first_blocked.startswith(f"{at_ny(5):%Y-%m-%d}")
+    assert (
+        notes[5].startswith("promise of 2026-12-04 broken")
+        and "waits for the policy: conversation" in notes[5]
+    )
 
 
 async def test_a_kept_promise_stops_everything(tmp_path: Path) -> None:
