@@ -20,7 +20,7 @@ from dialer.core.config import Settings
 from dialer.core.models import Account
 from dialer.policy.gate import PackGate, pack_from_settings
 from dialer.store import Store
-from duecall import steered
+from duecall import monitoring, steered
 from duecall.storage import campaign_named, open_store
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ async def dial(
                 if changed:
                     log.info("configuration changes recorded in the audit trail: %s", ", ".join(changed))
                 with _signals(dialer.stop):
-                    return await dialer.run(idle_horizon)
+                    async with monitoring.serving(s, store, dialer):  # [metrics] port; 0: none
+                        return await dialer.run(idle_horizon)
         finally:
             if ivr is not None:
                 await ivr.close()

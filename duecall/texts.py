@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -171,8 +172,9 @@ class StrategyTexts:
     def __init__(self, channel: TextChannel) -> None:
         self._channel = channel
 
-    async def send(self, account: Account, message: str, batch: str, campaign_id: int) -> TextSent:
+    async def send(self, account: Account, message: str, batch: str, campaign_id: int, step: str) -> TextSent:
         [request] = requests_for(self._channel, [account], message, batch, campaign_id)
+        request = dataclasses.replace(request, step=step)
         sent = await self._channel.sender.send(request)
         retry = sent.decision.next_allowed_at if sent.decision is not None else None
         return TextSent(sent.state, sent.reason, retry)

@@ -67,6 +67,7 @@ from dialer.policy.gate import PolicyGate
 from dialer.policy.packs import load_voicemail_rule
 from dialer.store import IvrProgress, Store
 from dialer.store.evidence import RecordingFacts, seal, seal_now
+from dialer.strategy.decide import Proposal
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 5.0  # a call's last event follows its first end event within this
@@ -174,6 +175,11 @@ class Dialer:
             log.info("stopping: no new calls; waiting for %d in flight", len(self._calls))
             self.summary.stopped_by_signal = True
             self._stop.set()
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Calls placed or adopted and not yet stored (read by duecall.monitoring)."""
+        return len(self._calls)
 
     # -- top level ---------------------------------------------------------
 
@@ -331,13 +337,13 @@ class Dialer:
             self.summary.stopped += 1
             log.info("account %s: the strategy stops: %s", target.account.account_id, choice.reason)
 
-    async def _steer_call(self, target: Target) -> tuple[Target, str | None] | None:
+    async def _steer_call(self, target: Target) -> tuple[Target, Proposal] | None:
         """Asked again right before the call (a payment may have come): the call to place, with
-        the balance as the amount and the strategy's script; None when no call is due now."""
+        the balance as the amount, and the strategy's proposal; None when no call is due now."""
         assert self.steering is not None
         choice, _ = await self.steering.choose(target, self.clock.now())
         if isinstance(choice, ContactNow) and choice.channel == "voice":
-            return replace(target, account=choice.account), choice.proposal.script
+            return replace(target, account=choice.account), choice.proposal
         await self._route(target, choice)
         return None
 
@@ -372,7 +378,9 @@ class Dialer:
             assert proposal.message is not None
             batch = text_batch(self.campaign.name, snapshot, proposal, now)
             try:
-                sent = await self.texts.send(choice.account, proposal.message, batch, self.campaign.id)
+                sent = await self.texts.send(
+                    choice.account, proposal.message, batch, self.campaign.id, proposal.source
+                )
             except (DueCallError, ValueError) as exc:  # its template cannot be rendered for the account
                 log.error("account %s: cannot prepare its text: %s", target.account.account_id, exc)
                 await self.store.route_target(target, None, now + timedelta(hours=1), f"text not sent: {exc}")
@@ -398,13 +406,14 @@ class Dialer:
             self.pacer.release()
             await self._wait_connected()
             return
-        script = None
+        script, step = None, ""
         if self.steering is not None:
             steered = await self._steer_call(target)
             if steered is None:
                 self.pacer.release()
                 return
-            target, script = steered
+            target, proposal = steered
+            script, step = proposal.script, proposal.source
         fields = await self._render_prompts(target, script) if self.ivr is not None else {}
         if fields is None:
             self.pacer.release()
@@ -419,6 +428,7 @@ class Dialer:
             self.dialer_id,
             now - self.policy.history_window,
             self.campaign.steered,
+            step,
         )
         if isinstance(outcome, Decision):
             self.pacer.release()

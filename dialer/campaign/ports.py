@@ -135,7 +135,7 @@ class TextSent:
 class TextPort(Protocol):
     """The SMS channel as the engine drives it (duecall/texts.py implements it over sms/)."""
 
-    async def send(self, account: Account, message: str, batch: str, campaign_id: int) -> TextSent:
+    async def send(self, account: Account, message: str, batch: str, campaign_id: int, step: str) -> TextSent:
         """Render the account's text `message` (its locale's template file) and send it through
         the policy and the gateway; the store has the row (counted) before the gateway is asked."""
         ...

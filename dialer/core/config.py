@@ -330,6 +330,18 @@ class SmsSettings(_Section):
         return self
 
 
+class MetricsSettings(_Section):
+    """The dialer's Prometheus endpoint (docs/monitoring.md): off unless a port is given."""
+
+    host: str = Field("127.0.0.1", pattern=r"^[0-9a-fA-F:.]+$")  # an IP address; loopback unless told
+    port: int = Field(0, ge=0, le=65535)  # 0: no endpoint
+    refresh: Duration = timedelta(seconds=10)  # the store's figures are read at most this often
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"  # json: one JSON object per line (docs/monitoring.md)
+
+
 class Settings(_Section):
     store: StoreSettings = StoreSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
@@ -339,6 +351,8 @@ class Settings(_Section):
     ivr: IvrSettings = IvrSettings()
     audit: AuditSettings = AuditSettings()
     sms: SmsSettings = SmsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
     # A disposition without a rule is final (answered calls are never retried).
     retry: dict[Disposition, RetryRule] = Field(default_factory=_default_retry)
     root: Path = Path(".")

@@ -29,6 +29,7 @@ class TextRequest:
     gateway: str  # the adapter's name (kannel, http:<vendor>)
     campaign_id: int | None = None
     purpose: str = REMINDER
+    step: str = ""  # the strategy's step or rule that asked for it (reports group by it)
 
 
 @dataclass(frozen=True, slots=True)

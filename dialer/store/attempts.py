@@ -47,7 +47,7 @@ DEFER_TARGET = "UPDATE targets SET state=?, next_at=?, note=?, channel=? WHERE c
 STEERED_RETRY = timedelta(days=1)  # a strategy's call the policy will never allow: asked again then
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (campaign_id, account_pk, phone_e164, attempt_no, state, decided_at, "
-    "policy_reasons, dialer_id) VALUES (?,?,?,?,?,?,?,?)"
+    "policy_reasons, dialer_id, step) VALUES (?,?,?,?,?,?,?,?,?)"
 )
 SET_RECORDING = "UPDATE attempts SET recording_path=? WHERE id=?"
 TARGET_IN_FLIGHT = "UPDATE targets SET state=?, attempts=?, note='' WHERE campaign_id=? AND account_pk=?"
@@ -99,6 +99,7 @@ class Attempts:
         dialer_id: str,
         history_since: datetime,
         steered: bool = False,
+        step: str = "",
     ) -> Attempt | Decision:
         """Decide and, when allowed, write the counted attempt: one transaction.
 
@@ -117,7 +118,9 @@ class Attempts:
                 await defer_in(db, target, decision, now, opted_out, actor, steered)
                 return decision
             attempt_no = row["attempts"] + 1
-            attempt = await _insert_attempt(db, target, attempt_no, now, decision, recording_for, dialer_id)
+            attempt = await _insert_attempt(
+                db, target, attempt_no, now, decision, recording_for, dialer_id, step
+            )
             await _audit_decided(db, target, attempt, decision, actor)
             return attempt
 
@@ -238,6 +241,7 @@ async def _insert_attempt(
     decision: Decision,
     recording_for: Callable[[int, datetime], str],
     dialer_id: str,
+    step: str = "",
 ) -> Attempt:
     account = target.account
     params = (
@@ -249,6 +253,7 @@ async def _insert_attempt(
         to_db(now),
         json.dumps(reasons(decision)),
         dialer_id,
+        step,
     )
     cur = await db.execute(INSERT_ATTEMPT, params)
     attempt_id = int(cur.lastrowid or 0)

@@ -38,6 +38,7 @@ from dialer.store.db import Row
 from dialer.store.evidence import RecordingFacts
 from dialer.store.ivr import IvrProgress
 from dialer.store.payments import AccountPayments, NewPayment, PaymentCounts
+from dialer.store.reports import FunnelRow
 from dialer.strategy.arms import ArmAssignment, Stratum
 from dialer.strategy.snapshot import Snapshot
 
@@ -185,6 +186,9 @@ class Store(Reads, TextStore, Protocol):
 
     async def status(self, campaign: Campaign, upcoming: int = 10) -> CampaignStatus: ...
 
+    # -- reports
+    async def funnel(self, campaign_id: int, by: str = "") -> list[FunnelRow]: ...
+
     # -- attempts and calls
     async def claim(
         self,
@@ -195,6 +199,7 @@ class Store(Reads, TextStore, Protocol):
         dialer_id: str,
         history_since: datetime,
         steered: bool = False,
+        step: str = "",
     ) -> Attempt | Decision: ...
 
     async def defer(

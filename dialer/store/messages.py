@@ -55,8 +55,8 @@ IN_BATCH = "SELECT 1 FROM messages WHERE batch=? AND account_pk=? AND state!=? L
 OPTED_OUT = "SELECT channel, at FROM opt_outs WHERE phone_e164=?"
 INSERT_MESSAGE = (
     "INSERT INTO messages (campaign_id, account_pk, phone_e164, batch, purpose, template, text, coding, "
-    "segments, gateway, state, policy_reasons, decided_at, updated_at, dialer_id) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "segments, gateway, state, policy_reasons, decided_at, updated_at, dialer_id, step) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN accounts a ON a.id=m.account_pk WHERE m.id=?"
 SET_STATE = "UPDATE messages SET state=?, reason=?, gateway_id=?, updated_at=? WHERE id=?"
@@ -258,6 +258,7 @@ async def _insert(
         to_db(now),
         to_db(now),
         dialer_id,
+        request.step,
     )
     cur = await db.execute(INSERT_MESSAGE, params)
     message_id = int(cur.lastrowid or 0)

@@ -18,6 +18,7 @@ from dialer.store.ivr import IvrSteps
 from dialer.store.messages import Messages
 from dialer.store.payments import Payments
 from dialer.store.recordings import Recordings
+from dialer.store.reports import Reports
 from dialer.store.snapshots import Snapshots
 from dialer.store.trail import INSTANCE, Trail
 
@@ -34,6 +35,7 @@ class SqliteStore(
     IvrSteps,
     Messages,
     Recordings,
+    Reports,
     Auditors,
     Trail,
 ):

@@ -13,6 +13,7 @@ import click
 
 from dialer.core.config import Settings, load_settings
 from dialer.core.private_files import set_private_umask, tighten
+from duecall import logs
 from duecall.cli import accounts, asterisk, audit, campaign, ivr, payments, policy, sms, strategy
 from duecall.cli._shared import console, settings_of
 from duecall.cli.errors import DueCallGroup
@@ -31,11 +32,13 @@ from duecall.cli.errors import DueCallGroup
 def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """DueCall: compliant payment-reminder calls through Asterisk."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=logs.TEXT_FORMAT)
     # Borrowers' data and secrets: all this process, its workers and its Asterisk create is private.
     caller_umask = set_private_umask()
     ctx.call_on_close(lambda: os.umask(caller_umask))  # for in-process callers (tests)
     ctx.obj = {"settings": load_settings(config_path)}
+    if ctx.obj["settings"].logging.format == "json":  # [logging] format (docs/monitoring.md)
+        logs.use_format("json")
     _tighten_folders(ctx.obj["settings"])
 
 

@@ -170,10 +170,16 @@ async def test_texts_then_calls_by_days_past_due(tmp_path: Path) -> None:
             assert (summary.placed, summary.texts) == (1, 0)
     templates = [m.text for m in r.gateway.got]
     assert len(templates) == 2 and "1,234.50" in templates[0]
-    batches = [b for (b,) in r.rows("SELECT batch FROM messages ORDER BY id")]
-    assert batches == ["c/before_due/2026-11-28/1", "c/due_today/2026-12-01/1"]
-    calls = r.rows("SELECT decided_at, disposition FROM attempts ORDER BY id")
-    assert [(d[:10], disp) for d, disp in calls] == [("2026-12-02", "no_answer"), ("2026-12-03", "no_answer")]
+    texts = r.rows("SELECT batch, step FROM messages ORDER BY id")
+    assert texts == [
+        ("c/before_due/2026-11-28/1", "segments[1].steps[0]"),
+        ("c/due_today/2026-12-01/1", "segments[1].steps[1]"),
+    ]
+    calls = r.rows("SELECT decided_at, disposition, step FROM attempts ORDER BY id")
+    assert [(d[:10], disp, step) for d, disp, step in calls] == [
+        ("2026-12-02", "no_answer", "segments[1].steps[2]"),
+        ("2026-12-03", "no_answer", "segments[1].steps[2]"),
+    ]
 
 
 async def test_a_payment_stops_the_strategy_and_the_amount_is_the_balance(tmp_path: Path) -> None:
