@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -43,13 +42,8 @@ class TextChannel:
     secret: str
 
 
-def gateway_of(s: Settings) -> tuple[Gateway, str]:
-    """The configured gateway adapter and the receiver's secret."""
-    secret = kannel.receiver_secret(s.sms, s.path(s.sms.state_dir))
-    return configured_gateway(s, secret), secret
-
-
 def configured_gateway(s: Settings, secret: str) -> Gateway:
+    """The configured gateway adapter, its reports and replies sent to the receiver with `secret`."""
     state = s.path(s.sms.state_dir)
     receiver = kannel.receiver_url(s.sms, secret)
     if s.sms.gateway == "http" and s.sms.provider_file is not None:
@@ -95,8 +89,9 @@ def requests_for(
     message: str,
     batch: str,
     campaign_id: int | None,
+    step: str = "",
 ) -> list[TextRequest]:
-    """Each account's text, rendered from its locale's template file."""
+    """Each account's text, rendered from its locale's template file (`step`: the strategy's)."""
     out = []
     for account in accounts:
         templates = channel.templates.for_account(account)
@@ -111,6 +106,7 @@ def requests_for(
                 segments=done.encoding.segments,
                 gateway=channel.gateway.name,
                 campaign_id=campaign_id,
+                step=step,
             )
         )
     return out
@@ -173,8 +169,7 @@ class StrategyTexts:
         self._channel = channel
 
     async def send(self, account: Account, message: str, batch: str, campaign_id: int, step: str) -> TextSent:
-        [request] = requests_for(self._channel, [account], message, batch, campaign_id)
-        request = dataclasses.replace(request, step=step)
+        [request] = requests_for(self._channel, [account], message, batch, campaign_id, step)
         sent = await self._channel.sender.send(request)
         retry = sent.decision.next_allowed_at if sent.decision is not None else None
         return TextSent(sent.state, sent.reason, retry)

@@ -28,6 +28,11 @@ class Disposition(enum.StrEnum):
     NOT_PLACED = "not_placed"
 
 
+# A person picked up: answered, hung up during the first prompt, or cut by our side after the
+# answer (a machine is no person). The strategy's no-answer streak and the reports' contacts.
+PERSON_ANSWERED = frozenset({Disposition.ANSWERED, Disposition.HUNG_UP_EARLY, Disposition.CUT})
+
+
 class AttemptState(enum.StrEnum):
     """An attempt row: open until its call's result is stored (calls.py has the call's states)."""
 

@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from dialer.core.flags import decided_flags
+from dialer.core.messages import PastMessage
 from dialer.core.models import (
     Account,
     Attempt,
@@ -157,10 +158,14 @@ class Attempts:
 
 async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
     params = (phone, to_db(since), Disposition.NOT_PLACED.value)  # no call placed: not a contact
-    texts = [  # for the packs that count texts with calls (us-ma)
-        PastAttempt(m.message_id, m.at, 0, None, channel="sms") for m in await text_history(db, phone, since)
-    ]
-    return texts + [past_attempt(r) for r in await fetch_all(db, HISTORY, params)]
+    calls = [past_attempt(r) for r in await fetch_all(db, HISTORY, params)]
+    return with_texts(await text_history(db, phone, since), calls)
+
+
+def with_texts(texts: Sequence[PastMessage], calls: Sequence[PastAttempt]) -> list[PastAttempt]:
+    """A number's call history as the policy is given it: its texts too, for the packs that count
+    texts with calls (us-ma). The claims and the snapshots (the dry run) both build it here."""
+    return [PastAttempt(m.message_id, m.at, 0, None, channel="sms") for m in texts] + list(calls)
 
 
 def past_attempt(r: Row) -> PastAttempt:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dialer.core.models import PERSON_ANSWERED
 from dialer.store.db import Database, fetch_all
 
-# A person picked up: answered, hung up during the first prompt, or cut by our side after answering.
-_PERSON = "('answered', 'hung_up_early', 'cut')"
+_PERSON = "(" + ", ".join(f"'{d.value}'" for d in sorted(PERSON_ANSWERED)) + ")"  # for SQL
 FUNNEL = f"""
 WITH
 calls AS (

@@ -17,9 +17,9 @@ import aiosqlite
 
 from dialer.core import balance
 from dialer.core.messages import PastMessage
-from dialer.core.models import Account, Disposition, PastAttempt, Preferences
+from dialer.core.models import PERSON_ANSWERED, Account, PastAttempt, Preferences
 from dialer.core.vocab import MessageState, Outcome
-from dialer.store.attempts import past_attempt
+from dialer.store.attempts import past_attempt, with_texts
 from dialer.store.contacts import preferences_from
 from dialer.store.db import Database, fetch_all
 from dialer.store.payments import call_promise, payment, text_promise
@@ -28,7 +28,6 @@ from dialer.strategy.decide import AccountView, HistoryView, PastContact, Said
 from dialer.strategy.snapshot import Snapshot
 
 _CHUNK = 900  # SQLite's bound-parameter limit is 999
-_PERSON_ANSWERED = (Disposition.ANSWERED.value, Disposition.CUT.value, Disposition.HUNG_UP_EARLY.value)
 
 # Everything we did and everything said, by account (the strategy's history: all of it).
 ACCOUNT_CALLS = (
@@ -118,10 +117,7 @@ async def _chunk(
         contacts = sorted(mine["contacts"], key=lambda c: c.at)
         history = HistoryView(tuple(contacts), tuple(said), opted)
         texts = tuple(by_phone["texts"][a.phone_e164])
-        calls = tuple(
-            [PastAttempt(m.message_id, m.at, 0, None, channel="sms") for m in texts]
-            + by_phone["calls"][a.phone_e164]
-        )
+        calls = tuple(with_texts(texts, by_phone["calls"][a.phone_e164]))
         prefs = by_phone["prefs"].get(a.phone_e164, Preferences())
         out.append(Snapshot(view, history, calls, texts, opted, prefs, arms.get(a.pk)))
     return out
@@ -132,7 +128,7 @@ async def _by_account(db: aiosqlite.Connection, pks: Sequence[int]) -> dict[int,
     marks = ",".join("?" * len(pks))
     for r in await fetch_all(db, ACCOUNT_CALLS.format(marks=marks), pks):
         at = from_db(r["decided_at"])
-        answered = r["disposition"] in _PERSON_ANSWERED
+        answered = r["disposition"] in PERSON_ANSWERED
         found[r["account_pk"]]["contacts"].append(PastContact(at, "voice", answered))
         if r["outcome"] and r["outcome"] != Outcome.NO_RESPONSE.value:
             said_at = from_db(r["ended_at"]) if r["ended_at"] else at

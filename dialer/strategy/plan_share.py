@@ -14,8 +14,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from dialer.core.balance import Payment
-from dialer.core.messages import PastMessage
+from dialer.core.messages import PastMessage, TextPolicy
 from dialer.core.models import Account, Decision, PastAttempt, Preferences, Reason
+from dialer.policy.gate import PolicyGate
 from dialer.strategy.decide import AccountView, Next, PastContact
 from dialer.strategy.model import Contact, Strategy
 from dialer.strategy.snapshot import Snapshot
@@ -27,30 +28,9 @@ _Key = TypeVar("_Key", bound=Hashable)
 HistoryKey = tuple[Any, ...]  # a call's or a text's key for the gate: its time first
 
 
-class Gate(Protocol):
+class Gate(PolicyGate, TextPolicy, Protocol):
     """The two questions `duecall run` asks the policy (dialer/policy/gate.py's PackGate answers),
     and how far back the history it is given goes (the store reads no more for a claim)."""
-
-    @property
-    def history_window(self) -> timedelta: ...
-
-    def decide(
-        self,
-        account: Account,
-        at: datetime,
-        history: Sequence[PastAttempt],
-        opted_out: bool,
-        prefs: Preferences = ...,
-    ) -> Decision: ...
-
-    def decide_text(
-        self,
-        account: Account,
-        at: datetime,
-        history: Sequence[PastMessage],
-        opted_out: frozenset[str],
-        prefs: Preferences = ...,
-    ) -> Decision: ...
 
 
 class Memo:

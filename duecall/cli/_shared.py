@@ -35,6 +35,7 @@ def operator() -> str:
 
 
 _Loaded = TypeVar("_Loaded")
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def validate_each(
@@ -52,3 +53,14 @@ def validate_each(
         console.print(f"{path}: ok ({ok(loaded)})", highlight=False)
     if failed:
         sys.exit(1)
+
+
+def rejects_option(default: str) -> Callable[[F], F]:
+    """`--rejects FILE`: where an import writes its rejected rows (`default` says where otherwise)."""
+    return click.option(
+        "--rejects",
+        "rejects_file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Where to write rejected rows (default: {default}).",
+    )

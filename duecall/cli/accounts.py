@@ -13,7 +13,7 @@ from dialer.accounts.parse import ImportSettings
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
-from duecall.cli._shared import console, operator, settings_of
+from duecall.cli._shared import console, operator, rejects_option, settings_of
 from duecall.storage import open_store
 
 
@@ -24,13 +24,7 @@ def accounts() -> None:
 
 @accounts.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--rejects",
-    "rejects_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where to write rejected rows (default: var/rejects/<file>-<import id>.csv).",
-)
+@rejects_option("var/rejects/<file>-<import id>.csv")
 @click.pass_context
 def accounts_import(ctx: click.Context, file: Path, rejects_file: Path | None) -> None:
     """Import (or update) borrowers from a CSV file."""

@@ -17,7 +17,7 @@ from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
 from dialer.store.payments import AccountPayments
-from duecall.cli._shared import console, settings_of
+from duecall.cli._shared import console, rejects_option, settings_of
 from duecall.storage import open_store
 
 
@@ -28,13 +28,7 @@ def payments() -> None:
 
 @payments.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--rejects",
-    "rejects_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where to write rejected rows (default: var/rejects/<file>-rejects.csv).",
-)
+@rejects_option("var/rejects/<file>-rejects.csv")
 @click.pass_context
 def payments_import(ctx: click.Context, file: Path, rejects_file: Path | None) -> None:
     """Import payments from a CSV file (importing it again counts nothing twice)."""
