@@ -62,8 +62,11 @@ async def test_a_crash_fails_every_reply_in_flight_then_the_worker_is_replaced(
     os.kill(old.pid, signal.SIGKILL)
     outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
     assert all(isinstance(o, SpeechError) and "died" in str(o) for o in outcomes), outcomes
-    result = await recognizer.recognize(speak("네", tmp_path, 140), PHRASES)
-    assert result.phrase == "네"
+    # The new worker answers; vosk's decode is not bit-repeatable (Kaldi's dither), so the
+    # phrase in one of three decodes, as the other speech tests take it.
+    yes = speak("네", tmp_path, 140)
+    results = [await recognizer.recognize(yes, PHRASES) for _ in range(3)]
+    assert any(r.phrase == "네" for r in results), results
     new = await recognizer.worker_info()
     assert new.pid != old.pid and new.model_loads == 1 and recognizer.restarts == 1
 
