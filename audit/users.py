@@ -1,4 +1,8 @@
-"""The people who sign in to the audit page: create, authenticate, list, disable.
+"""The people who sign in to the web page: create, authenticate, list, disable.
+
+Three roles: `auditor` (the audit pages, read-only, masked), `operator` (the operations pages,
+docs/operations.md: campaigns, start/pause/resume, reports, previews; masked too) and `admin`
+(both, may reveal names and numbers, manages users).
 
 Passwords are kept as argon2id hashes (argon2-cffi's defaults, which follow RFC
 9106). Hashing runs in a thread: it takes tens of milliseconds of CPU on purpose.
@@ -19,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from dialer.core.errors import AuditorError
 from dialer.store import Store, StoredAuditor
 
-ROLES = ("auditor", "admin")
+ROLES = ("auditor", "operator", "admin")
 MIN_PASSWORD = 12
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _hasher = PasswordHasher()
@@ -28,7 +32,7 @@ _hasher = PasswordHasher()
 @dataclass(frozen=True, slots=True)
 class Auditor:
     name: str
-    role: str  # auditor (read-only, masked) or admin
+    role: str  # auditor (audit pages, masked), operator (operations pages, masked) or admin (both)
     created_at: datetime
     disabled_at: datetime | None
     # A fingerprint of the stored password hash: it changes with the password, so the page can end
@@ -38,6 +42,16 @@ class Auditor:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def audits(self) -> bool:
+        """May open the audit pages (calls, texts, the trail)."""
+        return self.role in ("auditor", "admin")
+
+    @property
+    def operates(self) -> bool:
+        """May open the operations pages and start, pause and resume campaigns."""
+        return self.role in ("operator", "admin")
 
 
 def _auditor(row: StoredAuditor) -> Auditor:
@@ -52,7 +66,7 @@ def check_new(name: str, role: str, password: str) -> None:
             f"{name!r}: a user name is 1-32 of a-z 0-9 . _ - (starting with a letter or digit)"
         )
     if role not in ROLES:
-        raise AuditorError(f"{role!r}: the role is auditor or admin")
+        raise AuditorError(f"{role!r}: the role is auditor, operator or admin")
     _check_password(password)
 
 

@@ -2,9 +2,15 @@
 in time order, check hashes, export evidence.
 
 Server-rendered (Jinja2), no scripts. Every page view, reveal and export is
-appended to the audit chain with the auditor's name. `auditor` users are
+appended to the audit chain with the user's name. `auditor` users are
 read-only and always see masked names and numbers; `admin` users may reveal
-them (each reveal is logged) and manage users.
+them (each reveal is logged) and manage users. `operator` users open only the
+pages an `Extension` adds (the operations console, duecall.console), masked too.
+
+The same app serves those pages: `create_app(..., extensions=[...])` adds an extension's routes,
+templates (which extend base.html) and lifespan. Its handlers use the public helpers here
+(`guarded`, `user_of`, `store_of`, `unmasked`, `render`, `actor_of`, `log_action`, `PlainError`)
+for sign-in, roles, CSRF, masking and the audit chain: one session and one error page for both.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import csv
 import functools
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import jinja2
@@ -35,7 +41,7 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
@@ -87,6 +93,27 @@ FAILED_WINDOW = 15 * 60.0  # ... within this many seconds lock it for as long, f
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger call id names no call
 _ID = re.compile(r"[0-9]{1,19}")
 Handler = Callable[[Request], Awaitable[Response]]
+# Who may open a page: any signed-in user, the audit pages' roles, the operations pages' roles, admins.
+Needs = Literal["signed-in", "audit", "operate", "admin"]
+_REFUSED = {
+    "audit": "This page is for auditors and admins.",
+    "operate": "This page is for operators and admins.",
+    "admin": "This page is for admins only.",
+}
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Pages another package adds to this app (the operations console, duecall.console).
+
+    `routes` are guarded with `guarded(needs=...)`; `templates` is a folder searched after this
+    app's own (its pages extend base.html); `nav` are (href, label) menu links shown to users who
+    operate; `lifespan`, if given, runs inside the app's (the store is open by then)."""
+
+    routes: Sequence[BaseRoute]
+    templates: Path
+    nav: tuple[tuple[str, str], ...] = ()
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None
 
 
 @dataclass
@@ -99,19 +126,30 @@ class State:
     lockouts: Lockouts
     devices: DeviceCookies
     secure_cookie: bool
+    templates: Jinja2Templates
+    nav: tuple[tuple[str, str], ...] = field(default=())
 
 
-def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = "127.0.0.1") -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    secure_cookie: bool = False,
+    bound: str = "127.0.0.1",
+    extensions: Sequence[Extension] = (),
+) -> Starlette:
     """The page for the database and recordings that `settings` name.
 
     `secure_cookie`: send the session cookie over HTTPS only (when served behind TLS).
     `bound`: the address it listens on, one of the host names it answers to unless
     `[audit] allowed_hosts` names them.
+    `extensions`: more pages in the same app, sessions and error page (see `Extension`).
     """
     db_path = settings.path(settings.store.path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     secret = session_secret(db_path.parent / SECRET_NAME)
     sessions, lockouts = Sessions(SESSION_HOURS), Lockouts(FAILED_LIMIT, FAILED_WINDOW)
+    pages = _templates(tuple(e.templates for e in extensions))
+    nav = tuple(link for e in extensions for link in e.nav)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -126,9 +164,15 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
             lockouts,
             DeviceCookies(secret),
             secure_cookie,
+            pages,
+            nav,
         )
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for extension in extensions:
+                    if extension.lifespan is not None:
+                        await stack.enter_async_context(extension.lifespan(app))
+                yield
         finally:
             await store.close()
 
@@ -152,6 +196,7 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
         Route("/trail", trail_verify, methods=["POST"]),
         Route("/admin/auditors", auditors_page, methods=["GET"]),
         Route("/admin/auditors", auditors_create, methods=["POST"]),
+        *(route for e in extensions for route in e.routes),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
@@ -172,11 +217,21 @@ def create_app(settings: Settings, *, secure_cookie: bool = False, bound: str = 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
-)
-_env.filters["utc"] = lambda text: f"{text[:19].replace('T', ' ')} UTC" if text else ""
-templates = Jinja2Templates(env=_env)
+@functools.cache
+def _templates(more: tuple[Path, ...] = ()) -> Jinja2Templates:
+    """This app's templates, then each extension's folder (one environment per set of folders)."""
+    folders = [HERE / "templates", *more]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    env.filters["utc"] = lambda text: f"{text[:19].replace('T', ' ')} UTC" if text else ""
+    return Jinja2Templates(env=env)
+
+
+def _pages(request: Request) -> Jinja2Templates:
+    """The app's templates; the bare set when the app has not started (a refused host)."""
+    state = getattr(request.app.state, "audit", None) if "app" in request.scope else None
+    return state.templates if state is not None else _templates()
 
 
 # -- plumbing ---------------------------------------------------------------
@@ -185,6 +240,11 @@ templates = Jinja2Templates(env=_env)
 def _state(request: Request) -> State:
     found: State = request.app.state.audit
     return found
+
+
+def store_of(request: Request) -> Store:
+    """The app's store (open while the app runs)."""
+    return _state(request).store
 
 
 def _now() -> datetime:
@@ -208,8 +268,10 @@ async def _signed_in(request: Request) -> Auditor | None:
     return user
 
 
-def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Handler]:
-    """Sign-in (pages redirect, other endpoints get 401), then role, then CSRF on every POST."""
+def guarded(*, needs: Needs = "audit", page: bool = True) -> Callable[[Handler], Handler]:
+    """Sign-in (pages redirect, other endpoints get 401), then role, then CSRF on every POST.
+
+    `needs`: "audit" (auditor, admin), "operate" (operator, admin), "admin", or "signed-in" (any)."""
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -223,8 +285,8 @@ def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Ha
                     return RedirectResponse(f"/login?{target}", status_code=303)
                 raise PlainError(401, "Sign in first.")
             request.state.user = user  # before the refusals too: their page shows who is signed in
-            if admin and not user.is_admin:
-                raise HTTPException(403, "This page is for admins only.")
+            if not _may(user, needs):
+                raise HTTPException(403, _REFUSED[needs])
             if request.method == "POST" and not await csrf_ok(request):
                 raise HTTPException(403, "The form was stale or not ours (CSRF check failed). Reload it.")
             return await handler(request)
@@ -234,7 +296,16 @@ def guarded(*, admin: bool = False, page: bool = True) -> Callable[[Handler], Ha
     return wrap
 
 
-def _user(request: Request) -> Auditor:
+def _may(user: Auditor, needs: Needs) -> bool:
+    if needs == "audit":
+        return user.audits
+    if needs == "operate":
+        return user.operates
+    return needs == "signed-in" or user.is_admin
+
+
+def user_of(request: Request) -> Auditor:
+    """The signed-in user of a `guarded` handler."""
     user: Auditor = request.state.user
     return user
 
@@ -244,30 +315,43 @@ def _live(request: Request) -> LiveSession:
     return live
 
 
-def _revealed(request: Request) -> bool:
-    return _user(request).is_admin and request.session.get("reveal") is True
+def unmasked(request: Request) -> bool:
+    """Whether this page shows names and numbers in full: only an admin who asked (`/reveal`)."""
+    return user_of(request).is_admin and request.session.get("reveal") is True
 
 
-async def _log(
+def actor_of(request: Request) -> str:
+    """Who acts in the audit chain: `auditor:<name>` for every user of the page, whatever the role
+    (audit.sign_in names the role), `web:anonymous` before sign-in."""
+    user = getattr(request.state, "user", None)
+    return f"auditor:{user.name}" if user else "web:anonymous"
+
+
+async def log_action(
     request: Request,
     kind: str,
     data: dict[str, Any],
     attempt: CallRow | None = None,
     account_id: str | None = None,
 ) -> None:
-    """Append what this auditor did to the chain (about one call, or one account)."""
-    user = getattr(request.state, "user", None)
-    actor = f"auditor:{user.name}" if user else "web:anonymous"
+    """Append what this user did to the chain (about one call, or one account)."""
+    actor = actor_of(request)
     ids: dict[str, Any] = {"account_id": account_id} if account_id is not None else {}
     if attempt is not None:
         ids = {"attempt_id": attempt.id, "account_id": attempt.account_id}
     await _state(request).store.audit([AuditEvent(web_event(kind, data), _now(), actor, **ids)])
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A page: the template with the signed-in user, the CSRF token, reveal and the menu."""
     user = getattr(request.state, "user", None)
-    base = {"user": user, "csrf": csrf_token(request), "revealed": bool(user) and _revealed(request)}
-    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    base = {
+        "user": user,
+        "csrf": csrf_token(request),
+        "revealed": bool(user) and unmasked(request),
+        "nav": _state(request).nav,
+    }
+    return _pages(request).TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 
 class PlainError(HTTPException):
@@ -286,38 +370,48 @@ async def error_page(request: Request, exc: Exception) -> Response:
     if isinstance(error, PlainError):
         response = PlainTextResponse(error.detail, error.status_code)
     elif error.status_code < 500 and getattr(request.state, "user", None) is not None:
-        response = _render(request, "error.html", {"status": error.status_code, "message": error.detail})
+        response = render(request, "error.html", {"status": error.status_code, "message": error.detail})
     else:  # signed out, or a bug: the page alone (no menu, no session touched that could fail again)
-        context = {"user": None, "csrf": "", "revealed": False, "status": error.status_code}
-        response = templates.TemplateResponse(request, "error.html", {**context, "message": error.detail})
+        context = {"user": None, "csrf": "", "revealed": False, "nav": (), "status": error.status_code}
+        response = _pages(request).TemplateResponse(
+            request, "error.html", {**context, "message": error.detail}
+        )
     response.status_code = error.status_code
     response.headers.update(error.headers or {})  # 405's Allow
     protect(response.headers)  # also outside the SecurityHeaders middleware (500, bad host)
     return response
 
 
-def _safe_next(value: object) -> str:
+def _safe_next(value: object, default: str = "/calls") -> str:
     """Only a path on this site (no scheme, no '//host'), so the login cannot redirect elsewhere."""
     if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
-    return "/calls"
+    return default
 
 
 # -- signing in -------------------------------------------------------------
 
 
+@guarded(needs="signed-in")
 async def home(request: Request) -> Response:
-    return RedirectResponse("/calls", status_code=303)
+    return RedirectResponse(_first_page(request, user_of(request)), status_code=303)
+
+
+def _first_page(request: Request, user: Auditor) -> str:
+    """Each role's first page: the calls for auditors and admins, the operations for operators."""
+    nav = _state(request).nav
+    return "/calls" if user.audits or not nav else nav[0][0]
 
 
 async def login_form(request: Request) -> Response:
-    return _render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": ""})
+    nxt = _safe_next(request.query_params.get("next"), "")  # none: the user's first page
+    return render(request, "login.html", {"next": nxt, "error": ""})
 
 
 async def login(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
-    nxt = _safe_next(form.get("next"))
+    nxt = _safe_next(form.get("next"), "")
     if not await csrf_ok(request):
         raise HTTPException(403, "The form was stale (CSRF check failed). Reload the sign-in page.")
     state = _state(request)
@@ -333,8 +427,8 @@ async def login(request: Request) -> Response:
     request.session["sid"] = sid
     request.state.user = user
     data = {"name": user.name, "role": user.role, "client": _client(request), "session": live.tag}
-    await _log(request, "audit.sign_in", data)
-    response = RedirectResponse(nxt, status_code=303)
+    await log_action(request, "audit.sign_in", data)
+    response = RedirectResponse(nxt or _first_page(request, user), status_code=303)
     if key[0] == "name":  # this browser has no device cookie for this user yet
         _set_device_cookie(request, response, state.devices.make(user.name))
     return response
@@ -350,11 +444,11 @@ async def _sign_in_failed(
         state.lockouts.failed(key)
     known = await get_user(state.store, name) is not None
     data = {"name": name if known else None, "known": known, "locked": locked, "client": _client(request)}
-    await _log(request, "audit.sign_in_failed", data)
+    await log_action(request, "audit.sign_in_failed", data)
     message = "Wrong name or password, or the user is disabled."
     if locked:
         message = "Too many failed attempts for this name; try again in 15 minutes."
-    return _render(request, "login.html", {"next": nxt, "error": message}, 401)
+    return render(request, "login.html", {"next": nxt, "error": message}, 401)
 
 
 def _set_device_cookie(request: Request, response: Response, value: str) -> None:
@@ -373,20 +467,20 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-@guarded(page=False)
+@guarded(needs="signed-in", page=False)
 async def logout(request: Request) -> Response:
-    await _log(request, "audit.sign_out", {"session": _live(request).tag})
+    await log_action(request, "audit.sign_out", {"session": _live(request).tag})
     _state(request).sessions.end(request.session.get("sid"))  # a copy of the cookie dies with it
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
 
-@guarded(admin=True, page=False)
+@guarded(needs="admin", page=False)
 async def reveal(request: Request) -> Response:
     form = await request.form()
     on = form.get("on") == "1"
     request.session["reveal"] = on
-    await _log(request, "audit.reveal", {"on": on, "page": _safe_next(form.get("back"))})
+    await log_action(request, "audit.reveal", {"on": on, "page": _safe_next(form.get("back"))})
     return RedirectResponse(_safe_next(form.get("back")), status_code=303)
 
 
@@ -443,20 +537,20 @@ async def calls_page(request: Request) -> Response:
     f, errors = _filters(request)
     reads = _state(request).store
     found = await search(reads, f, _page_no(request))
-    await _log(
+    await log_action(
         request,
         "audit.view",
-        {"page": "/calls", "filters": f.as_dict(), "n": found.page, "revealed": _revealed(request)},
+        {"page": "/calls", "filters": f.as_dict(), "n": found.page, "revealed": unmasked(request)},
     )
     query = f.as_dict()
-    return _render(
+    return render(
         request,
         "calls.html",
         {
             "filters": query,
             "errors": errors,
             "found": found,
-            "rows": [_masked_row(r, _revealed(request)) for r in found.rows],
+            "rows": [_masked_row(r, unmasked(request)) for r in found.rows],
             "options": {
                 **await choices(reads),
                 "outcome": [o.value for o in Outcome],
@@ -479,8 +573,10 @@ async def calls_csv(request: Request) -> Response:
     f, errors = _filters(request)
     if errors:
         raise PlainError(400, "\n".join(errors))
-    revealed = _revealed(request)
-    await _log(request, "audit.export", {"what": "calls.csv", "filters": f.as_dict(), "revealed": revealed})
+    revealed = unmasked(request)
+    await log_action(
+        request, "audit.export", {"what": "calls.csv", "filters": f.as_dict(), "revealed": revealed}
+    )
     reads = _state(request).store
 
     async def body() -> AsyncIterator[str]:
@@ -530,10 +626,12 @@ async def _call_or_404(request: Request) -> Any:
 @guarded()
 async def call_page(request: Request) -> Response:
     detail = await _call_or_404(request)
-    revealed = _revealed(request)
+    revealed = unmasked(request)
     view = await call_view(_state(request).store, detail, _state(request).recordings_dir, revealed)
-    await _log(request, "audit.view", {"page": f"/calls/{detail.call.id}", "revealed": revealed}, detail.call)
-    return _render(request, "call.html", {"v": view})
+    await log_action(
+        request, "audit.view", {"page": f"/calls/{detail.call.id}", "revealed": revealed}, detail.call
+    )
+    return render(request, "call.html", {"v": view})
 
 
 @guarded(page=False)
@@ -569,17 +667,17 @@ async def _log_listen(request: Request, attempt_id: int, n: int) -> None:
         "range": request.headers.get("range", "")[:200] or None,  # as asked, cut: the chain keeps it
         "session": live.tag,
     }
-    await _log(request, "audit.view", data, call)
+    await log_action(request, "audit.view", data, call)
     live.listened.add((attempt_id, n))
 
 
 @guarded(page=False)
 async def export(request: Request) -> Response:
     detail = await _call_or_404(request)
-    revealed = _revealed(request)
+    revealed = unmasked(request)
     state = _state(request)
-    bundle = await build_bundle(state.store, detail, state.recordings_dir, revealed, _user(request).name)
-    await _log(
+    bundle = await build_bundle(state.store, detail, state.recordings_dir, revealed, user_of(request).name)
+    await log_action(
         request,
         "audit.export",
         {"what": "evidence.zip", "sha256": bundle.sha256, "bytes": len(bundle.data), "revealed": revealed},
@@ -600,14 +698,14 @@ async def blocked_page(request: Request) -> Response:
     rule = request.query_params.get("rule", "").strip()
     found = await blocked(_state(request).store, f, rule, _page_no(request))
     query = {**f.as_dict(), **({"rule": rule} if rule else {})}
-    revealed = _revealed(request)
+    revealed = unmasked(request)
     view = {"page": "/blocked", "filters": query, "n": found.page, "revealed": revealed}
-    await _log(request, "audit.view", view)
+    await log_action(request, "audit.view", view)
     shown = []
     for r in found.rows:
         m, person = _person(r.account_id, r.name, r.phone, revealed)
         shown.append({"row": r, **person, "reasons": m.data(r.reasons)})
-    return _render(
+    return render(
         request,
         "blocked.html",
         {
@@ -667,14 +765,14 @@ def _text_filters(request: Request) -> tuple[TextFilter, list[str]]:
 async def texts_page(request: Request) -> Response:
     """Texts sent, refused and received; a bad filter is named and answered 400, nothing searched."""
     f, errors = _text_filters(request)
-    reads, revealed = _state(request).store, _revealed(request)
+    reads, revealed = _state(request).store, unmasked(request)
     found = await search_texts(reads, f, _page_no(request)) if not errors else None
     n = found.page if found else 1
-    await _log(
+    await log_action(
         request, "audit.view", {"page": "/texts", "filters": f.as_dict(), "n": n, "revealed": revealed}
     )
     query = f.as_dict()
-    return _render(
+    return render(
         request,
         "texts.html",
         {
@@ -696,14 +794,14 @@ async def account_page(request: Request) -> Response:
     account = await account_by_pk(_state(request).store, pk) if pk is not None else None
     if account is None:
         raise HTTPException(404, "No such account: open it from a call or a text.")
-    reads, revealed = _state(request).store, _revealed(request)
+    reads, revealed = _state(request).store, unmasked(request)
     calls = await search(reads, CallFilter(account_id=account["account_id"]), 1, TIMELINE_LIMIT)
     texts = await account_texts(reads, account["id"], account["account_id"])
     links = await link_status(reads, texts.events)
     data = {"page": f"/accounts/{account['id']}", "revealed": revealed}
-    await _log(request, "audit.view", data, account_id=account["account_id"])
+    await log_action(request, "audit.view", data, account_id=account["account_id"])
     _, person = _person(account["account_id"], account["name"], account["phone_e164"], revealed)
-    return _render(
+    return render(
         request,
         "account.html",
         {
@@ -723,8 +821,8 @@ async def account_page(request: Request) -> Response:
 
 @guarded()
 async def trail_page(request: Request) -> Response:
-    await _log(request, "audit.view", {"page": "/trail"})
-    return _render(request, "trail.html", {"report": None})
+    await log_action(request, "audit.view", {"page": "/trail"})
+    return render(request, "trail.html", {"report": None})
 
 
 @guarded()
@@ -732,7 +830,7 @@ async def trail_verify(request: Request) -> Response:
     """`duecall audit verify` for auditors without a shell: every link, every recording, the anchors."""
     state = _state(request)
     report = await asyncio.to_thread(verify, state.db_path, state.anchors)
-    await _log(
+    await log_action(
         request,
         "audit.verify",
         {
@@ -745,24 +843,24 @@ async def trail_verify(request: Request) -> Response:
             "anchor_problems": len(report.anchor_problems),
         },
     )
-    return _render(request, "trail.html", {"report": report})
+    return render(request, "trail.html", {"report": report})
 
 
 # -- admin ------------------------------------------------------------------
 
 
-@guarded(admin=True)
+@guarded(needs="admin")
 async def auditors_page(request: Request) -> Response:
-    await _log(request, "audit.view", {"page": "/admin/auditors"})
+    await log_action(request, "audit.view", {"page": "/admin/auditors"})
     return await _auditors(request, "", "")
 
 
 async def _auditors(request: Request, error: str, done: str, status: int = 200) -> Response:
     users = await list_users(_state(request).store)
-    return _render(request, "auditors.html", {"users": users, "error": error, "done": done}, status)
+    return render(request, "auditors.html", {"users": users, "error": error, "done": done}, status)
 
 
-@guarded(admin=True)
+@guarded(needs="admin")
 async def auditors_create(request: Request) -> Response:
     form = await request.form()
     name, role = str(form.get("name", "")).strip(), str(form.get("role", ""))
@@ -771,7 +869,7 @@ async def auditors_create(request: Request) -> Response:
         return await _auditors(request, "The two passwords differ.", "", 400)
     try:
         await create_user(
-            _state(request).store, name, role, password, f"auditor:{_user(request).name}", _now()
+            _state(request).store, name, role, password, f"auditor:{user_of(request).name}", _now()
         )
     except AuditorError as error:
         return await _auditors(request, str(error), "", 400)

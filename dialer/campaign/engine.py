@@ -34,6 +34,7 @@ from dialer.campaign.pacing import Pacer
 from dialer.campaign.ports import IvrPort, TextPort, VoicemailView
 from dialer.campaign.retry import NOT_PLACED_DELAY, after_attempt, not_placed
 from dialer.campaign.steering import Choice, ContactNow, Later, Steering, text_batch
+from dialer.campaign.switch import Switch
 from dialer.core.clock import Clock
 from dialer.core.config import Settings
 from dialer.core.dialplan import (
@@ -120,6 +121,7 @@ class Dialer:
         ivr: IvrPort | None = None,
         steering: Steering | None = None,
         texts: TextPort | None = None,
+        started_by: str = "",
     ) -> None:
         self.settings = settings
         self.store = store
@@ -128,6 +130,9 @@ class Dialer:
         self.clock = clock
         self.dialer_id = dialer_id or socket.gethostname()
         self._actor = f"dialer:{self.dialer_id}"
+        self._started_by = started_by or self._actor  # who starts a new campaign (the CLI's user)
+        # Paused: no new call or text (docs/campaigns.md); every lane asks this one switch.
+        self.switch = Switch(store, campaign)
         self.ivr = ivr
         # A strategy decides each account's next contact, calls and texts (docs/strategy.md).
         if (steering is None) != (texts is None) or (steering is not None) != campaign.steered:
@@ -186,6 +191,7 @@ class Dialer:
     async def run(self, idle_horizon: timedelta | None = None) -> RunSummary:
         """Dial until every account is settled, or, with `idle_horizon`, until nothing is due that soon."""
         self._instance = await self.store.instance_id()
+        await self.switch.start(self.clock.now(), self._started_by)  # a new campaign: started, audited
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -233,7 +239,7 @@ class Dialer:
         return task
 
     async def _schedule(self, idle_horizon: timedelta | None) -> None:
-        while await self._acquire_line():
+        while await self._acquire_running(self.pacer):
             target = await self._next_target()
             if target is None:
                 self.pacer.release()
@@ -260,6 +266,17 @@ class Dialer:
         else:
             acquire.cancel()  # the pacer gives the line back when cancelled
             await asyncio.gather(acquire, return_exceptions=True)
+        return False
+
+    async def _acquire_running(self, pacer: Pacer) -> bool:
+        """A free line (or text slot) while the campaign is not paused; False when asked to stop.
+
+        While paused no line is held: the run waits (a pause is not the end of the campaign)."""
+        while await self._acquire_line(pacer):
+            if not await self.switch.paused():
+                return True
+            pacer.release()
+            await self.switch.wait_running(self._stop)
         return False
 
     async def _next_target(self) -> Target | None:
@@ -315,13 +332,13 @@ class Dialer:
         """Accounts due for a decision: the strategy puts each in a lane, for later, or stops it."""
         assert self.steering is not None
         limit = 200
-        while not self._stop.is_set():
+        while await self.switch.wait_running(self._stop):
             due = await self.store.due_targets(self.campaign.id, self.clock.now(), limit, channel=None)
             for target, (choice, _) in zip(
                 due, await self.steering.choose_all(due, self.clock.now()), strict=True
             ):
-                if self._stop.is_set():
-                    return
+                if self._stop.is_set() or await self.switch.paused():
+                    break  # the rest stay due: routed once the campaign runs again
                 await self._route(target, choice)
             if len(due) < limit:
                 await self._sleep(self.settings.dialer.poll_interval.total_seconds())
@@ -349,7 +366,7 @@ class Dialer:
 
     async def _text_loop(self, group: asyncio.TaskGroup) -> None:
         """The texts' lane: its own pacing (`[sms] concurrency`, `texts_per_second`)."""
-        while await self._acquire_line(self.text_pacer):
+        while await self._acquire_running(self.text_pacer):
             target = await self._next_text()
             if target is None:
                 self.text_pacer.release()
@@ -374,6 +391,8 @@ class Dialer:
             if not (isinstance(choice, ContactNow) and choice.channel == "sms"):
                 await self._route(target, choice)
                 return
+            if await self.switch.paused():
+                return  # paused meanwhile: still due in its lane, sent once the campaign runs again
             proposal = choice.proposal
             assert proposal.message is not None
             batch = text_batch(self.campaign.name, snapshot, proposal, now)
@@ -419,6 +438,9 @@ class Dialer:
             self.pacer.release()
             return
         voicemail, no_voicemail = await self._render_voicemail(target, script)
+        if await self.switch.paused():  # paused as the prompts rendered: not claimed, still due
+            self.pacer.release()
+            return
         now = self.clock.now()
         outcome = await self.store.claim(
             target,

@@ -21,7 +21,8 @@ DueCallError
 ├── AuditorError         an auditors' account cannot be created, found or changed
 ├── SmsGatewayError      the SMS gateway could not be set up, started or reached (names the port or file)
 ├── TemplateError        an SMS template file is invalid (every problem, with file, line and field)
-└── StrategyError        a contact strategy is invalid or refused (every problem, with file, line and field)
+├── StrategyError        a contact strategy is invalid or refused (every problem, with file, line and field)
+└── CampaignStateError   a start, pause or resume its campaign's state refuses (names both)
 
 A hung-up call is normal flow, never an exception (ivr.agi.AgiHangup is not a DueCallError).
 Every class is defined here; the modules that raise them import them from here.
@@ -170,3 +171,13 @@ class StrategyError(DueCallError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class CampaignStateError(DueCallError):
+    """A start, pause or resume that makes no sense in the campaign's state; names both."""
+
+    def __init__(self, campaign: str, state: str, wanted: str) -> None:
+        super().__init__(f"campaign {campaign!r} is {state}: it cannot be {wanted}")
+        self.campaign = campaign
+        self.state = state
+        self.wanted = wanted

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from dialer.core.vocab import RuleId
+from dialer.core.vocab import CampaignState, RuleId
 
 
 class Disposition(enum.StrEnum):
@@ -73,6 +73,7 @@ class Campaign:
     strategy_file: str = ""  # "": the campaign calls every account until settled (retry rules)
     strategy_sha256: str = ""
     seed: int | None = None  # the champion/challenger arms' seed
+    state: CampaignState = CampaignState.NEW  # as read; the dialer reads it again as it runs
 
     @property
     def steered(self) -> bool:

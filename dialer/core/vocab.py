@@ -122,3 +122,15 @@ class PromiseState(enum.StrEnum):
     KEPT = "kept"  # paid in full by the end of the promised (local) day
     PARTIALLY_KEPT = "partially_kept"  # the day passed with some but not all of it paid
     BROKEN = "broken"  # the day passed with nothing paid toward it
+
+
+class CampaignState(enum.StrEnum):
+    """Whether a campaign makes new contacts (table campaigns; docs/campaigns.md).
+
+    new -> running (start), running -> paused (pause), paused -> running (resume). While paused no
+    call is claimed and no text is sent; calls and texts already under way finish.
+    """
+
+    NEW = "new"  # created, never started
+    RUNNING = "running"
+    PAUSED = "paused"

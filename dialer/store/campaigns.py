@@ -9,21 +9,24 @@ from datetime import datetime
 import aiosqlite
 
 from dialer.core.models import Account, Campaign, Target, TargetState
+from dialer.core.vocab import CampaignState
 from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.db import Database, fetch_all
+from dialer.store.db import Database, Row, fetch_all
 from dialer.store.events import CampaignCreated, CampaignStrategy, TargetStopped
 from dialer.store.times import from_db, to_db
 
 CREATE_CAMPAIGN = "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
-CAMPAIGN = "SELECT id, name, created_at, strategy_file, strategy_sha256, seed FROM campaigns WHERE name=?"
+CAMPAIGN_COLUMNS = "id, name, created_at, strategy_file, strategy_sha256, seed, state"
+CAMPAIGN = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name=?"
 SET_STRATEGY = "UPDATE campaigns SET strategy_file=?, strategy_sha256=?, seed=? WHERE id=?"
 # "WHERE true" lets SQLite parse INSERT ... SELECT ... ON CONFLICT.
 # A campaign with a strategy: the strategy decides each new target's lane (channel NULL).
 ADD_TARGETS = (
-    "INSERT INTO targets (campaign_id, account_pk, state, attempts, next_at, channel) "
-    "SELECT ?, id, ?, 0, ?, (SELECT CASE strategy_file WHEN '' THEN 'voice' END FROM campaigns WHERE id=?) "
+    "INSERT INTO targets (campaign_id, account_pk, state, attempts, next_at, channel, added_at) "
+    "SELECT ?1, id, ?2, 0, ?3, "
+    "(SELECT CASE strategy_file WHEN '' THEN 'voice' END FROM campaigns WHERE id=?1), ?3 "
     "FROM accounts WHERE true{only} ON CONFLICT DO NOTHING"
 )
 DUE_TARGETS = (
@@ -85,16 +88,7 @@ class Campaigns:
 
     async def campaign(self, name: str) -> Campaign | None:
         row = await self._db.fetch_one(CAMPAIGN, (name,))
-        if row is None:
-            return None
-        return Campaign(
-            row["id"],
-            row["name"],
-            from_db(row["created_at"]),
-            row["strategy_file"],
-            row["strategy_sha256"],
-            row["seed"],
-        )
+        return None if row is None else campaign_from(row)
 
     async def set_strategy(
         self, campaign: Campaign, file: str, sha256: str, seed: int | None, now: datetime, actor: str
@@ -110,7 +104,7 @@ class Campaigns:
         self, campaign_id: int, now: datetime, account_ids: Sequence[str] | None = None
     ) -> int:
         """Put accounts into the campaign (all of them when no ids are given); returns how many were new."""
-        only, params = "", [campaign_id, TargetState.PENDING.value, to_db(now), campaign_id]
+        only, params = "", [campaign_id, TargetState.PENDING.value, to_db(now)]
         if account_ids is not None:
             only = f" AND account_id IN ({','.join('?' * len(account_ids))})"
             params += list(account_ids)
@@ -169,6 +163,19 @@ class Campaigns:
             outcomes = await _counts(db, OUTCOMES, campaign.id)
         nxt = [(from_db(r["next_at"]), r["account_id"], r["phone_e164"], r["note"]) for r in rows]
         return CampaignStatus(campaign, by_state, by_disp, by_disp.get("open", 0), nxt, outcomes)
+
+
+def campaign_from(row: Row) -> Campaign:
+    """A campaign from a row of CAMPAIGN_COLUMNS."""
+    return Campaign(
+        row["id"],
+        row["name"],
+        from_db(row["created_at"]),
+        row["strategy_file"],
+        row["strategy_sha256"],
+        row["seed"],
+        CampaignState(row["state"]),
+    )
 
 
 async def _counts(db: aiosqlite.Connection, sql: str, campaign_id: int) -> dict[str, int]:

@@ -156,6 +156,28 @@ class CampaignStrategy(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignStarted(Record):
+    """A new campaign starts making contacts (`duecall campaign start`, or its first `duecall run`)."""
+
+    KIND = "campaign.started"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPaused(Record):
+    """No new call or text until it is resumed; those under way finish."""
+
+    KIND = "campaign.paused"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignResumed(Record):
+    KIND = "campaign.resumed"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class TargetStopped(Record):
     """The strategy stopped contacting an account for good (paid, a dispute, a wrong number ...)."""
 
@@ -381,6 +403,9 @@ RECORDS: tuple[type[Record], ...] = (
     OptedOut,
     CampaignCreated,
     CampaignStrategy,
+    CampaignStarted,
+    CampaignPaused,
+    CampaignResumed,
     TargetStopped,
     ArmAssigned,
     MessageRefused,

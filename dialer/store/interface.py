@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from dialer.core.messages import TextStore
@@ -29,6 +29,7 @@ from dialer.core.models import (
     TargetState,
     TargetUpdate,
 )
+from dialer.core.vocab import CampaignState
 from dialer.store.accounts import ImportCounts
 from dialer.store.attempts import Decide
 from dialer.store.auditors import StoredAuditor
@@ -37,8 +38,10 @@ from dialer.store.chain import AuditEvent
 from dialer.store.db import Row
 from dialer.store.evidence import RecordingFacts
 from dialer.store.ivr import IvrProgress
+from dialer.store.live import LiveState
+from dialer.store.outcomes import CureRow, CurveRow, EntryRow, PromiseRow, RollRow
 from dialer.store.payments import AccountPayments, NewPayment, PaymentCounts
-from dialer.store.reports import FunnelRow
+from dialer.store.reports import FunnelRow, HourRow
 from dialer.strategy.arms import ArmAssignment, Stratum
 from dialer.strategy.snapshot import Snapshot
 
@@ -186,8 +189,44 @@ class Store(Reads, TextStore, Protocol):
 
     async def status(self, campaign: Campaign, upcoming: int = 10) -> CampaignStatus: ...
 
+    # -- a campaign's state (start, pause, resume) and its live figures
+    async def set_campaign_state(
+        self,
+        campaign_id: int,
+        state: CampaignState,
+        now: datetime,
+        actor: str,
+        *,
+        expected: CampaignState | None = None,
+    ) -> Campaign: ...
+
+    async def campaign_state(self, campaign_id: int) -> CampaignState: ...
+
+    async def live_state(self, campaign_id: int, now: datetime, upcoming: int = 10) -> LiveState: ...
+
     # -- reports
     async def funnel(self, campaign_id: int, by: str = "") -> list[FunnelRow]: ...
+
+    async def contacts_by_hour(self, campaign_id: int) -> list[HourRow]: ...
+
+    # -- reports: the money (dialer/store/outcomes.py)
+    async def promise_verdicts(self, campaign_id: int, today: date, by: str = "") -> list[PromiseRow]: ...
+
+    async def cures(self, campaign_id: int, start: date, end: date, by: str = "") -> list[CureRow]: ...
+
+    async def entries(self, campaign_id: int, start: date, end: date, by: str = "") -> list[EntryRow]: ...
+
+    async def roll_matrix(
+        self, campaign_id: int, months: int, today: date | None = None
+    ) -> list[RollRow]: ...
+
+    async def curves(self, campaign_id: int, max_days: int, today: date | None = None) -> list[CurveRow]: ...
+
+    async def recovered_by_arm(
+        self, campaign_id: int, since: date | None, currency: str | None = None
+    ) -> dict[str, list[int]]: ...
+
+    async def fill_payment_days(self) -> int: ...
 
     # -- attempts and calls
     async def claim(

@@ -3,6 +3,7 @@ payments and promises read back for its balance (`dialer.core.balance` computes 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from dialer.core.balance import Payment, PromiseMade
+from dialer.core.balance import Payment, PromiseMade, decision_zone, payment_day
 from dialer.core.models import Account, RejectedRow
 from dialer.core.vocab import Outcome
 from dialer.store.accounts import ACCOUNT, ACCOUNT_COLUMNS, account_from
@@ -38,8 +39,9 @@ KNOWN = (
 )
 INSERT = (
     "INSERT INTO payments (payment_id, account_pk, amount_minor, currency, paid_at, paid_on, import_id, "
-    "row_number, imported_at) VALUES (?,?,?,?,?,?,?,?,?)"
+    "row_number, imported_at, paid_day) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
+ZONES_OF = "SELECT id, time_zones FROM accounts WHERE id IN ({marks})"
 ACCOUNTS_NAMED = f"SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id IN ({{marks}})"
 PAYMENTS_OF = (
     "SELECT payment_id, amount_minor, currency, paid_at, paid_on FROM payments "
@@ -117,7 +119,8 @@ class Payments:
         async with self._db.write() as db:
             known = await _known(db, [p.payment.payment_id for p in payments])
             fresh, duplicates, conflicts = _split(payments, known)
-            await db.executemany(INSERT, [_params(p, import_id, now) for p in fresh])
+            zones = await _zones(db, [p.account_pk for p in fresh])
+            await db.executemany(INSERT, [_params(p, import_id, now, zones[p.account_pk]) for p in fresh])
             every_reject = sorted([*rejects, *conflicts], key=lambda r: r.row_number)  # file order
             await db.executemany(
                 ADD_REJECT, [(import_id, r.row_number, r.reason, r.raw) for r in every_reject]
@@ -215,7 +218,23 @@ def _day(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def _params(p: NewPayment, import_id: int, now: datetime) -> tuple[Any, ...]:
+def local_day(payment: Payment, zones: Sequence[str]) -> date:
+    """A payment's day for the reports (payments.paid_day): the date the file gave, else its local
+    date in the account's decision zone at the moment it was paid."""
+    return payment_day(payment, decision_zone(zones, payment.paid_at))
+
+
+async def _zones(db: aiosqlite.Connection, account_pks: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    pks = list(dict.fromkeys(account_pks))
+    zones: dict[int, tuple[str, ...]] = {}
+    for start in range(0, len(pks), _CHUNK):
+        chunk = pks[start : start + _CHUNK]
+        rows = await fetch_all(db, ZONES_OF.format(marks=",".join("?" * len(chunk))), chunk)
+        zones.update((row["id"], tuple(json.loads(row["time_zones"]))) for row in rows)
+    return zones
+
+
+def _params(p: NewPayment, import_id: int, now: datetime, zones: Sequence[str]) -> tuple[Any, ...]:
     pay = p.payment
     return (
         pay.payment_id,
@@ -227,6 +246,7 @@ def _params(p: NewPayment, import_id: int, now: datetime) -> tuple[Any, ...]:
         import_id,
         p.row_number,
         to_db(now),
+        local_day(pay, zones).isoformat(),
     )
 
 

@@ -10,12 +10,15 @@ from dialer.store.arms import ArmAssignments
 from dialer.store.attempts import Attempts
 from dialer.store.auditors import Auditors
 from dialer.store.calls import Calls
+from dialer.store.campaign_state import CampaignStates
 from dialer.store.campaigns import Campaigns
 from dialer.store.contacts import Contacts
 from dialer.store.db import SCHEMA_VERSION, Database
 from dialer.store.interface import Store
 from dialer.store.ivr import IvrSteps
+from dialer.store.live import Live
 from dialer.store.messages import Messages
+from dialer.store.outcomes import Outcomes
 from dialer.store.payments import Payments
 from dialer.store.recordings import Recordings
 from dialer.store.reports import Reports
@@ -28,6 +31,8 @@ class SqliteStore(
     Payments,
     Contacts,
     Campaigns,
+    CampaignStates,
+    Live,
     Snapshots,
     ArmAssignments,
     Attempts,
@@ -36,6 +41,7 @@ class SqliteStore(
     Messages,
     Recordings,
     Reports,
+    Outcomes,
     Auditors,
     Trail,
 ):
@@ -46,7 +52,9 @@ class SqliteStore(
 
     @classmethod
     async def open(cls, path: Path, synchronous: str = "FULL") -> SqliteStore:
-        return cls(await Database.open(path, synchronous))
+        store = cls(await Database.open(path, synchronous))
+        await store.fill_payment_days()  # payments stored before their day was kept (migration 0014)
+        return store
 
     async def close(self) -> None:
         await self._db.close()

@@ -1,4 +1,5 @@
-"""`duecall audit serve` and `duecall audit user add|list|disable|password`."""
+"""`duecall audit serve` (the web app: the auditors' pages and the operations pages) and
+`duecall audit user add|list|disable|password`."""
 
 from __future__ import annotations
 
@@ -19,19 +20,22 @@ from duecall.storage import open_store
 @click.option("--secure-cookie", is_flag=True, help="Send the session cookie over HTTPS only (behind TLS).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, secure_cookie: bool) -> None:
-    """Serve the auditors' web page (sign in with a user from `duecall audit user add`)."""
+    """Serve the web app: the auditors' pages and the operations pages (/ops); sign in with a user
+    from `duecall audit user add`."""
     import uvicorn
 
     from audit.web.app import create_app  # the web stack loads only for this command
+    from duecall.console import console_pages
 
-    app = create_app(settings_of(ctx), secure_cookie=secure_cookie, bound=host)
-    console.print(f"Audit page on http://{host}:{port}/ (Ctrl-C stops it).")
+    s = settings_of(ctx)
+    app = create_app(s, secure_cookie=secure_cookie, bound=host, extensions=[console_pages(s)])
+    console.print(f"Audit and operations pages on http://{host}:{port}/ (Ctrl-C stops it).")
     uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=False, log_level="info")
 
 
 @click.group()
 def user() -> None:
-    """People who may sign in to the audit page."""
+    """People who may sign in to the web page (auditors, operators, admins)."""
 
 
 @user.command("add")
@@ -40,7 +44,9 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @click.pass_context
 def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
-    """Create a user; `auditor` is read-only and sees masked names and numbers, `admin` may reveal them."""
+    """Create a user: `auditor` opens the audit pages (read-only), `operator` the operations pages
+    (campaigns, start/pause/resume, reports); both see masked names and numbers. `admin` has both
+    and may reveal names and numbers."""
     s = settings_of(ctx)
     password = _password(password_stdin)
 

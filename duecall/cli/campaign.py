@@ -1,4 +1,4 @@
-"""`duecall campaign create`, `duecall run` and `duecall status`."""
+"""`duecall campaign create|start|pause|resume`, `duecall run` and `duecall status`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.table import Table
 from dialer.campaign.engine import RunSummary
 from dialer.core.clock import SystemClock
 from dialer.core.models import Campaign
+from dialer.core.vocab import CampaignState
 from duecall import steered
 from duecall.cli._shared import console, operator, settings_of
 from duecall.cli.plan import plan_command
@@ -58,6 +59,46 @@ def campaign_create(
     console.print(f"campaign {name}{follows}: {added} accounts added{arms}.")
 
 
+# command -> (the state it acts from, the state it leaves the campaign in)
+_STATE_COMMANDS = {
+    "start": (CampaignState.NEW, CampaignState.RUNNING),
+    "pause": (CampaignState.RUNNING, CampaignState.PAUSED),
+    "resume": (CampaignState.PAUSED, CampaignState.RUNNING),
+}
+
+
+def _state_command(name: str, help_text: str) -> click.Command:
+    expected, wanted = _STATE_COMMANDS[name]
+
+    @click.argument("campaign_name", metavar="CAMPAIGN")
+    @click.pass_context
+    def command(ctx: click.Context, campaign_name: str) -> None:
+        s = settings_of(ctx)
+
+        async def go() -> None:
+            store = await open_store(s)
+            try:
+                found = await campaign_named(store, campaign_name)
+                now = SystemClock().now()
+                await store.set_campaign_state(found.id, wanted, now, operator(), expected=expected)
+            finally:
+                await store.close()
+
+        asyncio.run(go())
+        console.print(f"campaign {campaign_name}: {wanted}.")
+
+    command.__doc__ = help_text
+    return campaign.command(name)(command)
+
+
+_state_command("start", "Start a new campaign (`duecall run` makes its calls and texts).")
+_state_command(
+    "pause",
+    "Pause a running campaign: no new call or text (those under way finish) until it is resumed.",
+)
+_state_command("resume", "Resume a paused campaign: a `duecall run` of it goes on where it stopped.")
+
+
 @click.command("run")
 @click.argument("campaign_name", metavar="CAMPAIGN")
 @click.option("--exit-when-idle", is_flag=True, help="Exit when nothing is due now (for cron).")
@@ -65,11 +106,14 @@ def campaign_create(
 def run_campaign(ctx: click.Context, campaign_name: str, exit_when_idle: bool) -> None:
     """Place the campaign's calls until every account is settled (Ctrl-C stops gracefully).
 
+    A new campaign is started first; while it is paused the run waits (`duecall campaign resume`).
+
     A campaign with a strategy makes the calls and sends the texts its strategy asks for, each
     through the policy, until every account is stopped (paid, disputed ...) or, with
     --exit-when-idle, until nothing is due now."""
     s = settings_of(ctx)
-    summary = asyncio.run(dial(s, campaign_name, SystemClock(), timedelta(0) if exit_when_idle else None))
+    horizon = timedelta(0) if exit_when_idle else None
+    summary = asyncio.run(dial(s, campaign_name, SystemClock(), horizon, started_by=operator()))
     _print_summary(summary)
 
 
@@ -93,7 +137,7 @@ def _print_summary(summary: RunSummary) -> None:
 @click.argument("campaign_name", metavar="CAMPAIGN")
 @click.pass_context
 def status(ctx: click.Context, campaign_name: str) -> None:
-    """Counts by disposition and what is scheduled next."""
+    """Its state (new, running, paused), counts by disposition and what is scheduled next."""
     s = settings_of(ctx)
 
     async def go() -> None:
@@ -103,6 +147,7 @@ def status(ctx: click.Context, campaign_name: str) -> None:
             st = await store.status(found)
         finally:
             await store.close()
+        console.print(f"campaign {found.name}: {found.state}")
         console.print(_counts_table("Accounts by state", st.targets_by_state))
         console.print(_counts_table("Attempts by disposition", st.attempts_by_disposition))
         if st.outcomes:
@@ -124,3 +169,4 @@ def _counts_table(title: str, counts: dict[str, int]) -> Table:
 
 
 campaign.add_command(plan_command, "plan")
+campaign.add_command(status, "status")  # `duecall campaign status` is `duecall status`

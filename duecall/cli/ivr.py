@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from dialer.core.models import Account
 from duecall.cli._shared import console, settings_of, validate_each
+from duecall.samples import sample_account, script_lines
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -50,27 +49,6 @@ def ivr_lint(files: tuple[Path, ...], policy: str) -> None:
     console.print(f"{len(files)} script(s) meet the {policy} requirements.")
 
 
-def _sample_account(locale: str) -> Account:
-    from datetime import date
-
-    names = {"zh-CN": "王伟", "ko-KR": "김민준"}
-    currency = {"zh-CN": "CNY", "ko-KR": "KRW"}.get(locale, "USD")
-    amount = 1234000 if currency == "KRW" else 123450
-    return Account(
-        0,
-        "SAMPLE",
-        "SAMPLE",
-        names.get(locale, "Olivia Smith"),
-        "+10000000000",
-        (),
-        False,
-        amount,
-        currency,
-        date.today() + timedelta(days=3),
-        locale,
-    )
-
-
 @ivr.command("render")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -84,18 +62,11 @@ def ivr_render(ctx: click.Context, file: Path, out: Path | None) -> None:
     """Render every prompt of a script (with a sample borrower) to 8 kHz WAV files for a listen."""
     from duecall.runtime import prompt_cache
     from ivr.script import load_script
-    from ivr.service import account_fields, voicemail_text
-    from ivr.spoken import spoken_date
 
     s = settings_of(ctx)
     script = load_script(file)
     folder = out or s.path(s.asterisk.state_dir) / "render" / script.name
-    sample = _sample_account(script.locale)
-    fields = {**account_fields(script, sample), "promised_date": spoken_date(sample.due_date, script.locale)}
-    texts = [(where, template.format(**fields)) for where, template in script.templates()]
-    message = voicemail_text(script)
-    if message is not None:  # what an answering machine would be left
-        texts.append(("voicemail", message))
+    texts = script_lines(script)
 
     async def go() -> list[tuple[str, Path]]:
         cache = prompt_cache(s)  # the voices a call would hear: piper where configured
@@ -125,7 +96,7 @@ def ivr_try(file: Path) -> None:
     from ivr.spoken import spoken_date
 
     script = load_script(file)
-    fields = account_fields(script, _sample_account(script.locale))
+    fields = account_fields(script, sample_account(script.locale))
 
     async def opt_out() -> None:
         console.print("  (opt-out recorded)")

@@ -289,16 +289,39 @@ def run_demo(settings: Settings, console: Console) -> None:
             "for the same borrowers, with what they did today (nothing is sent)"
         )
         render(console, STRATEGY_CAMPAIGN, asyncio.run(_plan_strategy(s, strategy, SystemClock().now())))
+    plots = db_path.parent / "report"
+    console.print(f"[b]8. Report[/b]: did today's reminders work (`duecall report demo --png {plots}`)")
+    asyncio.run(_report(s, plots, console))
     console.print(
         f"Recordings are under {s.path(s.dialer.recordings_dir)}. See it again:\n"
         f"  duecall --config {demo_config} status demo\n"
         f"  duecall --config {demo_config} campaign plan {STRATEGY_CAMPAIGN} --account {FOLLOWED}\n"
+        f"  duecall --config {demo_config} report demo --csv demo.csv --png {plots}\n"
         f"  duecall --config {demo_config} audit verify\n"
         f"  duecall --config {demo_config} audit user add admin --role admin\n"
         f"  duecall --config {demo_config} audit serve    (then open http://127.0.0.1:8470)",
         soft_wrap=True,
         highlight=False,
     )
+
+
+async def _report(s: Settings, plots: Path, console: Console) -> None:
+    """The demo campaign's report in the terminal, and its plots as PNG files in `plots`."""
+    # Imported here: matplotlib and scipy take seconds to load, which no other command should pay.
+    from reports.build import build_report
+    from reports.plots import write_plots
+    from reports.tables import render as render_report
+
+    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    try:
+        campaign = await store.campaign("demo")
+        assert campaign is not None
+        report = await build_report(store, campaign, by="", since=None, today=datetime.now(UTC).date())
+    finally:
+        await store.close()
+    render_report(console, report)
+    paths = await asyncio.to_thread(write_plots, report, plots)
+    console.print("plots: " + ", ".join(str(p) for p in paths), soft_wrap=True, highlight=False)
 
 
 async def _plan_strategy(s: Settings, strategy: Path, now: datetime) -> Plan:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from audit.web.app import create_app
+from audit.web.app import Extension, create_app
 from dialer.core.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,12 +40,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(settings: Settings, timeout: float = 15.0) -> Iterator[str]:
-    """The audit page on 127.0.0.1 in a thread; yields its base URL."""
+def serving(settings: Settings, timeout: float = 15.0, extensions: Sequence[Extension] = ()) -> Iterator[str]:
+    """The audit page (with `extensions`: the operations pages) on 127.0.0.1 in a thread; yields
+    its base URL."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none", http="h11"
-    )
+    app = create_app(settings, extensions=extensions)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none", http="h11")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

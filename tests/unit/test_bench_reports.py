@@ -1,0 +1,38 @@
+"""bench/bench_reports.py builds its store by SQL alone; a small one, and the reports agree with it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from bench.bench_reports import CALLS_PER_ACCOUNT, build
+from dialer.store import SqliteStore
+
+
+def _count(path: Path, sql: str) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute(sql).fetchone()[0])
+
+
+async def test_the_bench_store_is_built_and_every_funnel_adds_up(tmp_path: Path) -> None:
+    path = tmp_path / "reports-2000.db"
+    await asyncio.to_thread(build, path, 2000)  # it runs a loop of its own to migrate
+    placed = _count(path, "SELECT count(*) FROM attempts WHERE disposition != 'not_placed'")
+    assert _count(path, "SELECT count(*) FROM attempts") == 2000 * CALLS_PER_ACCOUNT
+    store = await SqliteStore.open(path)
+    try:
+        [whole] = await store.funnel(1)
+        funnels = {by: await store.funnel(1, by) for by in ("arm", "bucket", "period")}
+        hours = await store.contacts_by_hour(1)
+    finally:
+        await store.close()
+    assert whole.accounts == 2000 and whole.calls == placed
+    assert 0 < whole.right_party < whole.contacted < whole.attempted
+    assert 0 < whole.promised < whole.right_party
+    for by, rows in funnels.items():  # every account in exactly one group
+        assert sum(r.accounts for r in rows) == whole.accounts, by
+        assert sum(r.calls for r in rows) == whole.calls and sum(r.texts for r in rows) == whole.texts, by
+    assert len(funnels["bucket"]) >= 5  # entry buckets from M0 to M5+
+    assert sum(h.calls for h in hours) == whole.calls and sum(h.texts for h in hours) == whole.texts
+    assert sum(h.right_party for h in hours) == whole.right_party_calls
