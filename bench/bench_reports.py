@@ -170,12 +170,13 @@ def _campaign_rows(n: int) -> list[str]:
     ]
 
 
-def _attempts(n: int) -> str:
+def _attempts(n: int, count: int = 0, on_day: int | None = None) -> str:
     pk = f"1 + r % {n}"
     disposition = _cases("r / 10000000", DISPOSITIONS)
     outcome = _cases("s / 1000", OUTCOMES)
     start_hour = _zone_case(3).format(pk=f"({pk})")
     day = f"({_entry_day(f'({pk})')} + (s / 1000000) % (60 - {_entry_day(f'({pk})')}))"
+    day = day if on_day is None else str(on_day)
     # Calls in the local day 08:00-21:00; a few at odd hours (a zone's numbers can be elsewhere).
     at = f"{day} * {DAY} + ({start_hour}) * 3600 + (s / 100000000) % (13 * 3600)"
     return (
@@ -185,7 +186,7 @@ def _attempts(n: int) -> str:
         f"CASE WHEN d IN ('answered', 'hung_up_early', 'cut') THEN {_stamp('at + 20')} END, "
         f"{_stamp('at + 60')}, d, CASE WHEN d = 'answered' AND s % 1000 < 860 THEN {outcome} END, "
         f"'reminder-en-US', {_pick('s / 7', CALL_STEPS)} "
-        f"FROM (SELECT r, s, {disposition} AS d, {at} AS at FROM ({_series(n * CALLS_PER_ACCOUNT)} "
+        f"FROM (SELECT r, s, {disposition} AS d, {at} AS at FROM ({_series(count or n * CALLS_PER_ACCOUNT)} "
         "SELECT r, s FROM n))"
     )
 
@@ -322,24 +323,52 @@ def queries(store: Any, today: date) -> list[tuple[str, Callable[[], Awaitable[o
     return found
 
 
+NEW_CALLS = 10_000  # written after the first report: the warm report recomputes only their accounts
+
+
 async def run(path: Path) -> None:
     t0 = time.perf_counter()
     store = await SqliteStore.open(path)
     print(f"opened (migrations newer than the file applied) in {time.perf_counter() - t0:.1f} s")
     try:
-        print(f"{'query':<22} {'seconds':>8} {'CPU s':>6} {'RSS before':>10} {'peak MiB':>9}  rows")
+        print(f"{'query':<34} {'seconds':>8} {'CPU s':>6} {'RSS before':>10} {'peak MiB':>9}  rows")
+        if hasattr(store, "refresh_report_rollups"):
+            await _measure("first refresh (rollups built)", lambda: store.refresh_report_rollups(1))
         for name, query in queries(store, date(2026, 12, 1)):
-            _reset_peak()
-            before, c1, t1 = _peak_mib(), time.process_time(), time.perf_counter()
-            result = await query()
-            took, cpu = time.perf_counter() - t1, time.process_time() - c1
-            size = len(result) if hasattr(result, "__len__") else 1
-            print(f"{name:<22} {took:8.2f} {cpu:6.1f} {before:10.0f} {_peak_mib():9.0f}  {size}", flush=True)
+            await _measure(name, query)
+        if hasattr(store, "refresh_report_rollups"):
+            took = await asyncio.to_thread(_new_calls, path, ARGS.accounts)
+            print(f"({NEW_CALLS:,} calls on random accounts, on the last day, written in {took:.1f} s)")
+            await _measure(f"refresh after {NEW_CALLS:,} calls", lambda: store.refresh_report_rollups(1))
+            for name, query in queries(store, date(2026, 12, 1))[:7]:
+                await _measure(f"{name} (warm)", query)
     finally:
         await store.close()
 
 
-ARGS = argparse.Namespace(verbose=False)
+async def _measure(name: str, query: Callable[[], Awaitable[object]]) -> None:
+    _reset_peak()
+    before, c1, t1 = _peak_mib(), time.process_time(), time.perf_counter()
+    result = await query()
+    took, cpu = time.perf_counter() - t1, time.process_time() - c1
+    size = len(result) if hasattr(result, "__len__") else 1
+    print(f"{name:<34} {took:8.2f} {cpu:6.1f} {before:10.0f} {_peak_mib():9.0f}  {size}", flush=True)
+
+
+def _new_calls(path: Path, n: int) -> float:
+    """NEW_CALLS more calls (and their outcomes) on random accounts, as the dialer would add them."""
+    t0 = time.perf_counter()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    first = db.execute("SELECT coalesce(max(id), 0) FROM attempts").fetchone()[0]
+    db.execute(_attempts(n, NEW_CALLS, on_day=59))  # today's calls: the campaign's last day
+    db.execute(OUTCOME_ROWS + f" AND id > {first}")
+    db.execute("COMMIT")
+    db.close()
+    return time.perf_counter() - t0
+
+
+ARGS = argparse.Namespace(verbose=False, accounts=1_000_000)
 
 
 def main() -> None:
@@ -349,7 +378,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench", help="where the store is cached")
     parser.add_argument("--verbose", action="store_true", help="time each build statement")
     args = parser.parse_args()
-    ARGS.verbose = args.verbose
+    ARGS.verbose, ARGS.accounts = args.verbose, args.accounts
     path = args.dir / f"reports-{args.accounts}-b{BUILD}.db"
     if args.rebuild or not path.exists():
         took = build(path, args.accounts)

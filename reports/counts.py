@@ -64,7 +64,7 @@ async def gather(
         promises=promises,
         cures=cures,
         entries=entries,
-        roll=await store.roll_matrix(campaign_id, ROLL_MONTHS, today),
+        roll=await store.roll_matrix(campaign_id, roll_months(start, today), today),
         curves=curves,
         hours=await store.contacts_by_hour(campaign_id),
         arm_funnel=arm_funnel,
@@ -73,6 +73,13 @@ async def gather(
         notes=tuple(notes),
         unsplit=frozenset(unsplit),
     )
+
+
+def roll_months(start: date, today: date) -> int:
+    """The roll matrix's months: from the period's first month (the campaign's, by default) to
+    today's, at most ROLL_MONTHS. Months before it would only show accounts not yet due as M0."""
+    months = (today.year - start.year) * 12 + today.month - start.month + 1
+    return max(1, min(ROLL_MONTHS, months))
 
 
 async def _funnels(

@@ -37,7 +37,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "promise_rate",
         "Promise-to-pay rate",
-        "accounts that promised to pay (on a call or by a text's answer)",
+        "accounts with a right-party contact that promised to pay (on a call or by a text's answer)",
         "accounts with a right-party contact",
     ),
     Metric(

@@ -42,9 +42,16 @@ def _migrations() -> list[tuple[int, str]]:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration into statements (no semicolons inside our literals)."""
+    """Split a migration into statements (no semicolons inside our literals; a trigger's body,
+    whose statements end in semicolons, stays one statement: sqlite3.complete_statement)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    found, part = [], ""
+    for piece in "\n".join(lines).split(";"):
+        part += piece + ";"
+        if sqlite3.complete_statement(part):
+            found.append(part.strip().removesuffix(";").strip())
+            part = ""
+    return [s for s in found if s]
 
 
 def _make_private(path: Path) -> None:

@@ -18,10 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from sqlite3 import Row
+
+import aiosqlite
 
 from dialer.core.balance import bucket, decision_zone
 from dialer.core.models import PERSON_ANSWERED
-from dialer.store.db import Database, fetch_all
+from dialer.store.db import Database, fetch_all, fetch_one
 from dialer.store.times import from_db
 
 _PERSON = "(" + ", ".join(f"'{d.value}'" for d in sorted(PERSON_ANSWERED)) + ")"  # for SQL
@@ -43,97 +46,161 @@ def _segment(column: str) -> str:
     )
 
 
-# Per account (and, by step or segment, per step or segment: `k`), one pass over each table.
+# Per account (and, by step or segment, per step or segment: `k`), one pass over each table;
+# `{only}` restricts each pass to some accounts (the rollup's dirty ones) or to none ("").
 _PER_ACCOUNT = f"""
 calls AS (
     SELECT account_pk, {{k_call}} AS k, count(*) AS placed,
         max(coalesce(disposition, '') IN {_PERSON}) AS contacted,
         max(outcome IS 'promise_to_pay') AS promised, min(decided_at) AS first_at
-    FROM attempts WHERE campaign_id = ?1 AND {_PLACED} GROUP BY {{by}}),
+    FROM attempts WHERE campaign_id = ?1 AND {_PLACED} {{only}} GROUP BY {{by}}),
 rpc AS (
     SELECT t.account_pk, {{k_rpc}} AS k, count(*) AS calls
-    FROM outcomes o CROSS JOIN attempts t ON t.id = o.attempt_id
-    WHERE t.campaign_id = ?1 AND json_extract(o.detail, '$.right_party') = 1 GROUP BY t.{{by}}),
+    FROM {{rpc_from}}
+    WHERE t.campaign_id = ?1 AND json_extract(o.detail, '$.right_party') = 1 {{only_t}} GROUP BY t.{{by}}),
 texts AS (
     SELECT account_pk, {{k_text}} AS k, count(*) AS sent, sum(state = 'delivered') AS delivered,
         min(decided_at) AS first_at
-    FROM messages WHERE campaign_id = ?1 AND {_SENT} GROUP BY {{by}}),
+    FROM messages WHERE campaign_id = ?1 AND {_SENT} {{only}} GROUP BY {{by}}),
 replies AS (
     SELECT i.account_pk, {{k_reply}} AS k, max(i.kind IN ('answer', 'for_person')) AS replied,
         max(i.kind = 'opt_out') AS stop, max(i.outcome IS 'promise_to_pay') AS promised
     FROM inbound_messages i JOIN messages m ON m.id = i.message_id
-    WHERE m.campaign_id = ?1 AND i.account_pk IS NOT NULL GROUP BY i.{{by}})"""
-_COUNTS = """
-    count(*) AS accounts,
+    WHERE m.campaign_id = ?1 AND i.account_pk IS NOT NULL {{only_i}} GROUP BY i.{{by}})"""
+_ONLY = "AND {c}account_pk IN (SELECT account_pk FROM temp.report_batch)"
+# Some accounts: from their calls to the outcomes; all of them: the other way round (fewer rows).
+_RPC_FROM = {
+    True: "attempts t CROSS JOIN outcomes o ON o.attempt_id = t.id",
+    False: "outcomes o CROSS JOIN attempts t ON t.id = o.attempt_id",
+}
+# The keys: by all steps (''), by step, by segment; what each pass groups by.
+_KINDS: dict[str, Callable[[str], str]] = {"": lambda _: "''", "step": lambda c: c, "segment": _segment}
+_KEY_COLUMNS = {"k_call": "step", "k_rpc": "t.step", "k_text": "step", "k_reply": "m.step"}
+
+
+def _per_account(kind: str, only: bool) -> str:
+    key = _KINDS[kind]
+    restrict = {
+        n: _ONLY.format(c=c) if only else "" for n, c in (("only", ""), ("only_t", "t."), ("only_i", "i."))
+    }
+    return _PER_ACCOUNT.format(
+        by="account_pk, k",
+        rpc_from=_RPC_FROM[only],
+        **{n: key(c) for n, c in _KEY_COLUMNS.items()},
+        **restrict,
+    )
+
+
+# The rollup's rows of the accounts in temp.report_batch, for one kind: each (account, k) once.
+_ROLLUP = """
+WITH {per_account}
+INSERT INTO report_accounts (campaign_id, kind, k, account_pk, placed, contacted, right_party_calls,
+    call_promised, sent, delivered, replied, stop, text_promised, first_at)
+SELECT ?1, '{kind}', k, account_pk, sum(placed), max(contacted), sum(rpc), max(call_promised), sum(sent),
+    sum(delivered), max(replied), max(stop), max(text_promised), min(first_at)
+FROM (
+    SELECT account_pk, k, placed, contacted, 0 AS rpc, promised AS call_promised, 0 AS sent, 0 AS delivered,
+        0 AS replied, 0 AS stop, 0 AS text_promised, first_at FROM calls
+    UNION ALL SELECT account_pk, k, 0, 0, calls, 0, 0, 0, 0, 0, 0, NULL FROM rpc
+    UNION ALL SELECT account_pk, k, 0, 0, 0, 0, sent, delivered, 0, 0, 0, first_at FROM texts
+    UNION ALL SELECT account_pk, k, 0, 0, 0, 0, 0, 0, replied, stop, promised, NULL FROM replies)
+GROUP BY account_pk, k
+"""
+# A promise counts (`promised`) on an account with a right-party call; without one it is
+# `promised_unconfirmed` (a text's answer, or a call's promise nobody confirmed being the borrower).
+_ROLLUP_COUNTS = """
+    coalesce(sum(r.placed > 0), 0) AS attempted,
+    coalesce(sum(r.placed), 0) AS calls,
+    coalesce(sum(r.contacted), 0) AS contacted,
+    coalesce(sum(r.right_party_calls > 0), 0) AS right_party,
+    coalesce(sum(r.right_party_calls), 0) AS right_party_calls,
+    coalesce(sum(r.right_party_calls > 0 AND max(r.call_promised, r.text_promised)), 0) AS promised,
+    coalesce(sum(r.sent > 0), 0) AS texted,
+    coalesce(sum(r.sent), 0) AS texts,
+    coalesce(sum(r.delivered), 0) AS delivered,
+    coalesce(sum(r.replied), 0) AS replied,
+    coalesce(sum(r.stop), 0) AS opted_out,
+    coalesce(sum(r.right_party_calls = 0 AND max(r.call_promised, r.text_promised)), 0)
+        AS promised_unconfirmed"""
+# Every account of the campaign, once: by arm, or by a raw key (zones, times) converted below.
+ROLLUP_ACCOUNT_FUNNEL = f"""
+SELECT {{group}} AS grp, count(*) AS accounts, {_ROLLUP_COUNTS}
+FROM targets b
+LEFT JOIN report_accounts r ON r.campaign_id = ?1 AND r.kind = '' AND r.k = '' AND r.account_pk = b.account_pk
+{{joins}}
+WHERE b.campaign_id = ?1 GROUP BY grp ORDER BY grp
+"""
+# The accounts each step (or segment) called or texted, once per step (or segment).
+ROLLUP_CONTACT_FUNNEL = f"""
+SELECT r.k AS grp, sum(r.placed > 0 OR r.sent > 0) AS accounts, {_ROLLUP_COUNTS}
+FROM report_accounts r WHERE r.campaign_id = ?1 AND r.kind = ?2 GROUP BY r.k ORDER BY r.k
+"""
+
+# The reference: the same counts straight from the base tables (slow on a big campaign: the
+# tests compare the rollup with it).
+_PROMISED = "max(coalesce(calls.promised, 0), coalesce(replies.promised, 0))"
+_DIRECT_COUNTS = f"""
     count(calls.account_pk) AS attempted,
     coalesce(sum(calls.placed), 0) AS calls,
     coalesce(sum(calls.contacted), 0) AS contacted,
     count(rpc.account_pk) AS right_party,
     coalesce(sum(rpc.calls), 0) AS right_party_calls,
-    coalesce(sum(max(coalesce(calls.promised, 0), coalesce(replies.promised, 0))), 0) AS promised,
+    coalesce(sum(rpc.account_pk IS NOT NULL AND {_PROMISED}), 0) AS promised,
     count(texts.account_pk) AS texted,
     coalesce(sum(texts.sent), 0) AS texts,
     coalesce(sum(texts.delivered), 0) AS delivered,
     coalesce(sum(replies.replied), 0) AS replied,
-    coalesce(sum(replies.stop), 0) AS opted_out"""
+    coalesce(sum(replies.stop), 0) AS opted_out,
+    coalesce(sum(rpc.account_pk IS NULL AND {_PROMISED}), 0) AS promised_unconfirmed"""
 _JOINS = """
 LEFT JOIN calls ON calls.account_pk = b.account_pk AND calls.k = b.k
 LEFT JOIN rpc ON rpc.account_pk = b.account_pk AND rpc.k = b.k
 LEFT JOIN texts ON texts.account_pk = b.account_pk AND texts.k = b.k
 LEFT JOIN replies ON replies.account_pk = b.account_pk AND replies.k = b.k"""
-# Every account of the campaign, once: by arm, or by a raw key (zones, times) converted below.
-ACCOUNT_FUNNEL = f"""
-WITH {_PER_ACCOUNT.format(k_call="''", k_rpc="''", k_text="''", k_reply="''", by="account_pk")},
+_DIRECT_ACCOUNT_FUNNEL = f"""
+WITH {{per_account}},
 b AS (SELECT t.account_pk, '' AS k, t.added_at FROM targets t WHERE t.campaign_id = ?1)
-SELECT {{group}} AS grp, {_COUNTS}
+SELECT {{group}} AS grp, count(*) AS accounts, {_DIRECT_COUNTS}
 FROM b {{joins}} {_JOINS}
 GROUP BY grp ORDER BY grp
 """
-# The accounts each step (or segment) called or texted, once per step (or segment): counted per
-# step from each pass, an account both called and texted (or promising both ways) taken off once
-# (|A or B| = |A| + |B| - |A and B|), so that only those pairs are joined.
-CONTACT_FUNNEL = """
-WITH {per_account},
-per_step(k, accounts, attempted, calls, contacted, right_party, right_party_calls, promised, texted,
-    texts, delivered, replied, opted_out) AS (
-    SELECT k, count(*), count(*), sum(placed), sum(contacted), 0, 0, sum(promised), 0, 0, 0, 0, 0
-    FROM calls GROUP BY k
-    UNION ALL SELECT k, 0, 0, 0, 0, count(*), sum(calls), 0, 0, 0, 0, 0, 0 FROM rpc GROUP BY k
-    UNION ALL SELECT k, count(*), 0, 0, 0, 0, 0, 0, count(*), sum(sent), sum(delivered), 0, 0
-    FROM texts GROUP BY k
-    UNION ALL SELECT k, 0, 0, 0, 0, 0, 0, sum(promised), 0, 0, 0, sum(replied), sum(stop)
-    FROM replies GROUP BY k
-    UNION ALL SELECT c.k, -count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-    FROM calls c JOIN texts x ON x.account_pk = c.account_pk AND x.k = c.k GROUP BY c.k
-    UNION ALL SELECT c.k, 0, 0, 0, 0, 0, 0, -count(*), 0, 0, 0, 0, 0
-    FROM calls c JOIN replies r ON r.account_pk = c.account_pk AND r.k = c.k
-    WHERE c.promised = 1 AND r.promised = 1 GROUP BY c.k)
-SELECT k AS grp, sum(accounts) AS accounts, sum(attempted) AS attempted, sum(calls) AS calls,
-    sum(contacted) AS contacted, sum(right_party) AS right_party, sum(right_party_calls) AS right_party_calls,
-    sum(promised) AS promised, sum(texted) AS texted, sum(texts) AS texts, sum(delivered) AS delivered,
-    sum(replied) AS replied, sum(opted_out) AS opted_out
-FROM per_step GROUP BY k ORDER BY k
+_DIRECT_CONTACT_FUNNEL = f"""
+WITH {{per_account}},
+b AS (SELECT account_pk, k FROM calls UNION SELECT account_pk, k FROM rpc
+    UNION SELECT account_pk, k FROM texts UNION SELECT account_pk, k FROM replies)
+SELECT b.k AS grp, count(calls.account_pk IS NOT NULL OR texts.account_pk IS NOT NULL OR NULL) AS accounts,
+    {_DIRECT_COUNTS}
+FROM b {_JOINS}
+GROUP BY grp ORDER BY grp
 """
 # Owed nothing at entry: the payments made up to the moment it entered cover the amount due.
 _PAID_UP = (
     "a.amount_minor <= coalesce((SELECT sum(p.amount_minor) FROM payments p "
     "WHERE p.account_pk = b.account_pk AND p.paid_at <= b.added_at), 0)"
 )
-_FIRST_AT = "min(coalesce(calls.first_at, texts.first_at), coalesce(texts.first_at, calls.first_at))"
+_DIRECT_FIRST_AT = "min(coalesce(calls.first_at, texts.first_at), coalesce(texts.first_at, calls.first_at))"
 _ACCOUNT = "JOIN accounts a ON a.id = b.account_pk"
 _ARM = "LEFT JOIN arm_assignments arm ON arm.campaign_id = ?1 AND arm.account_pk = b.account_pk"
-# by: (the SQL group, the join it needs).
-_ACCOUNT_GROUPS = {
-    "": ("''", ""),
-    "arm": ("coalesce(arm.arm, '')", _ARM),
-    "bucket": (f"json_array(a.time_zones, b.added_at, a.due_date, {_PAID_UP})", _ACCOUNT),
-    "period": (f"iif({_FIRST_AT} IS NULL, NULL, json_array(a.time_zones, {_slot(_FIRST_AT)}))", _ACCOUNT),
-}
-_CONTACT_GROUPS = {"step": lambda column: column, "segment": _segment}
+
+
+def _account_groups(first_at: str) -> dict[str, tuple[str, str]]:
+    """by: (the SQL group, the join it needs)."""
+    return {
+        "": ("''", ""),
+        "arm": ("coalesce(arm.arm, '')", _ARM),
+        "bucket": (f"json_array(a.time_zones, b.added_at, a.due_date, {_PAID_UP})", _ACCOUNT),
+        "period": (f"iif({first_at} IS NULL, NULL, json_array(a.time_zones, {_slot(first_at)}))", _ACCOUNT),
+    }
+
+
+_ROLLUP_GROUPS = _account_groups("r.first_at")
+_DIRECT_GROUPS = _account_groups(_DIRECT_FIRST_AT)
+_CONTACT_GROUPS = ("step", "segment")
 GROUPS = ("", "arm", "step", "segment", "bucket", "period")
 
-# Calls and texts by the account's zones and the UTC quarter hour they were made in.
-BY_HOUR = f"""
+# Calls and texts by the account's zones and the UTC quarter hour they were made in ({days}: only
+# those made in the UTC day ?2, or all).
+_BY_HOUR = f"""
 SELECT a.time_zones AS zones, c.slot, sum(c.calls) AS calls, sum(c.contacted) AS contacted,
     sum(c.right_party) AS right_party, sum(c.texts) AS texts
 FROM (
@@ -141,12 +208,26 @@ FROM (
         coalesce(t.disposition, '') IN {_PERSON} AS contacted,
         CASE WHEN t.outcome IS NOT NULL THEN coalesce((SELECT json_extract(o.detail, '$.right_party') = 1
             FROM outcomes o WHERE o.attempt_id = t.id), 0) ELSE 0 END AS right_party, 0 AS texts
-    FROM attempts t WHERE t.campaign_id = ?1 AND {_PLACED}
+    FROM attempts t WHERE t.campaign_id = ?1 AND {_PLACED} {{day_t}}
     UNION ALL
-    SELECT account_pk, {_slot("decided_at")}, 0, 0, 0, 1 FROM messages WHERE campaign_id = ?1 AND {_SENT}
+    SELECT account_pk, {_slot("decided_at")}, 0, 0, 0, 1
+    FROM messages WHERE campaign_id = ?1 AND {_SENT} {{day}}
 ) c JOIN accounts a ON a.id = c.account_pk
 GROUP BY a.time_zones, c.slot
 """
+_DAY = "AND {c}decided_at >= ?2 AND {c}decided_at < date(?2, '+1 day')"
+DIRECT_BY_HOUR = _BY_HOUR.format(day_t="", day="")
+_HOURS_OF_DAY = f"""
+INSERT INTO report_hours (campaign_id, day, zones, slot, calls, contacted, right_party, texts)
+SELECT ?1, ?2, zones, slot, calls, contacted, right_party, texts
+FROM ({_BY_HOUR.format(day_t=_DAY.format(c="t."), day=_DAY.format(c=""))})
+"""
+ROLLUP_BY_HOUR = """
+SELECT zones, slot, sum(calls) AS calls, sum(contacted) AS contacted, sum(right_party) AS right_party,
+    sum(texts) AS texts
+FROM report_hours WHERE campaign_id = ?1 GROUP BY zones, slot
+"""
+BATCH_ACCOUNTS = 2500  # accounts recomputed per write transaction: about half a second of the writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +241,13 @@ class FunnelRow:
     contacted: int  # accounts on which a person answered
     right_party: int  # accounts on which the borrower confirmed who they are
     right_party_calls: int
-    promised: int  # accounts that promised to pay, on a call or by text
+    promised: int  # accounts with a right-party call that promised to pay, on a call or by text
     texted: int  # accounts with a text handed to the gateway
     texts: int
     delivered: int
     replied: int  # accounts that answered a text
     opted_out: int  # accounts that replied STOP
+    promised_unconfirmed: int  # accounts that promised with no right-party call (not in `promised`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +265,7 @@ _COUNT_NAMES = [f.name for f in fields(FunnelRow)][1:]
 
 
 class Reports:
-    """The store's report queries (a part of `SqliteStore`)."""
+    """The store's report queries (a part of `SqliteStore`), read from the rollups of migration 0015."""
 
     _db: Database
 
@@ -192,32 +274,118 @@ class Reports:
         bucket at entry, or ISO week of the first contact ("" for accounts never contacted)."""
         if by not in GROUPS:
             raise ValueError(f"a funnel by {by!r}: by one of {sorted(GROUPS)}")
+        await self.refresh_report_rollups(campaign_id)
+        sql, params = _rollup_funnel_sql(by), (campaign_id, by)
         async with self._db.read() as db:
-            rows = await fetch_all(db, _funnel_sql(by), (campaign_id,))
-        label = _LABELS.get(by, str)
-        return _merged((label(r["grp"]), [int(r[k]) for k in _COUNT_NAMES]) for r in rows)
+            rows = await fetch_all(db, sql, params if by in _CONTACT_GROUPS else params[:1])
+        return funnel_rows(by, rows)
 
     async def contacts_by_hour(self, campaign_id: int) -> list[HourRow]:
         """Calls placed, answered by a person, reaching the right party, and texts sent, per hour
         0-23 of the borrower's local day: every hour, in order, 0 where nothing was made."""
+        await self.refresh_report_rollups(campaign_id)
         async with self._db.read() as db:
-            rows = await fetch_all(db, BY_HOUR, (campaign_id,))
-        counts = [[0, 0, 0, 0] for _ in range(24)]
-        for row in rows:
-            hour = _local(row["zones"], row["slot"]).hour
-            for i, key in enumerate(("calls", "contacted", "right_party", "texts")):
-                counts[hour][i] += int(row[key])
-        return [HourRow(hour, *c) for hour, c in enumerate(counts)]
+            rows = await fetch_all(db, ROLLUP_BY_HOUR, (campaign_id,))
+        return hour_rows(rows)
+
+    async def refresh_report_rollups(self, campaign_id: int) -> None:
+        """Recompute the rollups of the accounts and days written since the last refresh (all of
+        them the first time), in small write transactions so that the dialer's writes go on."""
+        async with self._db.write() as db:
+            if (
+                await fetch_one(db, "SELECT 1 FROM report_built WHERE campaign_id = ?", (campaign_id,))
+                is None
+            ):
+                await _mark_all(db, campaign_id)
+        while True:
+            async with self._db.write() as db:
+                if not await _refresh_accounts(db, campaign_id):
+                    break
+        while True:
+            async with self._db.write() as db:
+                if not await _refresh_days(db, campaign_id):
+                    break
 
 
-def _funnel_sql(by: str) -> str:
+async def _mark_all(db: aiosqlite.Connection, campaign_id: int) -> None:
+    """A campaign with no rollup yet: every account and day it has is to be computed."""
+    await db.execute(
+        "INSERT OR IGNORE INTO report_dirty SELECT ?1, account_pk FROM targets WHERE campaign_id = ?1 "
+        "UNION SELECT ?1, account_pk FROM attempts WHERE campaign_id = ?1 "
+        "UNION SELECT ?1, account_pk FROM messages WHERE campaign_id = ?1",
+        (campaign_id,),
+    )
+    await db.execute(
+        "INSERT OR IGNORE INTO report_dirty_days SELECT ?1, substr(decided_at, 1, 10) FROM attempts "
+        "WHERE campaign_id = ?1 UNION SELECT ?1, substr(decided_at, 1, 10) FROM messages "
+        "WHERE campaign_id = ?1",
+        (campaign_id,),
+    )
+    await db.execute("INSERT INTO report_built (campaign_id) VALUES (?)", (campaign_id,))
+
+
+async def _refresh_accounts(db: aiosqlite.Connection, campaign_id: int) -> bool:
+    """One batch of dirty accounts recomputed; False if there was none."""
+    await db.execute("CREATE TEMP TABLE IF NOT EXISTS report_batch (account_pk INTEGER PRIMARY KEY)")
+    await db.execute("DELETE FROM temp.report_batch")
+    cursor = await db.execute(
+        "INSERT INTO temp.report_batch SELECT account_pk FROM report_dirty WHERE campaign_id = ? "
+        "ORDER BY account_pk LIMIT ?",
+        (campaign_id, BATCH_ACCOUNTS),
+    )
+    if cursor.rowcount <= 0:
+        return False
+    batch = "account_pk IN (SELECT account_pk FROM temp.report_batch)"
+    await db.execute(f"DELETE FROM report_accounts WHERE campaign_id = ? AND {batch}", (campaign_id,))
+    for kind in _KINDS:
+        await db.execute(_ROLLUP.format(per_account=_per_account(kind, only=True), kind=kind), (campaign_id,))
+    await db.execute(f"DELETE FROM report_dirty WHERE campaign_id = ? AND {batch}", (campaign_id,))
+    return True
+
+
+async def _refresh_days(db: aiosqlite.Connection, campaign_id: int) -> bool:
+    """One dirty UTC day's calls and texts by zones and quarter hour recomputed; False if none."""
+    row = await fetch_one(
+        db, "SELECT day FROM report_dirty_days WHERE campaign_id = ? LIMIT 1", (campaign_id,)
+    )
+    if row is None:
+        return False
+    params = (campaign_id, row["day"])
+    await db.execute("DELETE FROM report_hours WHERE campaign_id = ? AND day = ?", params)
+    await db.execute(_HOURS_OF_DAY, params)
+    await db.execute("DELETE FROM report_dirty_days WHERE campaign_id = ? AND day = ?", params)
+    return True
+
+
+def _rollup_funnel_sql(by: str) -> str:
     if by in _CONTACT_GROUPS:
-        key = _CONTACT_GROUPS[by]
-        keys = {"k_call": "step", "k_rpc": "t.step", "k_text": "step", "k_reply": "m.step"}
-        per_account = _PER_ACCOUNT.format(by="account_pk, k", **{n: key(c) for n, c in keys.items()})
-        return CONTACT_FUNNEL.format(per_account=per_account)
-    group, joins = _ACCOUNT_GROUPS[by]
-    return ACCOUNT_FUNNEL.format(group=group, joins=joins)
+        return ROLLUP_CONTACT_FUNNEL
+    group, joins = _ROLLUP_GROUPS[by]
+    return ROLLUP_ACCOUNT_FUNNEL.format(group=group, joins=joins)
+
+
+def direct_funnel_sql(by: str) -> str:
+    """The funnel's SQL straight from the base tables (the rollup's reference; parameter ?1 the
+    campaign): rows as the rollup's, for `funnel_rows`."""
+    if by in _CONTACT_GROUPS:
+        return _DIRECT_CONTACT_FUNNEL.format(per_account=_per_account(by, only=False))
+    group, joins = _DIRECT_GROUPS[by]
+    return _DIRECT_ACCOUNT_FUNNEL.format(per_account=_per_account("", only=False), group=group, joins=joins)
+
+
+def funnel_rows(by: str, rows: Iterable[Row]) -> list[FunnelRow]:
+    label = _LABELS.get(by, str)
+    return _merged((label(r["grp"]), [int(r[k]) for k in _COUNT_NAMES]) for r in rows)
+
+
+def hour_rows(rows: Iterable[Row]) -> list[HourRow]:
+    """Every hour 0-23, from rows of (zones, UTC quarter hour, counts)."""
+    counts = [[0, 0, 0, 0] for _ in range(24)]
+    for row in rows:
+        hour = _local(row["zones"], row["slot"]).hour
+        for i, key in enumerate(("calls", "contacted", "right_party", "texts")):
+            counts[hour][i] += int(row[key])
+    return [HourRow(hour, *c) for hour, c in enumerate(counts)]
 
 
 def _merged(rows: Iterable[tuple[str, list[int]]]) -> list[FunnelRow]:

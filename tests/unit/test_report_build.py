@@ -31,7 +31,7 @@ from dialer.store import SqliteStore, Store
 from dialer.strategy.arms import ArmAssignment
 from reports import stats
 from reports.build import build_report, report_png
-from reports.counts import champion_of
+from reports.counts import ROLL_MONTHS, champion_of, roll_months
 from reports.csvout import write_csv
 from reports.metrics import METRICS
 from reports.plots import NO_DATA, write_plots
@@ -332,7 +332,7 @@ async def test_the_money_cures_recovery_entries_rolls_and_amounts_per_arm(store:
         120000,
         43000,
     )
-    rolls = await store.roll_matrix(campaign.id, 6, TODAY)
+    rolls = await store.roll_matrix(campaign.id, roll_months(report.start, TODAY), TODAY)
     assert [(r.month, r.from_bucket, r.to_bucket, r.accounts) for r in report.roll_matrix] == [
         (r.month, r.from_bucket, r.to_bucket, r.accounts) for r in rolls
     ]
@@ -389,3 +389,9 @@ async def test_a_grouping_a_query_cannot_split_by_is_shown_for_all_with_a_note(s
     assert one(report, NO_GROUP, "cure_rate").why == "not counted by step (see the notes)"
     assert_wilson(one(report, ALL, "cure_rate"), 0, 14)  # due December 1st, unpaid on the 2nd
     assert [n.split(":")[0] for n in report.notes] == ["cures", "entries"]
+
+
+def test_the_roll_matrix_starts_at_the_period_s_month_and_keeps_at_most_six() -> None:
+    assert roll_months(date(2026, 12, 1), date(2026, 12, 31)) == 1  # a campaign begun this month
+    assert roll_months(date(2026, 10, 31), date(2026, 12, 1)) == 3  # October, November, December
+    assert roll_months(date(2025, 1, 1), date(2026, 12, 1)) == ROLL_MONTHS

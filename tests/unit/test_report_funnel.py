@@ -99,11 +99,12 @@ async def test_the_funnel_counts_each_account_once_and_splits_by_arm(tmp_path: P
         1,
         1,
     )  # a machine is no contact
-    assert whole.promised == 2  # A0 on the call, A1 by the text's answer
+    assert whole.promised == 1  # A0 on the call, with the right party
+    assert whole.promised_unconfirmed == 1  # A1 by the text's answer, no right-party call
     assert (whole.texted, whole.texts, whole.delivered, whole.replied, whole.opted_out) == (3, 3, 2, 1, 1)
     a, b = by_arm["A"], by_arm["B"]
     assert (a.accounts, a.attempted, a.promised, a.texted) == (3, 2, 1, 1)
-    assert (b.accounts, b.attempted, b.promised, b.opted_out) == (2, 1, 1, 1)
+    assert (b.accounts, b.attempted, b.promised, b.promised_unconfirmed, b.opted_out) == (2, 1, 0, 1, 1)
     assert a.accounts + b.accounts == whole.accounts  # intention to treat: every assigned account
 
 

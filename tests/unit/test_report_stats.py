@@ -353,7 +353,7 @@ def test_amounts_that_are_not_finite_values_are_refused(bad: list[object]) -> No
         mean_amount(bad)  # type: ignore[arg-type]
 
 
-def test_the_bootstrap_of_100000_accounts_per_arm_is_fast_and_bounded() -> None:
+def test_the_bootstrap_of_100000_accounts_per_arm_is_bounded_in_memory() -> None:
     rng = np.random.default_rng(5)
     a, b = recoveries(rng, 100_000), recoveries(rng, 100_000, 0.32)
     tracemalloc.start()
@@ -369,5 +369,5 @@ def test_the_bootstrap_of_100000_accounts_per_arm_is_fast_and_bounded() -> None:
     print(f"bootstrap: one arm {one_elapsed:.2f} s, difference {both_elapsed:.2f} s, {peak / 2**20:.0f} MiB")
     assert one.low is not None and both.low is not None and both.high is not None and both.diff is not None
     assert both.low < both.diff < both.high
-    assert one_elapsed < 5.0 and both_elapsed < 5.0
+    # Its speed is bench_reports' to measure (a timed test fails on a busy machine); memory is exact.
     assert peak < 100 * 2**20  # unbatched, 2,000 x 100,000 resamples would hold 1.6 GB per array
