@@ -26,6 +26,7 @@ import functools
 import resource
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -36,10 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dialer.store import SqliteStore  # noqa: E402
+from reports.build import build_report  # noqa: E402
+from reports.plots import write_plots  # noqa: E402
+from reports.report import Report  # noqa: E402
 
 BUILD = 2  # bump when the data below changes: the cached file is built again
 START = "2026-10-01"  # the campaign's first day (UTC); calls and texts over the next 60 days
 DAY = 86_400
+CAMPAIGN = "bench"
+TODAY = date(2026, 12, 1)  # the report's day: the campaign's 61st
 CALLS_PER_ACCOUNT = 10
 TEXTS_PER_ACCOUNT = 2
 # (share in 100, zones as stored, currency, UTC hour the local calling day starts at 08:00).
@@ -319,8 +325,7 @@ def queries(store: Any, today: date) -> list[tuple[str, Callable[[], Awaitable[o
         ("curves", lambda: store.curves(1, 120)),
         ("recovered_by_arm", lambda: store.recovered_by_arm(1, None, "USD")),
     ]
-    found += [(name, q) for name, q in money if hasattr(store, name)]
-    return found
+    return found + money
 
 
 NEW_CALLS = 10_000  # written after the first report: the warm report recomputes only their accounts
@@ -332,18 +337,32 @@ async def run(path: Path) -> None:
     print(f"opened (migrations newer than the file applied) in {time.perf_counter() - t0:.1f} s")
     try:
         print(f"{'query':<34} {'seconds':>8} {'CPU s':>6} {'RSS before':>10} {'peak MiB':>9}  rows")
-        if hasattr(store, "refresh_report_rollups"):
-            await _measure("first refresh (rollups built)", lambda: store.refresh_report_rollups(1))
-        for name, query in queries(store, date(2026, 12, 1)):
+        await _measure("first refresh (rollups built)", lambda: store.refresh_report_rollups(1))
+        for name, query in queries(store, TODAY):
             await _measure(name, query)
-        if hasattr(store, "refresh_report_rollups"):
-            took = await asyncio.to_thread(_new_calls, path, ARGS.accounts)
-            print(f"({NEW_CALLS:,} calls on random accounts, on the last day, written in {took:.1f} s)")
-            await _measure(f"refresh after {NEW_CALLS:,} calls", lambda: store.refresh_report_rollups(1))
-            for name, query in queries(store, date(2026, 12, 1))[:7]:
-                await _measure(f"{name} (warm)", query)
+        took = await asyncio.to_thread(_new_calls, path, ARGS.accounts)
+        print(f"({NEW_CALLS:,} calls on random accounts, on the last day, written in {took:.1f} s)")
+        await _measure(f"refresh after {NEW_CALLS:,} calls", lambda: store.refresh_report_rollups(1))
+        for name, query in queries(store, TODAY)[:7]:
+            await _measure(f"{name} (warm)", query)
+        await _whole_reports(store)
     finally:
         await store.close()
+
+
+async def _whole_reports(store: Any) -> None:
+    """What `duecall report` does: every query, the statistics, then the plots (in a thread)."""
+    campaign = await store.campaign(CAMPAIGN)
+    for by in ("", "arm"):
+        report: list[Report] = []
+
+        async def build(by: str = by, into: list[Report] = report) -> Report:
+            into.append(await build_report(store, campaign, by=by, since=None, today=TODAY))
+            return into[-1]
+
+        await _measure(f"whole report{' by ' + by if by else ''}", build)
+    with tempfile.TemporaryDirectory() as plots:
+        await _measure("its 5 plots (PNG)", lambda: asyncio.to_thread(write_plots, report[0], Path(plots)))
 
 
 async def _measure(name: str, query: Callable[[], Awaitable[object]]) -> None:

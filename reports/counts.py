@@ -69,7 +69,7 @@ async def gather(
         hours=await store.contacts_by_hour(campaign_id),
         arm_funnel=arm_funnel,
         arm_cures=await store.cures(campaign_id, start, today, "arm") if arm_funnel else [],
-        recovered=await _recovered(store, campaign_id, since, curves) if arm_funnel else {},
+        recovered=await _recovered(store, campaign_id, since) if arm_funnel else {},
         notes=tuple(notes),
         unsplit=frozenset(unsplit),
     )
@@ -97,15 +97,10 @@ async def _funnels(
     return {ALL: [whole], **(_labelled(arm_rows) if by == "arm" else {})}, assigned
 
 
-async def _recovered(
-    store: Store, campaign_id: int, since: date | None, curves: Sequence[CurveRow]
-) -> dict[str, dict[str, list[int]]]:
+async def _recovered(store: Store, campaign_id: int, since: date | None) -> dict[str, dict[str, list[int]]]:
     """Per currency (amounts in different currencies are not added), per arm, what each assigned
-    account paid; the campaign's currencies are those of its curves."""
-    currencies = sorted({r.currency for r in curves if r.currency}) or [""]
-    if len(currencies) == 1:
-        return {currencies[0]: await store.recovered_by_arm(campaign_id, since)}
-    return {c: await store.recovered_by_arm(campaign_id, since, c) for c in currencies}
+    account paid."""
+    return await store.recovered_by_currency(campaign_id, since) or {"": {}}
 
 
 class _Grouped(Protocol):

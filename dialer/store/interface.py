@@ -226,6 +226,10 @@ class Store(Reads, TextStore, Protocol):
         self, campaign_id: int, since: date | None, currency: str | None = None
     ) -> dict[str, list[int]]: ...
 
+    async def recovered_by_currency(
+        self, campaign_id: int, since: date | None
+    ) -> dict[str, dict[str, list[int]]]: ...
+
     async def fill_payment_days(self) -> int: ...
 
     # -- attempts and calls

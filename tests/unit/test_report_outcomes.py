@@ -315,6 +315,11 @@ async def test_recovered_by_arm_has_every_assigned_account_and_one_currency(stor
     # From each account's assignment (NOW): only X3's payment came after it.
     assert await store.recovered_by_arm(cid, None, "USD") == {"A": [0, 0], "B": [0, 2500]}
     assert await store.recovered_by_arm(cid, None, "CNY") == {"B": [0]}
+    # Every currency in one read: the same as asking for each.
+    assert await store.recovered_by_currency(cid, None) == {
+        "CNY": {"B": [0]},
+        "USD": {"A": [0, 0], "B": [0, 2500]},
+    }
 
 
 # ------------------------------------------------------------------ empty, tiny, refused
