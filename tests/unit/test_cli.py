@@ -5,29 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from duecall.cli import main
 from tests.support.borrowers import borrowers_csv
-from tests.support.config import write_config
+from tests.support.cli import config, duecall
 
 DATA = Path(__file__).parents[1] / "data"
-
-
-def config(tmp_path: Path) -> Path:
-    return write_config(
-        tmp_path / "duecall.toml",
-        {
-            "store": {"path": str(tmp_path / "d.db")},
-            "asterisk": {"state_dir": str(tmp_path / "var")},
-            "accounts": {"default_region": "CN", "default_currency": "CNY", "default_language": "zh-CN"},
-        },
-    )
-
-
-def duecall(cfg: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--config", str(cfg), *args], env={"COLUMNS": "200"})
-    return result.exit_code, result.output
 
 
 def test_import_reports_bad_rows_and_keeps_them(tmp_path: Path) -> None:

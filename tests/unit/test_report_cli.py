@@ -7,29 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from duecall.cli import main
 from duecall.cli.report import GROUPINGS
 from reports.build import BYS
 from tests.support.borrowers import borrowers_csv
-from tests.support.config import write_config
-
-
-def config(tmp_path: Path) -> Path:
-    return write_config(
-        tmp_path / "duecall.toml",
-        {
-            "store": {"path": str(tmp_path / "d.db")},
-            "asterisk": {"state_dir": str(tmp_path / "var")},
-            "accounts": {"default_region": "CN", "default_currency": "CNY", "default_language": "zh-CN"},
-        },
-    )
-
-
-def duecall(cfg: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--config", str(cfg), *args], env={"COLUMNS": "200"})
-    return result.exit_code, result.output
+from tests.support.cli import config, duecall
 
 
 def campaign(tmp_path: Path) -> Path:
