@@ -41,7 +41,7 @@ from reports.build import build_report  # noqa: E402
 from reports.plots import write_plots  # noqa: E402
 from reports.report import Report  # noqa: E402
 
-BUILD = 2  # bump when the data below changes: the cached file is built again
+BUILD = 3  # bump when the data below changes: the cached file is built again
 START = "2026-10-01"  # the campaign's first day (UTC); calls and texts over the next 60 days
 DAY = 86_400
 CAMPAIGN = "bench"
@@ -226,10 +226,13 @@ def _messages(n: int) -> str:
 INBOUND_ROWS = (
     "INSERT INTO inbound_messages (received_at, phone_e164, to_number, text, kind, outcome, account_pk, "
     "message_id) SELECT updated_at, phone_e164, 'DueCall', "
-    "CASE WHEN id % 10 < 3 THEN 'STOP' ELSE '1' END, "
-    "CASE WHEN id % 10 < 3 THEN 'opt_out' WHEN id % 10 < 9 THEN 'answer' ELSE 'for_person' END, "
-    "CASE WHEN id % 10 BETWEEN 3 AND 5 THEN 'promise_to_pay' WHEN id % 10 BETWEEN 6 AND 8 THEN 'paid' END, "
-    "account_pk, id FROM messages WHERE state = 'delivered' AND (id * 7919) % 100 < 3"
+    "CASE WHEN k < 3 THEN 'STOP' ELSE '1' END, "
+    "CASE WHEN k < 3 THEN 'opt_out' WHEN k < 9 THEN 'answer' ELSE 'for_person' END, "
+    "CASE WHEN k BETWEEN 3 AND 5 THEN 'promise_to_pay' WHEN k BETWEEN 6 AND 8 THEN 'paid' END, "
+    # The kind by other digits than the 3 % drawn: drawn by id % 100, the kind by id % 10 was one
+    # of three (no promise ever).
+    "account_pk, id FROM (SELECT *, (id / 100) % 10 AS k FROM messages) "
+    "WHERE state = 'delivered' AND (id * 7919) % 100 < 3"
 )
 
 
@@ -257,11 +260,11 @@ def build(path: Path, n: int) -> float:
     asyncio.run(_migrate(scratch))
     db = sqlite3.connect(scratch, isolation_level=None)
     db.executescript("PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-1000000;")
-    indexes = _drop_indexes(db)
+    indexes, triggers = _drop_indexes(db), _drop_triggers(db)
     steps = [_accounts(n), *_campaign_rows(n), _attempts(n), OUTCOME_ROWS, _messages(n), INBOUND_ROWS]
     for sql in [*steps, *_payments(n)]:
         _timed(db, sql)
-    for sql in indexes:
+    for sql in [*indexes, *triggers]:
         _timed(db, sql)
     _timed(db, "ANALYZE")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -284,6 +287,15 @@ def _drop_indexes(db: sqlite3.Connection) -> list[str]:
     rows = db.execute(found, BULK_TABLES).fetchall()
     for name, _ in rows:
         db.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in rows]
+
+
+def _drop_triggers(db: sqlite3.Connection) -> list[str]:
+    """Drop the rollups' triggers while the rows are made (made again after; the first report
+    computes the rollups whole); their SQL."""
+    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
+    for name, _ in rows:
+        db.execute(f'DROP TRIGGER "{name}"')
     return [sql for _, sql in rows]
 
 
@@ -328,7 +340,7 @@ def queries(store: Any, today: date) -> list[tuple[str, Callable[[], Awaitable[o
     return found + money
 
 
-NEW_CALLS = 10_000  # written after the first report: the warm report recomputes only their accounts
+NEW_CALLS = 10_000  # and as many payments, written after the first report: the warm one redoes their accounts
 
 
 async def run(path: Path) -> None:
@@ -338,12 +350,14 @@ async def run(path: Path) -> None:
     try:
         print(f"{'query':<34} {'seconds':>8} {'CPU s':>6} {'RSS before':>10} {'peak MiB':>9}  rows")
         await _measure("first refresh (rollups built)", lambda: store.refresh_report_rollups(1))
+        await _measure("first promise judging", lambda: store.refresh_promise_verdicts(1, TODAY))
         for name, query in queries(store, TODAY):
             await _measure(name, query)
         took = await asyncio.to_thread(_new_calls, path, ARGS.accounts)
-        print(f"({NEW_CALLS:,} calls on random accounts, on the last day, written in {took:.1f} s)")
+        print(f"({NEW_CALLS:,} calls and payments on random accounts, on the last day, in {took:.1f} s)")
         await _measure(f"refresh after {NEW_CALLS:,} calls", lambda: store.refresh_report_rollups(1))
-        for name, query in queries(store, TODAY)[:7]:
+        await _measure("judging their promises again", lambda: store.refresh_promise_verdicts(1, TODAY))
+        for name, query in queries(store, TODAY)[:8]:
             await _measure(f"{name} (warm)", query)
         await _whole_reports(store)
     finally:
@@ -375,13 +389,20 @@ async def _measure(name: str, query: Callable[[], Awaitable[object]]) -> None:
 
 
 def _new_calls(path: Path, n: int) -> float:
-    """NEW_CALLS more calls (and their outcomes) on random accounts, as the dialer would add them."""
+    """NEW_CALLS more calls (and their outcomes) on random accounts, as the dialer would add them,
+    and as many payments on random accounts, as a day's payments file would."""
     t0 = time.perf_counter()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
     first = db.execute("SELECT coalesce(max(id), 0) FROM attempts").fetchone()[0]
     db.execute(_attempts(n, NEW_CALLS, on_day=59))  # today's calls: the campaign's last day
     db.execute(OUTCOME_ROWS + f" AND id > {first}")
+    tag = db.execute("SELECT max(id) FROM payments").fetchone()[0]
+    db.execute(
+        _series(NEW_CALLS) + "INSERT INTO payments (payment_id, account_pk, amount_minor, currency, paid_at, "
+        f"import_id, row_number, imported_at) SELECT printf('N{tag}-%d', i), a.id, 2500, a.currency, "
+        f"{_stamp(str(59 * DAY + 43200))}, 1, i, '{IMPORTED}' FROM n JOIN accounts a ON a.id = 1 + n.r % {n}"
+    )
     db.execute("COMMIT")
     db.close()
     return time.perf_counter() - t0

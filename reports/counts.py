@@ -7,6 +7,7 @@ which arm is the champion, the one the others are compared with.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -47,31 +48,47 @@ class Counts:
 async def gather(
     store: Store, campaign_id: int, by: str, since: date | None, start: date, today: date
 ) -> Counts:
-    notes: list[str] = []
-    unsplit: set[str] = set()
-    funnel, arm_funnel = await _funnels(store, campaign_id, by, notes, unsplit)
-    promises = await _grouped(
-        lambda b: store.promise_verdicts(campaign_id, today, b), by, "promises", notes, unsplit
-    )
-    cures = await _grouped(lambda b: store.cures(campaign_id, start, today, b), by, "cures", notes, unsplit)
-    entries = await _grouped(
-        lambda b: store.entries(campaign_id, start, today, b), by, "entries", notes, unsplit
-    )
-    curves = await store.curves(campaign_id, CURVE_DAYS, today)
+    """Every count of the report: the rollups brought up to date first (they write), then the
+    queries side by side on the store's read connections."""
+    await store.refresh_report_rollups(campaign_id)
+    await store.refresh_promise_verdicts(campaign_id, today)
+    has_arms = bool(await store.arm_counts(campaign_id))
+    split = _Split(by)
+    async with asyncio.TaskGroup() as tasks:
+        funnels = tasks.create_task(_funnels(store, campaign_id, split, has_arms))
+        promises = tasks.create_task(
+            split.rows(lambda b: store.promise_verdicts(campaign_id, today, b), "promises")
+        )
+        cures = tasks.create_task(split.rows(lambda b: store.cures(campaign_id, start, today, b), "cures"))
+        entries = tasks.create_task(
+            split.rows(lambda b: store.entries(campaign_id, start, today, b), "entries")
+        )
+        curves = tasks.create_task(store.curves(campaign_id, CURVE_DAYS, today))
+        roll = tasks.create_task(store.roll_matrix(campaign_id, roll_months(start, today), today))
+        hours = tasks.create_task(store.contacts_by_hour(campaign_id))
+        arms = (
+            (
+                tasks.create_task(store.cures(campaign_id, start, today, "arm")),
+                tasks.create_task(_recovered(store, campaign_id, since)),
+            )
+            if has_arms
+            else None
+        )
+    funnel, arm_funnel = funnels.result()
     return Counts(
         by=by,
         funnel=funnel,
-        promises=promises,
-        cures=cures,
-        entries=entries,
-        roll=await store.roll_matrix(campaign_id, roll_months(start, today), today),
-        curves=curves,
-        hours=await store.contacts_by_hour(campaign_id),
+        promises=promises.result(),
+        cures=cures.result(),
+        entries=entries.result(),
+        roll=roll.result(),
+        curves=curves.result(),
+        hours=hours.result(),
         arm_funnel=arm_funnel,
-        arm_cures=await store.cures(campaign_id, start, today, "arm") if arm_funnel else [],
-        recovered=await _recovered(store, campaign_id, since) if arm_funnel else {},
-        notes=tuple(notes),
-        unsplit=frozenset(unsplit),
+        arm_cures=arms[0].result() if arms else [],
+        recovered=arms[1].result() if arms else {},
+        notes=split.notes(),
+        unsplit=frozenset(split.unsplit),
     )
 
 
@@ -83,18 +100,17 @@ def roll_months(start: date, today: date) -> int:
 
 
 async def _funnels(
-    store: Store, campaign_id: int, by: str, notes: list[str], unsplit: set[str]
+    store: Store, campaign_id: int, split: _Split, has_arms: bool
 ) -> tuple[dict[str, list[FunnelRow]], list[FunnelRow]]:
     """The funnel for the whole campaign and by `by`, and the arms' (for the A/B section). Each
     account has one arm or none, so the whole campaign's row is the sum of the arms' rows: one
     aggregate query over every call fewer (the funnel is the report's costliest query)."""
-    arm_rows = await store.funnel(campaign_id, "arm") if await store.arm_counts(campaign_id) else []
+    arm_rows = await store.funnel(campaign_id, "arm") if has_arms else []
     assigned = [row for row in arm_rows if row.group]
-    if not arm_rows or by not in ("", "arm"):
-        funnel = await _grouped(lambda b: store.funnel(campaign_id, b), by, "contacts", notes, unsplit)
-        return funnel, assigned
+    if not arm_rows or split.by not in ("", "arm"):
+        return await split.rows(lambda b: store.funnel(campaign_id, b), "contacts"), assigned
     whole = FunnelRow("", *(sum(getattr(r, f.name) for r in arm_rows) for f in fields(FunnelRow)[1:]))
-    return {ALL: [whole], **(_labelled(arm_rows) if by == "arm" else {})}, assigned
+    return {ALL: [whole], **(_labelled(arm_rows) if split.by == "arm" else {})}, assigned
 
 
 async def _recovered(store: Store, campaign_id: int, since: date | None) -> dict[str, dict[str, list[int]]]:
@@ -111,22 +127,35 @@ class _Grouped(Protocol):
 R = TypeVar("R", bound=_Grouped)
 
 
-async def _grouped(
-    query: Callable[[str], Awaitable[Sequence[R]]], by: str, what: str, notes: list[str], unsplit: set[str]
-) -> dict[str, list[R]]:
-    """The query's rows under the report's group labels: ALL for the whole campaign, then each group
-    of `by` (NO_GROUP for accounts without its value). A query that cannot split by `by` (the
-    store's ValueError) gives the whole campaign's alone, with a note saying so."""
-    out: dict[str, list[R]] = {ALL: list(await query(""))}
-    if not by:
-        return out
-    try:
-        split = list(await query(by))
-    except ValueError as error:
-        notes.append(f"{what}: for all accounts only, not by {by} ({error})")
-        unsplit.add(what)
-        return out
-    return {**out, **_labelled(split)}
+# The grouped queries, in the order their notes are given.
+_GROUPED = ("contacts", "promises", "cures", "entries")
+
+
+class _Split:
+    """The grouped queries of one report (by `by`), and what they could not split."""
+
+    def __init__(self, by: str) -> None:
+        self.by = by
+        self.unsplit: set[str] = set()
+        self._notes: dict[str, str] = {}
+
+    async def rows(self, query: Callable[[str], Awaitable[Sequence[R]]], what: str) -> dict[str, list[R]]:
+        """The query's rows under the report's group labels: ALL for the whole campaign, then each
+        group of `by` (NO_GROUP for accounts without its value). A query that cannot split by `by`
+        (the store's ValueError) gives the whole campaign's alone, with a note saying so."""
+        out: dict[str, list[R]] = {ALL: list(await query(""))}
+        if not self.by:
+            return out
+        try:
+            split = list(await query(self.by))
+        except ValueError as error:
+            self._notes[what] = f"{what}: for all accounts only, not by {self.by} ({error})"
+            self.unsplit.add(what)
+            return out
+        return {**out, **_labelled(split)}
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(self._notes[what] for what in _GROUPED if what in self._notes)
 
 
 def _labelled(rows: Sequence[R]) -> dict[str, list[R]]:

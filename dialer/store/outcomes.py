@@ -21,7 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from dialer.core import balance
 from dialer.store.db import Database, Row, fetch_all
 from dialer.store.payments import local_day
-from dialer.store.promise_counts import count_verdicts, iso_week, read_payment, read_promises
+from dialer.store.promise_counts import iso_week, read_payment
+from dialer.store.promise_rollup import judge_batch, mark_unjudged, verdicts_sql
 
 # Each query is one pass over the campaign's accounts (targets), with their payments summed per
 # account through the payments_day index; the arm is joined only when it groups.
@@ -162,6 +163,11 @@ class CurveRow:
     currency: str
 
 
+def _promise_row(r: Row) -> PromiseRow:
+    promises, due = r["promises"], r["due"]
+    return PromiseRow(r["grp"], promises, due, r["kept"], r["partially_kept"], r["broken"], promises - due)
+
+
 class Outcomes:
     """The store's money queries for the reports (a part of `SqliteStore`)."""
 
@@ -170,11 +176,21 @@ class Outcomes:
     async def promise_verdicts(self, campaign_id: int, today: date, by: str = "") -> list[PromiseRow]:
         """The campaign's promises (calls' and texts' answers) and their verdicts on `today`."""
         _allowed("promise_verdicts", by, PROMISES_BY)
+        await self.refresh_promise_verdicts(campaign_id, today)
         async with self._db.read() as db:
-            found = await read_promises(db, campaign_id)
-        counts = await asyncio.to_thread(count_verdicts, found, today, by)
-        rows = [PromiseRow(group, *c) for group, c in sorted(counts.items())]
+            found = await fetch_all(db, verdicts_sql(by), (campaign_id, today.isoformat()))
+        rows = [_promise_row(r) for r in found]
         return rows or ([PromiseRow("", 0, 0, 0, 0, 0, 0)] if by == "" else [])
+
+    async def refresh_promise_verdicts(self, campaign_id: int, today: date) -> None:
+        """Judge again the promises of the accounts whose facts changed since the last report (all
+        of them the first time), in small write transactions so that the dialer's writes go on."""
+        async with self._db.write() as db:
+            await mark_unjudged(db, campaign_id, today)
+        while True:
+            async with self._db.write() as db:
+                if not await judge_batch(db, campaign_id, today):
+                    break
 
     async def cures(self, campaign_id: int, start: date, end: date, by: str = "") -> list[CureRow]:
         """Accounts late at the start of `start`, and by the end of `end` cured and paid, per currency."""

@@ -1,6 +1,8 @@
 """The campaign's promises for the reports: read in bulk (every promise of the accounts that made one
 in the campaign, and their payments), then dated and judged by `dialer.core.balance`, the rules of
-`duecall payments show` and of the strategy, and counted per group (`Store.promise_verdicts`)."""
+`duecall payments show` and of the strategy. `judge` gives the rows the store keeps judged
+(dialer/store/promise_rollup.py) for a batch of accounts; `read_promises` and `count_verdicts` judge
+a whole campaign directly on one day: the reference the kept rows are tested against."""
 
 from __future__ import annotations
 
@@ -32,6 +34,25 @@ SELECT i.account_pk, m.campaign_id, coalesce(m.step, '') AS step, i.id, i.receiv
 FROM inbound_messages i JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = i.account_pk
 LEFT JOIN messages m ON m.id = i.message_id WHERE i.outcome = '{_PROMISE}'"""
 _THEIRS = "IN (SELECT value FROM json_each(?1))"
+# The same for a batch of the campaign's accounts (temp.promise_batch; dialer/store/promise_rollup.py).
+_BATCH = "temp.promise_batch b CROSS JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = b.account_pk"
+BATCH_CALLS = f"""
+SELECT t.account_pk, t.campaign_id, t.step, o.attempt_id, o.at, o.promised_date, o.promised_amount_minor
+FROM {_BATCH} CROSS JOIN attempts t ON t.account_pk = g.account_pk AND t.outcome = '{_PROMISE}'
+JOIN outcomes o ON o.attempt_id = t.id"""
+BATCH_TEXTS = f"""
+SELECT i.account_pk, m.campaign_id, coalesce(m.step, '') AS step, i.id, i.received_at
+FROM {_BATCH} CROSS JOIN inbound_messages i ON i.account_pk = g.account_pk AND i.outcome = '{_PROMISE}'
+LEFT JOIN messages m ON m.id = i.message_id"""
+BATCH_ACCOUNTS = (
+    "SELECT a.id, a.time_zones, a.amount_minor, a.due_date, coalesce(arm.arm, '') AS arm "
+    f"FROM {_BATCH} CROSS JOIN accounts a ON a.id = g.account_pk "
+    "LEFT JOIN arm_assignments arm ON arm.campaign_id = ?1 AND arm.account_pk = a.id"
+)
+BATCH_PAYMENTS = (
+    "SELECT p.account_pk, p.payment_id, p.amount_minor, p.currency, p.paid_at, p.paid_on "
+    f"FROM {_BATCH} CROSS JOIN payments p ON p.account_pk = g.account_pk ORDER BY p.paid_at, p.id"
+)
 PROMISING = (
     "SELECT a.id, a.time_zones, a.amount_minor, a.due_date, coalesce(arm.arm, '') AS arm FROM accounts a "
     f"LEFT JOIN arm_assignments arm ON arm.campaign_id = ?2 AND arm.account_pk = a.id WHERE a.id {_THEIRS}"
@@ -69,6 +90,7 @@ class _Promising:
     """One account with promises in the campaign: what judging them needs."""
 
     zones: tuple[str, ...]
+    stored_zones: str  # as the accounts table holds them
     amount_minor: int
     due_date: date
     arm: str
@@ -83,6 +105,15 @@ async def read_promises(db: aiosqlite.Connection, campaign_id: int) -> PromiseRo
     pks = json.dumps(sorted({r["account_pk"] for r in [*calls, *texts] if r["campaign_id"] == campaign_id}))
     accounts = await fetch_all(db, PROMISING, (pks, campaign_id))
     payments = await fetch_all(db, THEIR_PAYMENTS, (pks,))
+    return PromiseRows(campaign_id, calls, texts, accounts, payments)
+
+
+async def read_batch(db: aiosqlite.Connection, campaign_id: int) -> PromiseRows:
+    """What judging the accounts of temp.promise_batch needs (those of them in the campaign)."""
+    calls = await fetch_all(db, BATCH_CALLS, (campaign_id,))
+    texts = await fetch_all(db, BATCH_TEXTS, (campaign_id,))
+    accounts = await fetch_all(db, BATCH_ACCOUNTS, (campaign_id,))
+    payments = await fetch_all(db, BATCH_PAYMENTS, (campaign_id,))
     return PromiseRows(campaign_id, calls, texts, accounts, payments)
 
 
@@ -113,7 +144,7 @@ def _facts(rows: PromiseRows) -> dict[int, _Promising]:
         if (mine := zones.get(r["time_zones"])) is None:
             mine = zones[r["time_zones"]] = tuple(json.loads(r["time_zones"]))
         due = date.fromisoformat(r["due_date"])
-        facts[r["id"]] = _Promising(mine, r["amount_minor"], due, r["arm"], [], [], {})
+        facts[r["id"]] = _Promising(mine, r["time_zones"], r["amount_minor"], due, r["arm"], [], [], {})
     for r in rows.payments:
         facts[r["account_pk"]].payments.append(read_payment(r))
     for source, found, made in (("call", rows.calls, _call), ("sms", rows.texts, _text)):
@@ -162,8 +193,36 @@ def _promise_group(by: str, account: _Promising, p: balance.Promise, step: str, 
     if by in ("step", "segment"):
         return step if by == "step" else _segment(step)
     made_day = p.made_at.astimezone(zone).date()
-    if by == "period":
-        return iso_week(made_day)
-    earlier = [pay for pay in account.payments if balance.payment_day(pay, zone) < made_day]
-    days = balance.days_past_due(account.due_date, account.amount_minor, earlier, zone, made_day)
-    return balance.bucket(days)
+    return iso_week(made_day) if by == "period" else _bucket_then(account, made_day, zone)
+
+
+def _bucket_then(account: _Promising, day: date, zone: ZoneInfo) -> str:
+    """The account's bucket at the start of `day`."""
+    earlier = [pay for pay in account.payments if balance.payment_day(pay, zone) < day]
+    return balance.bucket(balance.days_past_due(account.due_date, account.amount_minor, earlier, zone, day))
+
+
+# A judged promise as report_promises holds it (migration 0016).
+Judged = tuple[int, int, str, int, str, str, str, str, str, str, str, str, str]
+
+
+def judge(rows: PromiseRows, today: date) -> list[Judged]:
+    """The campaign's promises among `rows`, each judged on every payment known (its verdict holds
+    from the day it was decided; pending before), in its account's decision zone at midday (UTC) of
+    `today`, with its groups."""
+    moment = datetime.combine(today, time(12), UTC)
+    found: list[Judged] = []
+    for pk, account in _facts(rows).items():
+        zone = balance.decision_zone(account.zones, moment)
+        for p in balance.promises(account.made, account.zones, account.due_date):
+            if (step := account.steps.get((p.source, p.ref))) is None:
+                continue  # another campaign's
+            verdict = balance.evaluate_promise(p, account.amount_minor, account.payments, zone, date.max)
+            # Nothing owed when it was made: kept on any day (evaluate_promise's first case).
+            final = "" if verdict.amount_minor <= 0 else str(verdict.decided_on or date.max)
+            made_day = p.made_at.astimezone(zone).date()
+            then = _bucket_then(account, made_day, zone)
+            groups = (account.arm, step, _segment(step), then, iso_week(made_day))
+            place = (rows.campaign_id, pk, p.source, p.ref, account.stored_zones, zone.key)
+            found.append((*place, *groups, verdict.state.value, final))
+    return found

@@ -7,7 +7,6 @@ functions of dialer.core.balance on random data."""
 
 from __future__ import annotations
 
-import itertools
 import random
 import sqlite3
 from collections import Counter, defaultdict
@@ -19,41 +18,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.accounts.payments_import import check_against_accounts
-from dialer.accounts.payments_parse import PaymentRecord
 from dialer.core import balance
-from dialer.core.messages import InboundText, TextRequest
 from dialer.core.models import (
     Account,
-    AccountRecord,
-    Attempt,
-    CallResult,
-    Decision,
-    Disposition,
-    IvrStep,
-    IvrSummary,
-    TargetState,
-    TargetUpdate,
 )
-from dialer.core.vocab import Outcome, ReplyKind
 from dialer.store import SqliteStore
 from dialer.store.db import _migrations, _statements
 from dialer.store.outcomes import CureRow, CurveRow, EntryRow, PromiseRow, RollRow
-from dialer.strategy.arms import ArmAssignment
+from tests.support.money import NOW, NY, account, arms, campaign_of, pay, promise_call, promise_text
 
-NOW = datetime(2026, 12, 2, 15, tzinfo=UTC)  # 10:00 in New York
-NY = ("America/New_York",)
 SHANGHAI = ("Asia/Shanghai",)
 LA_NY = ("America/Los_Angeles", "America/New_York")  # two zones: Los Angeles's day ends last
-
-
-def account(
-    account_id: str, due: date, amount: int = 10000, zones: Sequence[str] = NY, currency: str = "USD"
-) -> AccountRecord:
-    phone = f"+1202555{sum(map(ord, account_id)) % 10000:04d}"
-    return AccountRecord(
-        account_id, f"D-{account_id}", "T", phone, "US", tuple(zones), False, amount, currency, due, "en-US"
-    )
 
 
 @pytest.fixture
@@ -61,37 +36,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await SqliteStore.open(tmp_path / "o.db")
     yield opened
     await opened.close()
-
-
-async def campaign_of(store: SqliteStore, records: Sequence[AccountRecord], name: str = "c") -> int:
-    await store.upsert_accounts(list(records), NOW)
-    campaign = await store.create_campaign(name, NOW)
-    await store.add_targets(campaign.id, NOW, [r.account_id for r in records])
-    return campaign.id
-
-
-_IDS = itertools.count(1)
-
-
-async def pay(store: SqliteStore, account_id: str, amount: int, when: datetime | date) -> None:
-    """A payment through the import's own path: a date-only one is placed at the start of its day
-    in the decision zone, and its day is kept as the file gave it."""
-    paid_at = when if isinstance(when, datetime) else datetime(when.year, when.month, when.day, tzinfo=UTC)
-    paid_on = None if isinstance(when, datetime) else when
-    accounts = await store.accounts_named([account_id])
-    currency = accounts[account_id].currency
-    payment = balance.Payment(f"P{next(_IDS)}", amount, currency, paid_at, paid_on)
-    later = NOW + timedelta(days=400)  # random payments reach into 2027
-    good, bad = check_against_accounts([PaymentRecord(2, "", account_id, payment)], accounts, later)
-    assert not bad, bad
-    import_id = await store.start_payment_import("p.csv", NOW)
-    await store.payment_import_batch(import_id, 1, good, [], NOW)
-
-
-async def arms(store: SqliteStore, campaign_id: int, arm_of: dict[str, str], at: datetime = NOW) -> None:
-    accounts = await store.accounts_named(list(arm_of))
-    assigned = [ArmAssignment(a.pk, a.account_id, arm_of[a.account_id], ("x",), 1) for a in accounts.values()]
-    await store.save_arms(campaign_id, assigned, at, "operator:test")
 
 
 # ------------------------------------------------------------------ cures and recovery
@@ -235,33 +179,6 @@ async def test_curves_cumulate_cures_and_money_by_day_past_due(store: SqliteStor
 
 
 # ------------------------------------------------------------------ promises
-
-
-def _allow(*_: object) -> Decision:
-    return Decision(True)
-
-
-async def promise_call(
-    store: SqliteStore, cid: int, account_id: str, day: date | None, amount: int | None, step: str
-) -> None:
-    [target] = [t for t in await store.due_targets(cid, NOW, 100) if t.account.account_id == account_id]
-    attempt = await store.claim(
-        target, NOW, _allow, lambda i, _: f"/rec/{i}", "t", NOW - timedelta(days=7), step=step
-    )
-    assert isinstance(attempt, Attempt)
-    steps = (IvrStep(NOW, "menu", "outcome", {"outcome": "promise_to_pay"}),)
-    ivr = IvrSummary("reminder-en-US", "promise_to_pay", day, amount, True, steps)
-    result = CallResult(Disposition.ANSWERED, NOW + timedelta(seconds=30), answered_at=NOW, ivr=ivr)
-    await store.finish_attempt(attempt, result, TargetUpdate(TargetState.PENDING, NOW), "dialer:t")
-
-
-async def promise_text(store: SqliteStore, cid: int, account_id: str, step: str) -> None:
-    found = (await store.accounts_named([account_id]))[account_id]
-    request = TextRequest(found, "b", "reminder-en-US.yaml#due", "Pay", "gsm-7", 1, "test", cid, step=step)
-    message = await store.claim_message(request, NOW, lambda *_: Decision(True), "t", NOW - timedelta(days=7))
-    assert message is not None and not isinstance(message, Decision)
-    reply = InboundText(found.phone_e164, "DueCall", "1", NOW, ReplyKind.ANSWER, Outcome.PROMISE_TO_PAY)
-    await store.record_inbound(reply, [], NOW, "gateway:test")
 
 
 async def test_promise_verdicts_follow_the_balance_rules(store: SqliteStore) -> None:

@@ -14,6 +14,7 @@ import dialer.store.accounts as accounts_module
 from audit.search import CallFilter, search
 from dialer.store import SqliteStore
 from dialer.store.chain import AuditEvent
+from dialer.store.db import READERS, Database
 from tests.support.records import NOW, record
 
 
@@ -79,3 +80,43 @@ async def test_the_read_path_cannot_write(tmp_path: Path) -> None:
         assert await store.count_accounts() == 1
     finally:
         await store.close()
+
+
+async def test_reads_run_side_by_side_on_the_read_connections_and_wait_for_a_free_one(
+    tmp_path: Path,
+) -> None:
+    """A report's queries overlap (one per read connection); one more waits, and gets a
+    connection back when a read ends, even one that failed."""
+    database = await Database.open(tmp_path / "t.db")
+    try:
+        inside = 0
+
+        async def hold(release: asyncio.Event) -> None:
+            nonlocal inside
+            async with database.read() as db:
+                inside += 1
+                await db.execute("SELECT 1")
+                await release.wait()
+
+        held = [asyncio.Event() for _ in range(READERS)]
+        holders = [asyncio.create_task(hold(e)) for e in held]
+        async with asyncio.timeout(5):
+            while inside < READERS:  # every read connection is in a read at once
+                await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(database.fetch_one("SELECT 2 AS n"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # none free: it waits
+        held[0].set()
+        async with asyncio.timeout(5):
+            row = await waiting
+        assert row is not None and row["n"] == 2
+        for e in held:
+            e.set()
+        await asyncio.gather(*holders)
+        with pytest.raises(sqlite3.OperationalError):
+            await database.fetch_one("SELECT * FROM no_such_table")
+        for _ in range(READERS + 1):  # the failed read gave its connection back
+            async with asyncio.timeout(5):
+                assert await database.fetch_one("SELECT 3") is not None
+    finally:
+        await database.close()
