@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import aiosqlite
-
 from dialer.core.models import Account, AccountRecord, RejectedRow
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.db import Database, Row, fetch_all, fetch_one
+from dialer.store.conn import Conn
+from dialer.store.db import Database, Row, fetch_all, fetch_one, insert_id
 from dialer.store.events import ImportBatch, Imported, ImportFailed
 from dialer.store.times import to_db
 
@@ -75,8 +74,7 @@ class Accounts:
 
     async def start_import(self, file: str, now: datetime) -> int:
         async with self._db.write() as db:
-            cur = await db.execute(START_IMPORT, (file, to_db(now)))
-            return int(cur.lastrowid or 0)
+            return await insert_id(db, START_IMPORT, (file, to_db(now)))
 
     async def upsert_accounts(self, records: Sequence[AccountRecord], now: datetime) -> ImportCounts:
         """Insert new accounts, update known ones (keyed by account_id), in one transaction."""
@@ -144,9 +142,7 @@ class Accounts:
         return found
 
 
-async def _upsert_accounts(
-    db: aiosqlite.Connection, records: Sequence[AccountRecord], stamp: str
-) -> ImportCounts:
+async def _upsert_accounts(db: Conn, records: Sequence[AccountRecord], stamp: str) -> ImportCounts:
     if not records:
         return ImportCounts(0, 0)
     ids = [r.account_id for r in records]
@@ -156,17 +152,17 @@ async def _upsert_accounts(
     return ImportCounts(inserted=len(ids) - updated, updated=updated)
 
 
-async def _add_rejects(db: aiosqlite.Connection, import_id: int, rejects: Sequence[RejectedRow]) -> None:
+async def _add_rejects(db: Conn, import_id: int, rejects: Sequence[RejectedRow]) -> None:
     await db.executemany(ADD_REJECT, [(import_id, r.row_number, r.reason, r.raw) for r in rejects])
 
 
-async def _import_totals(db: aiosqlite.Connection, import_id: int) -> dict[str, Any]:
+async def _import_totals(db: Conn, import_id: int) -> dict[str, Any]:
     row = await fetch_one(db, IMPORT_TOTALS, (import_id,))
     assert row is not None, f"import {import_id} has no row"
     return {k: row[k] for k in ("file", "rows", "inserted", "updated", "rejected")}
 
 
-async def _existing_ids(db: aiosqlite.Connection, ids: Sequence[str]) -> set[str]:
+async def _existing_ids(db: Conn, ids: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]

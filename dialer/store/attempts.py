@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from dialer.core.flags import decided_flags
 from dialer.core.messages import PastMessage
 from dialer.core.models import (
@@ -29,8 +27,9 @@ from dialer.core.models import (
 from dialer.store.call_events import AttemptDecided, ContactBlocked
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
+from dialer.store.conn import Conn
 from dialer.store.contacts import preferences_in, text_history
-from dialer.store.db import Database, Row, fetch_all, fetch_one
+from dialer.store.db import Database, Row, fetch_all, fetch_one, insert_id
 from dialer.store.times import from_db, to_db, to_db_or_none
 
 Decide = Callable[[Account, Sequence[PastAttempt], bool, Preferences], Decision]
@@ -156,7 +155,7 @@ class Attempts:
         return [(r["at"], r["kind"], json.loads(r["data"])) for r in rows]
 
 
-async def _history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastAttempt]:
+async def _history(db: Conn, phone: str, since: datetime) -> list[PastAttempt]:
     params = (phone, to_db(since), Disposition.NOT_PLACED.value)  # no call placed: not a contact
     calls = [past_attempt(r) for r in await fetch_all(db, HISTORY, params)]
     return with_texts(await text_history(db, phone, since), calls)
@@ -186,7 +185,7 @@ def reasons(decision: Decision) -> list[dict[str, str]]:
 
 
 async def defer_in(
-    db: aiosqlite.Connection,
+    db: Conn,
     target: Target,
     decision: Decision,
     now: datetime,
@@ -216,14 +215,12 @@ async def defer_in(
     await append_audit(db, [event])
 
 
-async def add_flags(db: aiosqlite.Connection, attempt_id: int, flags: Sequence[str]) -> None:
+async def add_flags(db: Conn, attempt_id: int, flags: Sequence[str]) -> None:
     if flags:  # most calls have none: no round trip to the database thread then
         await db.executemany(ADD_FLAG, [(attempt_id, f) for f in flags])
 
 
-async def _audit_decided(
-    db: aiosqlite.Connection, target: Target, attempt: Attempt, decision: Decision, actor: str
-) -> None:
+async def _audit_decided(db: Conn, target: Target, attempt: Attempt, decision: Decision, actor: str) -> None:
     flags = decided_flags(target.account, decision)
     await add_flags(db, attempt.id, flags)
     record = AttemptDecided(
@@ -239,7 +236,7 @@ async def _audit_decided(
 
 
 async def _insert_attempt(
-    db: aiosqlite.Connection,
+    db: Conn,
     target: Target,
     attempt_no: int,
     now: datetime,
@@ -260,8 +257,7 @@ async def _insert_attempt(
         dialer_id,
         step,
     )
-    cur = await db.execute(INSERT_ATTEMPT, params)
-    attempt_id = int(cur.lastrowid or 0)
+    attempt_id = await insert_id(db, INSERT_ATTEMPT, params)
     recording = recording_for(attempt_id, now)
     await db.execute(SET_RECORDING, (recording, attempt_id))
     await db.execute(

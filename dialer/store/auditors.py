@@ -81,7 +81,7 @@ class Auditors:
     ) -> bool:
         """One write and, if it changed a row, its event: one transaction."""
         async with self._db.write() as db:
-            cur = await db.execute(sql, params)
-            if cur.rowcount > 0:
+            changed = await db.execute(sql, params) > 0
+            if changed:
                 await append_audit(db, [AuditEvent(record, now, actor)])
-            return cur.rowcount > 0
+            return changed

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from dialer.core.flags import ended_flags
 from dialer.core.models import Attempt, CallResult, Disposition, TargetUpdate
 from dialer.store.attempts import add_flags
 from dialer.store.call_events import CallEnded, CallOutcome, call_event, ivr_event
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
+from dialer.store.conn import Conn
 from dialer.store.db import Database
 from dialer.store.events import Record
 from dialer.store.evidence import RecordingFacts
@@ -75,7 +74,7 @@ class Calls:
 
 
 async def _audit_ended(
-    db: aiosqlite.Connection,
+    db: Conn,
     attempt: Attempt,
     result: CallResult,
     update: TargetUpdate,

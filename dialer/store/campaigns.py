@@ -6,18 +6,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-import aiosqlite
-
 from dialer.core.models import Account, Campaign, Target, TargetState
 from dialer.core.vocab import CampaignState
 from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.db import Database, Row, fetch_all
+from dialer.store.conn import Conn
+from dialer.store.db import Database, Row, fetch_all, fetch_one
 from dialer.store.events import CampaignCreated, CampaignStrategy, TargetStopped
 from dialer.store.times import from_db, to_db
 
-CREATE_CAMPAIGN = "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+CREATE_CAMPAIGN = (
+    "INSERT INTO campaigns (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING id"
+)
 CAMPAIGN_COLUMNS = "id, name, created_at, strategy_file, strategy_sha256, seed, state"
 CAMPAIGN = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE name=?"
 SET_STRATEGY = "UPDATE campaigns SET strategy_file=?, strategy_sha256=?, seed=? WHERE id=?"
@@ -78,9 +79,9 @@ class Campaigns:
 
     async def create_campaign(self, name: str, now: datetime, actor: str = "operator") -> Campaign:
         async with self._db.write() as db:
-            cur = await db.execute(CREATE_CAMPAIGN, (name, to_db(now)))
-            if cur.rowcount == 1:
-                event = AuditEvent(CampaignCreated(name), now, actor, cur.lastrowid)
+            made = await fetch_one(db, CREATE_CAMPAIGN, (name, to_db(now)))
+            if made is not None:  # a new name (ON CONFLICT DO NOTHING returns no row)
+                event = AuditEvent(CampaignCreated(name), now, actor, int(made["id"]))
                 await append_audit(db, [event])
         found = await self.campaign(name)
         assert found is not None
@@ -109,8 +110,7 @@ class Campaigns:
             only = f" AND account_id IN ({','.join('?' * len(account_ids))})"
             params += list(account_ids)
         async with self._db.write() as db:
-            cur = await db.execute(ADD_TARGETS.format(only=only), params)
-            return cur.rowcount
+            return await db.execute(ADD_TARGETS.format(only=only), params)
 
     async def due_targets(
         self, campaign_id: int, now: datetime, limit: int, channel: str | None = "voice"
@@ -131,11 +131,11 @@ class Campaigns:
     ) -> None:
         """The strategy contacts the account no more: done, with the reason, into the audit chain."""
         async with self._db.write() as db:
-            cur = await db.execute(
+            stopped = await db.execute(
                 STOP_TARGET,
                 (TargetState.DONE.value, to_db(now), reason, target.campaign_id, target.account.pk),
             )
-            if cur.rowcount == 1:
+            if stopped == 1:
                 record = TargetStopped(reason, to_person)
                 event = AuditEvent(record, now, actor, target.campaign_id, None, target.account.account_id)
                 await append_audit(db, [event])
@@ -178,5 +178,5 @@ def campaign_from(row: Row) -> Campaign:
     )
 
 
-async def _counts(db: aiosqlite.Connection, sql: str, campaign_id: int) -> dict[str, int]:
+async def _counts(db: Conn, sql: str, campaign_id: int) -> dict[str, int]:
     return {r["k"]: r["n"] for r in await fetch_all(db, sql, (campaign_id,))}

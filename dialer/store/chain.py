@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
+from dialer.store.conn import Conn, Row
 from dialer.store.db import fetch_one
 from dialer.store.events import Record
 from dialer.store.times import to_db
@@ -74,9 +72,10 @@ class StoredEvent:
     hash: str
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> StoredEvent:
-        """From a row of `COLUMNS`: by column name when it has names (sqlite3.Row), else in order."""
-        if isinstance(row, sqlite3.Row):
+    def from_row(cls, row: Row | tuple[Any, ...]) -> StoredEvent:
+        """From a row of `COLUMNS`: by column name when it has names (a store's row), else in order
+        (a plain tuple)."""
+        if not isinstance(row, tuple):
             return cls(**{name: row[name] for name in row.keys()})  # noqa: SIM118 (a Row is no dict)
         return cls(*row)
 
@@ -155,7 +154,7 @@ def first_break(
     return seq, prev, None
 
 
-async def append(db: aiosqlite.Connection, events: Sequence[AuditEvent]) -> None:
+async def append(db: Conn, events: Sequence[AuditEvent]) -> None:
     """Append `events` after the current head. Call inside the store's write transaction."""
     if not events:
         return

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, time
 
-import aiosqlite
-
 from dialer.core.messages import PastMessage
 from dialer.core.models import Preferences
 from dialer.core.vocab import MessageState
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
+from dialer.store.conn import Conn
 from dialer.store.db import Database, Row, fetch_all, fetch_one
 from dialer.store.events import OptedOut, PreferencesSet
 from dialer.store.keys import attempt_keys
@@ -71,8 +70,8 @@ class Contacts:
         attempt_id: int | None = None,
     ) -> None:
         async with self._db.write() as db:
-            cur = await db.execute(OPT_OUT, (phone_e164, channel, to_db(now), source))
-            record = OptedOut(phone_e164, channel, source, cur.rowcount == 1)
+            added = await db.execute(OPT_OUT, (phone_e164, channel, to_db(now), source))
+            record = OptedOut(phone_e164, channel, source, added == 1)
             where = await attempt_keys(db, attempt_id)
             await append_audit(db, [AuditEvent(record, now, actor or source, *where)])
 
@@ -80,7 +79,7 @@ class Contacts:
         return {r["channel"] for r in await self._db.fetch_all(OPTED_OUT, (phone_e164,))}
 
 
-async def preferences_in(db: aiosqlite.Connection, phone: str) -> Preferences:
+async def preferences_in(db: Conn, phone: str) -> Preferences:
     """The consumer's preferences, read on `db` (inside a write transaction, or a read)."""
     row = await fetch_one(db, PREFERENCES, (phone,))
     return Preferences() if row is None else preferences_from(row)
@@ -107,7 +106,7 @@ def _consent_rows(before: Preferences, prefs: Preferences, now: datetime) -> lis
     return rows
 
 
-async def text_history(db: aiosqlite.Connection, phone: str, since: datetime) -> list[PastMessage]:
+async def text_history(db: Conn, phone: str, since: datetime) -> list[PastMessage]:
     """The number's texts since `since`, read on `db` (inside the claim's write transaction)."""
     rows = await fetch_all(db, TEXT_HISTORY, (phone, to_db(since), MessageState.NOT_SENT.value))
     return [PastMessage(r["id"], from_db(r["decided_at"]), MessageState(r["state"])) for r in rows]

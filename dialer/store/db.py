@@ -27,8 +27,10 @@ import aiosqlite
 
 from dialer.core.errors import StoreError
 from dialer.core.private_files import create_private, tighten
+from dialer.store.conn import Conn, Row, SqliteConn
 
-Row = sqlite3.Row
+__all__ = ["READERS", "SCHEMA_VERSION", "Conn", "Database", "Row", "fetch_all", "fetch_one", "insert_id"]
+
 SCHEMA_VERSION = "PRAGMA user_version"
 
 
@@ -117,18 +119,18 @@ class Database:
         await self._writer.close()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def write(self) -> AsyncIterator[Conn]:
         """The one write path: one transaction, committed when the block ends without an error."""
         async with self._write_lock, _transaction(self._writer, "BEGIN IMMEDIATE") as conn:
-            yield conn
+            yield SqliteConn(conn)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def read(self) -> AsyncIterator[Conn]:
         """One read transaction on an idle read-only connection: a committed snapshot."""
         reader = await self._idle.get()
         try:
             async with _transaction(reader, "BEGIN") as conn:
-                yield conn
+                yield SqliteConn(conn)
         finally:
             self._idle.put_nowait(reader)
 
@@ -158,17 +160,24 @@ async def _transaction(conn: aiosqlite.Connection, begin: str) -> AsyncIterator[
     await conn.execute("COMMIT")
 
 
-async def fetch_all(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-    rows = await db.execute_fetchall(sql, params)
-    return list(rows)  # sqlite3.Row each (row_factory)
+async def fetch_all(db: Conn, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    return await db.fetch_all(sql, params)
 
 
-async def fetch_one(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Row | None:
-    return next(iter(await fetch_all(db, sql, params)), None)
+async def fetch_one(db: Conn, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    return next(iter(await db.fetch_all(sql, params)), None)
+
+
+async def insert_id(db: Conn, sql: str, params: Sequence[Any] = ()) -> int:
+    """Run one INSERT of one row; its id (RETURNING: both backends have it, neither needs lastrowid)."""
+    row = await fetch_one(db, f"{sql} RETURNING id", params)
+    assert row is not None, "an INSERT without ON CONFLICT returns its row"
+    return int(row["id"])
 
 
 async def _migrate(conn: aiosqlite.Connection, path: Path) -> None:
-    async with _transaction(conn, "BEGIN IMMEDIATE") as db:
+    async with _transaction(conn, "BEGIN IMMEDIATE") as raw:
+        db = SqliteConn(raw)
         row = await fetch_one(db, SCHEMA_VERSION)
         version = int(row["user_version"]) if row else 0
         known = _migrations()

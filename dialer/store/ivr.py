@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from dialer.core.models import AttemptState, CallResult, IvrStep
+from dialer.store.conn import Conn
 from dialer.store.db import Database, fetch_all
 from dialer.store.times import from_db, to_db
 
@@ -48,8 +47,10 @@ class IvrSteps:
         """
         async with self._db.write() as db:
             for p in progress:
-                cur = await db.execute(SET_SCRIPT_IF_OPEN, (p.script, p.attempt_id, AttemptState.ENDED.value))
-                if cur.rowcount == 0:
+                still_open = await db.execute(
+                    SET_SCRIPT_IF_OPEN, (p.script, p.attempt_id, AttemptState.ENDED.value)
+                )
+                if not still_open:
                     continue  # ended meanwhile: its final steps are stored
                 rows = [_step_row(p.attempt_id, p.first_seq + i, st) for i, st in enumerate(p.steps)]
                 await db.executemany(ADD_STEP, rows)
@@ -67,7 +68,7 @@ class IvrSteps:
         return [(r["node"], r["kind"], json.loads(r["detail"])) for r in rows]
 
 
-async def store_ivr(db: aiosqlite.Connection, attempt_id: int, result: CallResult) -> None:
+async def store_ivr(db: Conn, attempt_id: int, result: CallResult) -> None:
     """The call's final IVR steps (replacing the provisional ones) and its outcome."""
     ivr = result.ivr
     assert ivr is not None

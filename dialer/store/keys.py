@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from dialer.core.models import Attempt
+from dialer.store.conn import Conn
 from dialer.store.db import fetch_one
 
 Keys = tuple[int | None, int | None, str | None]
@@ -13,7 +12,7 @@ ATTEMPT_KEYS = (
 )
 
 
-async def attempt_keys(db: aiosqlite.Connection, attempt_id: int | None) -> Keys:
+async def attempt_keys(db: Conn, attempt_id: int | None) -> Keys:
     """(campaign id, attempt id, account id) of an attempt, for its audit events."""
     if attempt_id is None:
         return None, None, None
@@ -21,7 +20,7 @@ async def attempt_keys(db: aiosqlite.Connection, attempt_id: int | None) -> Keys
     return (row["campaign_id"], attempt_id, row["account_id"]) if row else (None, None, None)
 
 
-async def keys_of(db: aiosqlite.Connection, attempt: Attempt) -> Keys:
+async def keys_of(db: Conn, attempt: Attempt) -> Keys:
     if attempt.account_id:
         return attempt.campaign_id, attempt.id, attempt.account_id
     return await attempt_keys(db, attempt.id)

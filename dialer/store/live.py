@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-import aiosqlite
-
 from dialer.core.errors import DueCallError
 from dialer.core.models import AttemptState, Disposition, TargetState
 from dialer.core.vocab import CampaignState, MessageState, RuleId
+from dialer.store.conn import Conn
 from dialer.store.db import Database, fetch_all, fetch_one
 from dialer.store.times import from_db, to_db
 
@@ -119,22 +118,22 @@ class Live:
         )
 
 
-async def _in_flight(db: aiosqlite.Connection, campaign_id: int) -> tuple[int, int]:
+async def _in_flight(db: Conn, campaign_id: int) -> tuple[int, int]:
     calls = await _count(db, CALLS_IN_FLIGHT, (campaign_id, AttemptState.DECIDED.value))  # open
     texts = await _count(db, TEXTS_IN_FLIGHT, (campaign_id, *_OPEN_TEXTS))
     return calls, texts
 
 
-async def _pace(db: aiosqlite.Connection, campaign_id: int, since: str) -> tuple[int, int]:
+async def _pace(db: Conn, campaign_id: int, since: str) -> tuple[int, int]:
     calls = await _count(db, CALLS_SINCE, (since, campaign_id, Disposition.NOT_PLACED.value))
     texts = await _count(db, TEXTS_SINCE, (campaign_id, *_LEFT, since))
     return calls, texts
 
 
-async def _count(db: aiosqlite.Connection, sql: str, params: tuple[object, ...]) -> int:
+async def _count(db: Conn, sql: str, params: tuple[object, ...]) -> int:
     row = await fetch_one(db, sql, params)
     return int(row["n"]) if row is not None else 0
 
 
-async def _counts(db: aiosqlite.Connection, sql: str, campaign_id: int) -> dict[str, int]:
+async def _counts(db: Conn, sql: str, campaign_id: int) -> dict[str, int]:
     return {str(r["k"]): int(r["n"]) for r in await fetch_all(db, sql, (campaign_id,))}

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from dialer.core.messages import (
     CONFIRMATION,
     DecideText,
@@ -29,8 +27,9 @@ from dialer.store.accounts import ACCOUNT_COLUMNS, account_from
 from dialer.store.attempts import reasons
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
+from dialer.store.conn import Conn
 from dialer.store.contacts import OPT_OUT, preferences_in, text_history
-from dialer.store.db import Database, Row, fetch_all, fetch_one
+from dialer.store.db import Database, Row, fetch_all, fetch_one, insert_id
 from dialer.store.events import MessageQueued, MessageReceived, MessageRefused, MessageStateChanged, OptedOut
 from dialer.store.times import from_db, to_db, to_db_or_none
 
@@ -213,10 +212,10 @@ class Messages:
             if inbound.kind is ReplyKind.OPT_OUT:
                 source = f"sms reply {inbound.text[:40]!r}"
                 for channel in opt_out_channels:
-                    cur = await db.execute(OPT_OUT, (phone, channel, to_db(now), source))
-                    if cur.rowcount == 1:
+                    added = await db.execute(OPT_OUT, (phone, channel, to_db(now), source)) == 1
+                    if added:
                         newly.append(channel)
-                    record = OptedOut(phone, channel, source, cur.rowcount == 1)
+                    record = OptedOut(phone, channel, source, added)
                     events.append(AuditEvent(record, now, actor, *keys))
             await append_audit(db, events)
             return InboundResult(inbound_id, True, account, answered, tuple(newly))
@@ -238,7 +237,7 @@ def _forward(current: MessageState, new: MessageState) -> bool:
 
 
 async def _insert(
-    db: aiosqlite.Connection, request: TextRequest, now: datetime, decision: Decision, dialer_id: str
+    db: Conn, request: TextRequest, now: datetime, decision: Decision, dialer_id: str
 ) -> Message:
     account = request.account
     why = reasons(decision)
@@ -260,8 +259,7 @@ async def _insert(
         dialer_id,
         request.step,
     )
-    cur = await db.execute(INSERT_MESSAGE, params)
-    message_id = int(cur.lastrowid or 0)
+    message_id = await insert_id(db, INSERT_MESSAGE, params)
     record = MessageQueued(
         message_id,
         account.phone_e164,
@@ -290,7 +288,7 @@ async def _insert(
     )
 
 
-async def _account_for(db: aiosqlite.Connection, phone: str, answered: Message | None) -> Account | None:
+async def _account_for(db: Conn, phone: str, answered: Message | None) -> Account | None:
     """The account a text from `phone` is about: that of the last text sent there, else the newest."""
     if answered is not None and answered.account_pk is not None:
         row = await fetch_one(
@@ -302,7 +300,7 @@ async def _account_for(db: aiosqlite.Connection, phone: str, answered: Message |
 
 
 async def _insert_inbound(
-    db: aiosqlite.Connection, inbound: InboundText, account: Account | None, answered: Message | None
+    db: Conn, inbound: InboundText, account: Account | None, answered: Message | None
 ) -> int:
     params = (
         to_db(inbound.received_at),
@@ -316,8 +314,7 @@ async def _insert_inbound(
         answered.id if answered else None,
         inbound.gateway_ref,
     )
-    cur = await db.execute(INSERT_INBOUND, params)
-    return int(cur.lastrowid or 0)
+    return await insert_id(db, INSERT_INBOUND, params)
 
 
 def _received(inbound_id: int, inbound: InboundText, answered: Message | None) -> MessageReceived:

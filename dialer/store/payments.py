@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import aiosqlite
-
 from dialer.core.balance import Payment, PromiseMade, decision_zone, payment_day
 from dialer.core.models import Account, RejectedRow
 from dialer.core.vocab import Outcome
 from dialer.store.accounts import ACCOUNT, ACCOUNT_COLUMNS, account_from
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
-from dialer.store.db import Database, Row, fetch_all, fetch_one
+from dialer.store.conn import Conn
+from dialer.store.db import Database, Row, fetch_all, fetch_one, insert_id
 from dialer.store.events import PaymentImportBatch, PaymentImportFailed, PaymentsImported
 from dialer.store.times import from_db, to_db
 
@@ -90,8 +89,7 @@ class Payments:
 
     async def start_payment_import(self, file: str, now: datetime) -> int:
         async with self._db.write() as db:
-            cur = await db.execute(START, (file, to_db(now)))
-            return int(cur.lastrowid or 0)
+            return await insert_id(db, START, (file, to_db(now)))
 
     async def accounts_named(self, account_ids: Sequence[str]) -> dict[str, Account]:
         """The accounts among `account_ids` that exist, by id."""
@@ -168,7 +166,7 @@ class Payments:
         return AccountPayments(account, tuple(map(payment, paid)), tuple(promises))
 
 
-async def _known(db: aiosqlite.Connection, payment_ids: Sequence[str]) -> dict[str, Row]:
+async def _known(db: Conn, payment_ids: Sequence[str]) -> dict[str, Row]:
     ids = list(dict.fromkeys(payment_ids))
     known: dict[str, Row] = {}
     for start in range(0, len(ids), _CHUNK):
@@ -224,7 +222,7 @@ def local_day(payment: Payment, zones: Sequence[str]) -> date:
     return payment_day(payment, decision_zone(zones, payment.paid_at))
 
 
-async def _zones(db: aiosqlite.Connection, account_pks: Sequence[int]) -> dict[int, tuple[str, ...]]:
+async def _zones(db: Conn, account_pks: Sequence[int]) -> dict[int, tuple[str, ...]]:
     pks = list(dict.fromkeys(account_pks))
     zones: dict[int, tuple[str, ...]] = {}
     for start in range(0, len(pks), _CHUNK):
@@ -257,7 +255,7 @@ def _amounts(payments: Sequence[NewPayment]) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
-async def _totals(db: aiosqlite.Connection, import_id: int) -> dict[str, Any]:
+async def _totals(db: Conn, import_id: int) -> dict[str, Any]:
     row = await fetch_one(db, TOTALS, (import_id,))
     assert row is not None, f"payment import {import_id} has no row"
     return {k: row[k] for k in ("file", "rows", "inserted", "duplicates", "rejected")}

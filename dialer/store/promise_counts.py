@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from dialer.core import balance
 from dialer.core.vocab import Outcome, PromiseState
+from dialer.store.conn import Conn
 from dialer.store.db import Row, fetch_all
 
 # Promises: every one of the campaign's accounts (a text's day may come from an earlier call
@@ -99,7 +98,7 @@ class _Promising:
     steps: dict[tuple[str, int], str]  # the campaign's promises of it: (source, ref) -> its step
 
 
-async def read_promises(db: aiosqlite.Connection, campaign_id: int) -> PromiseRows:
+async def read_promises(db: Conn, campaign_id: int) -> PromiseRows:
     calls = await fetch_all(db, CALL_PROMISES, (campaign_id,))
     texts = await fetch_all(db, TEXT_PROMISES, (campaign_id,))
     pks = json.dumps(sorted({r["account_pk"] for r in [*calls, *texts] if r["campaign_id"] == campaign_id}))
@@ -108,7 +107,7 @@ async def read_promises(db: aiosqlite.Connection, campaign_id: int) -> PromiseRo
     return PromiseRows(campaign_id, calls, texts, accounts, payments)
 
 
-async def read_batch(db: aiosqlite.Connection, campaign_id: int) -> PromiseRows:
+async def read_batch(db: Conn, campaign_id: int) -> PromiseRows:
     """What judging the accounts of temp.promise_batch needs (those of them in the campaign)."""
     calls = await fetch_all(db, BATCH_CALLS, (campaign_id,))
     texts = await fetch_all(db, BATCH_TEXTS, (campaign_id,))

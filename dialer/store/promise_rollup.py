@@ -12,10 +12,9 @@ import asyncio
 import json
 from datetime import UTC, date, datetime, time
 
-import aiosqlite
-
 from dialer.core import balance
 from dialer.core.vocab import PromiseState
+from dialer.store.conn import Conn
 from dialer.store.db import Row, fetch_all, fetch_one
 from dialer.store.promise_counts import judge, read_batch
 
@@ -48,7 +47,7 @@ def verdicts_sql(by: str) -> str:
     return VERDICTS.format(group=GROUP_COLUMNS[by])
 
 
-async def mark_unjudged(db: aiosqlite.Connection, campaign_id: int, today: date) -> None:
+async def mark_unjudged(db: Conn, campaign_id: int, today: date) -> None:
     """Mark what is to be judged besides what the triggers marked: the whole campaign the first
     time; the accounts whose zones decide in another zone on `today` than they were judged in."""
     built = "SELECT 1 FROM report_promises_built WHERE campaign_id = ?"
@@ -71,16 +70,16 @@ def _decision_zone(r: Row, today: date) -> str:
     return balance.decision_zone(json.loads(r["zones"]), moment).key
 
 
-async def judge_batch(db: aiosqlite.Connection, campaign_id: int, today: date) -> bool:
+async def judge_batch(db: Conn, campaign_id: int, today: date) -> bool:
     """One batch of marked accounts judged again; False if none was marked."""
     await db.execute("CREATE TEMP TABLE IF NOT EXISTS promise_batch (account_pk INTEGER PRIMARY KEY)")
     await db.execute("DELETE FROM temp.promise_batch")
-    cursor = await db.execute(
+    batched = await db.execute(
         "INSERT INTO temp.promise_batch SELECT account_pk FROM report_promise_dirty "
         "WHERE campaign_id = ? ORDER BY account_pk LIMIT ?",
         (campaign_id, BATCH_ACCOUNTS),
     )
-    if cursor.rowcount <= 0:
+    if batched <= 0:
         return False
     rows = await read_batch(db, campaign_id)
     judged = await asyncio.to_thread(judge, rows, today)

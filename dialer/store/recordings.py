@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import aiosqlite
-
 from dialer.core.models import Attempt
 from dialer.store.attempts import ATTEMPT_COLUMNS, attempt_from
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
+from dialer.store.conn import Conn
 from dialer.store.db import Database
 from dialer.store.events import RecordingMissing, RecordingPurged, RecordingStored
 from dialer.store.evidence import RecordingFacts
@@ -74,7 +73,7 @@ class Recordings:
 
 
 async def store_recordings(
-    db: aiosqlite.Connection,
+    db: Conn,
     attempt: Attempt,
     found: Sequence[RecordingFacts],
     now: datetime,

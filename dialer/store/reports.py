@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from sqlite3 import Row
-
-import aiosqlite
 
 from dialer.core.balance import bucket, decision_zone
 from dialer.core.models import PERSON_ANSWERED
+from dialer.store.conn import Conn, Row
 from dialer.store.db import Database, fetch_all, fetch_one
 from dialer.store.times import from_db
 
@@ -307,7 +305,7 @@ class Reports:
                     break
 
 
-async def _mark_all(db: aiosqlite.Connection, campaign_id: int) -> None:
+async def _mark_all(db: Conn, campaign_id: int) -> None:
     """A campaign with no rollup yet: every account and day it has is to be computed."""
     await db.execute(
         "INSERT OR IGNORE INTO report_dirty SELECT ?1, account_pk FROM targets WHERE campaign_id = ?1 "
@@ -324,16 +322,16 @@ async def _mark_all(db: aiosqlite.Connection, campaign_id: int) -> None:
     await db.execute("INSERT INTO report_built (campaign_id) VALUES (?)", (campaign_id,))
 
 
-async def _refresh_accounts(db: aiosqlite.Connection, campaign_id: int) -> bool:
+async def _refresh_accounts(db: Conn, campaign_id: int) -> bool:
     """One batch of dirty accounts recomputed; False if there was none."""
     await db.execute("CREATE TEMP TABLE IF NOT EXISTS report_batch (account_pk INTEGER PRIMARY KEY)")
     await db.execute("DELETE FROM temp.report_batch")
-    cursor = await db.execute(
+    batched = await db.execute(
         "INSERT INTO temp.report_batch SELECT account_pk FROM report_dirty WHERE campaign_id = ? "
         "ORDER BY account_pk LIMIT ?",
         (campaign_id, BATCH_ACCOUNTS),
     )
-    if cursor.rowcount <= 0:
+    if batched <= 0:
         return False
     batch = "account_pk IN (SELECT account_pk FROM temp.report_batch)"
     await db.execute(f"DELETE FROM report_accounts WHERE campaign_id = ? AND {batch}", (campaign_id,))
@@ -343,7 +341,7 @@ async def _refresh_accounts(db: aiosqlite.Connection, campaign_id: int) -> bool:
     return True
 
 
-async def _refresh_days(db: aiosqlite.Connection, campaign_id: int) -> bool:
+async def _refresh_days(db: Conn, campaign_id: int) -> bool:
     """One dirty UTC day's calls and texts by zones and quarter hour recomputed; False if none."""
     row = await fetch_one(
         db, "SELECT day FROM report_dirty_days WHERE campaign_id = ? LIMIT 1", (campaign_id,)

@@ -13,13 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from dialer.core import balance
 from dialer.core.messages import PastMessage
 from dialer.core.models import PERSON_ANSWERED, Account, PastAttempt, Preferences
 from dialer.core.vocab import MessageState, Outcome
 from dialer.store.attempts import past_attempt, with_texts
+from dialer.store.conn import Conn
 from dialer.store.contacts import preferences_from
 from dialer.store.db import Database, fetch_all
 from dialer.store.payments import call_promise, payment, text_promise
@@ -92,7 +91,7 @@ class Snapshots:
 
 
 async def _chunk(
-    db: aiosqlite.Connection,
+    db: Conn,
     accounts: Sequence[Account],
     since: datetime,
     arms: Mapping[int, str],
@@ -123,7 +122,7 @@ async def _chunk(
     return out
 
 
-async def _by_account(db: aiosqlite.Connection, pks: Sequence[int]) -> dict[int, dict[str, list[Any]]]:
+async def _by_account(db: Conn, pks: Sequence[int]) -> dict[int, dict[str, list[Any]]]:
     found: dict[int, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     marks = ",".join("?" * len(pks))
     for r in await fetch_all(db, ACCOUNT_CALLS.format(marks=marks), pks):
@@ -148,7 +147,7 @@ async def _by_account(db: aiosqlite.Connection, pks: Sequence[int]) -> dict[int,
     return found
 
 
-async def _by_phone(db: aiosqlite.Connection, phones: Sequence[str], since: datetime) -> dict[str, Any]:
+async def _by_phone(db: Conn, phones: Sequence[str], since: datetime) -> dict[str, Any]:
     marks = ",".join("?" * len(phones))
     calls: dict[str, list[PastAttempt]] = defaultdict(list)
     for r in await fetch_all(db, PHONE_CALLS.format(marks=marks), [*phones, to_db(since)]):

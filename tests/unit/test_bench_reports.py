@@ -10,6 +10,7 @@ import aiosqlite
 
 from bench.bench_reports import CALLS_PER_ACCOUNT, TODAY, build
 from dialer.store import SqliteStore
+from dialer.store.conn import SqliteConn
 from dialer.store.outcomes import PromiseRow
 from dialer.store.promise_counts import count_verdicts, read_promises
 
@@ -44,7 +45,7 @@ async def test_the_bench_store_is_built_and_every_funnel_adds_up(tmp_path: Path)
         await store.close()
     async with aiosqlite.connect(path) as db:
         db.row_factory = sqlite3.Row
-        direct = count_verdicts(await read_promises(db, 1), TODAY, "")
+        direct = count_verdicts(await read_promises(SqliteConn(db), 1), TODAY, "")
     assert [verdicts] == [PromiseRow(g, *c) for g, c in direct.items()]
     assert 0 < verdicts.kept < verdicts.due < verdicts.promises
     assert _count(path, "SELECT count(*) FROM report_promises WHERE source = 'sms'") > 0  # texts' too

@@ -15,6 +15,7 @@ import pytest
 
 from dialer.core.models import Account, AccountRecord
 from dialer.store import SqliteStore, db
+from dialer.store.conn import SqliteConn
 from dialer.store.outcomes import PROMISES_BY, PromiseRow
 from dialer.store.promise_counts import count_verdicts, read_promises
 from tests.support.money import NY, account, arms, campaign_of, pay, promise_call, promise_text
@@ -38,7 +39,7 @@ async def _direct(path: Path, campaign_id: int, today: date, by: str) -> list[Pr
     """The campaign judged whole on `today`, as promise_verdicts did before the rollup."""
     async with aiosqlite.connect(path) as conn:
         conn.row_factory = sqlite3.Row
-        rows = await read_promises(conn, campaign_id)
+        rows = await read_promises(SqliteConn(conn), campaign_id)
     found = [PromiseRow(g, *c) for g, c in sorted(count_verdicts(rows, today, by).items())]
     return found or ([PromiseRow("", 0, 0, 0, 0, 0, 0)] if by == "" else [])
 
