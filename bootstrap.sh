@@ -24,8 +24,9 @@ say() { printf '\n== %s\n' "$*"; }
 # gateway (DueCall starts its own bearerbox and smsbox on its own ports).
 PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox kannel)
 # chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none);
-# libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it.
-if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1); fi
+# libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it;
+# postgresql: the PostgreSQL store's tests (DueCall runs its own cluster, docs/postgres.md).
+if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -38,6 +39,10 @@ fi
 # The package's own Kannel service (where systemd started it) is not DueCall's: stop it.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet kannel 2>/dev/null; then
   systemctl disable --now kannel >/dev/null 2>&1 || true
+fi
+# Nor is the package's own PostgreSQL cluster (port 5432): DueCall starts its own on 55432.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
 
 # -- Python environment ----------------------------------------------------

@@ -7,6 +7,7 @@ the folder that holds the settings file.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -93,6 +94,25 @@ class StoreSettings(_Section):
     path: Path = Path("var/duecall.db")
     # FULL: an attempt is on disk before its call is placed, even across a power cut.
     synchronous: str = Field("FULL", pattern="^(FULL|NORMAL)$")
+
+
+class PostgresSettings(_Section):
+    """The project's own PostgreSQL cluster (`duecall postgres up`, docs/postgres.md)."""
+
+    state_dir: Path = Path("var/postgres")  # its data, unix socket, log and the password file
+    host: str = "127.0.0.1"  # the one IP address it listens on: loopback unless told
+    port: int = Field(55432, ge=1024, le=65535)  # not PostgreSQL's usual 5432: beside a system server
+    # Off only for a throwaway server (the tests): a crash or power cut can then lose or corrupt data.
+    fsync: bool = True
+
+    @field_validator("host")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value[:60]!r} is not an IP address (e.g. 127.0.0.1)") from None
+        return value
 
 
 class AsteriskSettings(_Section):
@@ -344,6 +364,7 @@ class LoggingSettings(_Section):
 
 class Settings(_Section):
     store: StoreSettings = StoreSettings()
+    postgres: PostgresSettings = PostgresSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     dialer: DialerSettings = DialerSettings()
     accounts: ImportSettingsModel = ImportSettingsModel()

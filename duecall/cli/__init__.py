@@ -14,7 +14,19 @@ import click
 from dialer.core.config import Settings, load_settings
 from dialer.core.private_files import set_private_umask, tighten
 from duecall import logs
-from duecall.cli import accounts, asterisk, audit, campaign, ivr, payments, policy, report, sms, strategy
+from duecall.cli import (
+    accounts,
+    asterisk,
+    audit,
+    campaign,
+    ivr,
+    payments,
+    policy,
+    postgres,
+    report,
+    sms,
+    strategy,
+)
 from duecall.cli._shared import console, settings_of
 from duecall.cli.errors import DueCallGroup
 
@@ -69,6 +81,7 @@ for command in (
     ivr.ivr,
     payments.payments,
     policy.policy,
+    postgres.postgres,
     report.report,
     sms.sms,
     strategy.strategy,
