@@ -1,15 +1,13 @@
-"""Opening the configured store (the one place the app picks its backend)."""
+"""Opening the configured store (dialer/store/opening.py picks the backend) and finding a campaign."""
 
 from __future__ import annotations
 
-from dialer.core.config import Settings
 from dialer.core.errors import DueCallError
 from dialer.core.models import Campaign
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
+from dialer.store.opening import open_store, sqlite_file
 
-
-async def open_store(s: Settings) -> Store:
-    return await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+__all__ = ["campaign_named", "open_store", "sqlite_file"]
 
 
 async def campaign_named(store: Store, name: str) -> Campaign:

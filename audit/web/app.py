@@ -82,9 +82,10 @@ from dialer.core.errors import AuditorError
 from dialer.core.flags import BLOCKING_RULES
 from dialer.core.models import Disposition
 from dialer.core.vocab import MessageState, Outcome, ReplyKind
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from dialer.store.chain import AuditEvent
 from dialer.store.events import web_event
+from dialer.store.opening import open_store
 
 HERE = Path(__file__).resolve().parent
 SESSION_HOURS = 8
@@ -144,7 +145,7 @@ def create_app(
     `[audit] allowed_hosts` names them.
     `extensions`: more pages in the same app, sessions and error page (see `Extension`).
     """
-    db_path = settings.path(settings.store.path)
+    db_path = settings.path(settings.store.sqlite_file())
     db_path.parent.mkdir(parents=True, exist_ok=True)
     secret = session_secret(db_path.parent / SECRET_NAME)
     sessions, lockouts = Sessions(SESSION_HOURS), Lockouts(FAILED_LIMIT, FAILED_WINDOW)
@@ -153,7 +154,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await SqliteStore.open(db_path, settings.store.synchronous)
+        store = await open_store(settings)
         recordings = settings.path(settings.dialer.recordings_dir).resolve()
         app.state.audit = State(
             store,

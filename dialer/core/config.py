@@ -91,9 +91,31 @@ class _Section(BaseModel):
 
 
 class StoreSettings(_Section):
+    # Where the store is: "sqlite:///var/duecall.db" (a file; relative to this file's folder,
+    # "sqlite:////srv/duecall.db" absolute) or "postgresql://user:password@host:port/database" (one
+    # database for several dialer machines, docs/postgres.md). Empty: the SQLite file at `path`.
+    url: str = ""
     path: Path = Path("var/duecall.db")
-    # FULL: an attempt is on disk before its call is placed, even across a power cut.
+    # FULL: an attempt is on disk before its call is placed, even across a power cut (SQLite).
     synchronous: str = Field("FULL", pattern="^(FULL|NORMAL)$")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            shown = value.split("://", 1)[0][:20]
+            raise ValueError(f"a sqlite:/// or postgresql:// URL, not {shown!r}")
+        if value.startswith("sqlite:///") and not value.removeprefix("sqlite:///"):
+            raise ValueError("sqlite:/// names no file (e.g. sqlite:///var/duecall.db)")
+        return value
+
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL URL, or None for a SQLite store."""
+        return self.url if self.url.startswith(("postgresql://", "postgres://")) else None
+
+    def sqlite_file(self) -> Path:
+        """The SQLite file (as written: relative to the settings file's folder)."""
+        return Path(self.url.removeprefix("sqlite:///")) if self.url else self.path
 
 
 class PostgresSettings(_Section):

@@ -51,7 +51,7 @@ INSERT_ATTEMPT = (
 )
 SET_RECORDING = "UPDATE attempts SET recording_path=? WHERE id=?"
 TARGET_IN_FLIGHT = "UPDATE targets SET state=?, attempts=?, note='' WHERE campaign_id=? AND account_pk=?"
-ADD_FLAG = "INSERT OR IGNORE INTO attempt_flags (attempt_id, flag) VALUES (?,?)"
+ADD_FLAG = "INSERT INTO attempt_flags (attempt_id, flag) VALUES (?,?) ON CONFLICT DO NOTHING"
 ATTEMPT_COLUMNS = (
     "t.id, t.campaign_id, t.account_pk, t.phone_e164, t.attempt_no, t.decided_at, t.recording_path, "
     "a.account_id"

@@ -32,7 +32,7 @@ ADD_TARGETS = (
 )
 DUE_TARGETS = (
     f"SELECT {ACCOUNT_COLUMNS}, t.attempts, t.next_at FROM targets t JOIN accounts a ON a.id = t.account_pk "
-    "WHERE t.campaign_id=? AND t.state='pending' AND t.channel IS ? AND t.next_at<=? "
+    "WHERE t.campaign_id=? AND t.state='pending' AND t.channel IS NOT DISTINCT FROM ? AND t.next_at<=? "
     "ORDER BY t.next_at LIMIT ?"
 )
 ROUTE_TARGET = (

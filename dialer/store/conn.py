@@ -8,6 +8,7 @@ the two beyond that is asked of `Conn.dialect` where it is used.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
 import aiosqlite
@@ -34,6 +35,22 @@ class Conn(Protocol):
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+class Database(Protocol):
+    """A backend's connections: `write()` is the one write path (one transaction, committed when
+    the block ends without an error, rolled back otherwise), `read()` one read transaction on a
+    committed snapshot."""
+
+    def write(self) -> AbstractAsyncContextManager[Conn]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Conn]: ...
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def close(self) -> None: ...
 
 
 class SqliteConn:

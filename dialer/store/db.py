@@ -27,9 +27,19 @@ import aiosqlite
 
 from dialer.core.errors import StoreError
 from dialer.core.private_files import create_private, tighten
-from dialer.store.conn import Conn, Row, SqliteConn
+from dialer.store.conn import Conn, Database, Row, SqliteConn
 
-__all__ = ["READERS", "SCHEMA_VERSION", "Conn", "Database", "Row", "fetch_all", "fetch_one", "insert_id"]
+__all__ = [
+    "READERS",
+    "SCHEMA_VERSION",
+    "Conn",
+    "Database",
+    "Row",
+    "SqliteDatabase",
+    "fetch_all",
+    "fetch_one",
+    "insert_id",
+]
 
 SCHEMA_VERSION = "PRAGMA user_version"
 
@@ -84,7 +94,7 @@ async def _connect(path: Path, synchronous: str, read_only: bool) -> aiosqlite.C
 READERS = 2
 
 
-class Database:
+class SqliteDatabase:
     """The write connection (behind `write()`) and the read connections (behind `read()`)."""
 
     def __init__(self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection]) -> None:
@@ -96,7 +106,7 @@ class Database:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path, synchronous: str = "FULL") -> Database:
+    async def open(cls, path: Path, synchronous: str = "FULL") -> SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer, readers = None, []
         try:

@@ -79,12 +79,13 @@ INSERT_INBOUND = (
 INBOX = (
     "SELECT i.id, i.received_at, i.phone_e164, i.text, i.kind, i.outcome, coalesce(a.account_id, '') "
     "AS account_id, i.message_id FROM inbound_messages i LEFT JOIN accounts a ON a.id=i.account_pk "
-    "WHERE (? OR i.kind=?) AND i.handled_at IS NULL ORDER BY i.id"
+    "WHERE (CAST(? AS BOOLEAN) OR i.kind=?) AND i.handled_at IS NULL ORDER BY i.id"
 )
 MESSAGES_IN = (
     "SELECT m.id, coalesce(a.account_id, '') AS account_id, m.phone_e164, m.batch, m.purpose, m.template, "
     "m.text, m.coding, m.segments, m.state, m.reason, m.gateway, m.decided_at, m.updated_at "
-    "FROM messages m LEFT JOIN accounts a ON a.id=m.account_pk WHERE (? IS NULL OR m.batch=?) ORDER BY m.id"
+    "FROM messages m LEFT JOIN accounts a ON a.id=m.account_pk WHERE (CAST(? AS TEXT) IS NULL OR m.batch=?) "
+    "ORDER BY m.id"
 )
 
 

@@ -33,8 +33,8 @@ SELECT i.account_pk, m.campaign_id, coalesce(m.step, '') AS step, i.id, i.receiv
 FROM inbound_messages i JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = i.account_pk
 LEFT JOIN messages m ON m.id = i.message_id WHERE i.outcome = '{_PROMISE}'"""
 _THEIRS = "IN (SELECT value FROM json_each(?1))"
-# The same for a batch of the campaign's accounts (temp.promise_batch; dialer/store/promise_rollup.py).
-_BATCH = "temp.promise_batch b CROSS JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = b.account_pk"
+# The same for a batch of the campaign's accounts (promise_batch; dialer/store/promise_rollup.py).
+_BATCH = "promise_batch b CROSS JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = b.account_pk"
 BATCH_CALLS = f"""
 SELECT t.account_pk, t.campaign_id, t.step, o.attempt_id, o.at, o.promised_date, o.promised_amount_minor
 FROM {_BATCH} CROSS JOIN attempts t ON t.account_pk = g.account_pk AND t.outcome = '{_PROMISE}'
@@ -108,7 +108,7 @@ async def read_promises(db: Conn, campaign_id: int) -> PromiseRows:
 
 
 async def read_batch(db: Conn, campaign_id: int) -> PromiseRows:
-    """What judging the accounts of temp.promise_batch needs (those of them in the campaign)."""
+    """What judging the accounts of promise_batch needs (those of them in the campaign)."""
     calls = await fetch_all(db, BATCH_CALLS, (campaign_id,))
     texts = await fetch_all(db, BATCH_TEXTS, (campaign_id,))
     accounts = await fetch_all(db, BATCH_ACCOUNTS, (campaign_id,))

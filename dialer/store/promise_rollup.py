@@ -22,11 +22,12 @@ BATCH_ACCOUNTS = 5000  # accounts judged per write transaction: about a quarter 
 
 _PROMISE = "promise_to_pay"
 # The first time: every account with a promise in the campaign (by a call or a text's answer).
-MARK_ALL = f"""INSERT OR IGNORE INTO report_promise_dirty
-SELECT ?1, account_pk FROM attempts WHERE campaign_id = ?1 AND outcome = '{_PROMISE}'
+MARK_ALL = f"""INSERT INTO report_promise_dirty
+SELECT CAST(?1 AS BIGINT), account_pk FROM attempts WHERE campaign_id = ?1 AND outcome = '{_PROMISE}'
 UNION SELECT ?1, i.account_pk FROM inbound_messages i JOIN messages m ON m.id = i.message_id
-WHERE m.campaign_id = ?1 AND i.outcome = '{_PROMISE}' AND i.account_pk IS NOT NULL"""
-_IN_BATCH = "account_pk IN (SELECT account_pk FROM temp.promise_batch)"
+WHERE m.campaign_id = ?1 AND i.outcome = '{_PROMISE}' AND i.account_pk IS NOT NULL
+ON CONFLICT DO NOTHING"""
+_IN_BATCH = "account_pk IN (SELECT account_pk FROM promise_batch)"
 GROUP_COLUMNS = {
     "": "''",
     "arm": "arm",
@@ -59,8 +60,8 @@ async def mark_unjudged(db: Conn, campaign_id: int, today: date) -> None:
     for r in await fetch_all(db, pairs, (campaign_id,)):
         if _decision_zone(r, today) != r["zone"]:
             await db.execute(
-                "INSERT OR IGNORE INTO report_promise_dirty SELECT campaign_id, account_pk "
-                "FROM report_promises WHERE campaign_id = ? AND zones = ? AND zone = ?",
+                "INSERT INTO report_promise_dirty SELECT campaign_id, account_pk FROM report_promises "
+                "WHERE campaign_id = ? AND zones = ? AND zone = ? ON CONFLICT DO NOTHING",
                 (campaign_id, r["zones"], r["zone"]),
             )
 
@@ -73,9 +74,9 @@ def _decision_zone(r: Row, today: date) -> str:
 async def judge_batch(db: Conn, campaign_id: int, today: date) -> bool:
     """One batch of marked accounts judged again; False if none was marked."""
     await db.execute("CREATE TEMP TABLE IF NOT EXISTS promise_batch (account_pk INTEGER PRIMARY KEY)")
-    await db.execute("DELETE FROM temp.promise_batch")
+    await db.execute("DELETE FROM promise_batch")
     batched = await db.execute(
-        "INSERT INTO temp.promise_batch SELECT account_pk FROM report_promise_dirty "
+        "INSERT INTO promise_batch SELECT account_pk FROM report_promise_dirty "
         "WHERE campaign_id = ? ORDER BY account_pk LIMIT ?",
         (campaign_id, BATCH_ACCOUNTS),
     )

@@ -65,7 +65,7 @@ replies AS (
         max(i.kind = 'opt_out') AS stop, max(i.outcome IS 'promise_to_pay') AS promised
     FROM inbound_messages i JOIN messages m ON m.id = i.message_id
     WHERE m.campaign_id = ?1 AND i.account_pk IS NOT NULL {{only_i}} GROUP BY i.{{by}})"""
-_ONLY = "AND {c}account_pk IN (SELECT account_pk FROM temp.report_batch)"
+_ONLY = "AND {c}account_pk IN (SELECT account_pk FROM report_batch)"
 # Some accounts: from their calls to the outcomes; all of them: the other way round (fewer rows).
 _RPC_FROM = {
     True: "attempts t CROSS JOIN outcomes o ON o.attempt_id = t.id",
@@ -89,7 +89,7 @@ def _per_account(kind: str, only: bool) -> str:
     )
 
 
-# The rollup's rows of the accounts in temp.report_batch, for one kind: each (account, k) once.
+# The rollup's rows of the accounts in report_batch, for one kind: each (account, k) once.
 _ROLLUP = """
 WITH {per_account}
 INSERT INTO report_accounts (campaign_id, kind, k, account_pk, placed, contacted, right_party_calls,
@@ -308,15 +308,15 @@ class Reports:
 async def _mark_all(db: Conn, campaign_id: int) -> None:
     """A campaign with no rollup yet: every account and day it has is to be computed."""
     await db.execute(
-        "INSERT OR IGNORE INTO report_dirty SELECT ?1, account_pk FROM targets WHERE campaign_id = ?1 "
+        "INSERT INTO report_dirty SELECT CAST(?1 AS BIGINT), account_pk FROM targets WHERE campaign_id = ?1 "
         "UNION SELECT ?1, account_pk FROM attempts WHERE campaign_id = ?1 "
-        "UNION SELECT ?1, account_pk FROM messages WHERE campaign_id = ?1",
+        "UNION SELECT ?1, account_pk FROM messages WHERE campaign_id = ?1 ON CONFLICT DO NOTHING",
         (campaign_id,),
     )
     await db.execute(
-        "INSERT OR IGNORE INTO report_dirty_days SELECT ?1, substr(decided_at, 1, 10) FROM attempts "
+        "INSERT INTO report_dirty_days SELECT CAST(?1 AS BIGINT), substr(decided_at, 1, 10) FROM attempts "
         "WHERE campaign_id = ?1 UNION SELECT ?1, substr(decided_at, 1, 10) FROM messages "
-        "WHERE campaign_id = ?1",
+        "WHERE campaign_id = ?1 ON CONFLICT DO NOTHING",
         (campaign_id,),
     )
     await db.execute("INSERT INTO report_built (campaign_id) VALUES (?)", (campaign_id,))
@@ -325,15 +325,15 @@ async def _mark_all(db: Conn, campaign_id: int) -> None:
 async def _refresh_accounts(db: Conn, campaign_id: int) -> bool:
     """One batch of dirty accounts recomputed; False if there was none."""
     await db.execute("CREATE TEMP TABLE IF NOT EXISTS report_batch (account_pk INTEGER PRIMARY KEY)")
-    await db.execute("DELETE FROM temp.report_batch")
+    await db.execute("DELETE FROM report_batch")
     batched = await db.execute(
-        "INSERT INTO temp.report_batch SELECT account_pk FROM report_dirty WHERE campaign_id = ? "
+        "INSERT INTO report_batch SELECT account_pk FROM report_dirty WHERE campaign_id = ? "
         "ORDER BY account_pk LIMIT ?",
         (campaign_id, BATCH_ACCOUNTS),
     )
     if batched <= 0:
         return False
-    batch = "account_pk IN (SELECT account_pk FROM temp.report_batch)"
+    batch = "account_pk IN (SELECT account_pk FROM report_batch)"
     await db.execute(f"DELETE FROM report_accounts WHERE campaign_id = ? AND {batch}", (campaign_id,))
     for kind in _KINDS:
         await db.execute(_ROLLUP.format(per_account=_per_account(kind, only=True), kind=kind), (campaign_id,))

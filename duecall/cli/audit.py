@@ -19,7 +19,7 @@ from dialer.core.config import Settings
 from dialer.core.errors import ConfigError, DueCallError
 from duecall.cli._shared import console, operator, settings_of
 from duecall.cli.audit_web import serve, user
-from duecall.storage import open_store
+from duecall.storage import open_store, sqlite_file
 
 
 @click.group()
@@ -49,7 +49,7 @@ def verify_command(ctx: click.Context, anchors: Path | None, since_last_anchor: 
             since = last_anchor(anchor_file) if anchor_file and anchor_file.exists() else None
             if since is None:
                 raise DueCallError(f"{anchor_file}: no anchor yet (run `duecall audit anchor`)")
-        report = verify(s.path(s.store.path), anchor_file, since)
+        report = verify(sqlite_file(s), anchor_file, since)
     _print_report(report)
     sys.exit(0 if report.ok else 1)
 
@@ -96,7 +96,7 @@ def anchor_command(ctx: click.Context) -> None:
     target = s.anchor_path()
     if target is None:
         raise ConfigError("no [audit] anchor_file is set")
-    seq, digest = head(s.path(s.store.path))
+    seq, digest = head(sqlite_file(s))
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a", encoding="utf-8") as f:
         f.write(f"{seq} {digest} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n")
@@ -127,7 +127,7 @@ def check_bundle_command(ctx: click.Context, bundle: Path, anchors: Path | None,
         held = read_anchors(anchors) if anchors else {}
         if against_chain:
             s = settings_of(ctx)
-            report = check_bundle_against_chain(bundle, s.path(s.store.path), held)
+            report = check_bundle_against_chain(bundle, sqlite_file(s), held)
         else:
             report = check_bundle(bundle, held)
     _print_bundle_report(bundle, report)

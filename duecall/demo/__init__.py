@@ -25,13 +25,13 @@ from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
 from dialer.core.dialplan import SIM_AUDIO, SIM_DELAY, SIM_KEYS, Context, sim_family
 from dialer.core.models import Account, Disposition
-from dialer.store import SqliteStore
 from dialer.strategy.loader import SHIPPED_STRATEGIES
 from dialer.strategy.plan import Plan
 from duecall import steered
 from duecall.demo.journeys import HELLO, IVR_START, Journey, plan_keys, say_seconds
 from duecall.demo.texting import run_texts, texts_settings
 from duecall.planning import Work, plan_on_every_core, render
+from duecall.storage import open_store, sqlite_file
 from ivr.service import IvrService
 from ivr.tts import playback_target
 
@@ -217,7 +217,12 @@ def demo_settings(s: Settings) -> Settings:
     return s.model_validate(
         {
             **s.model_dump(),
-            "store": {**s.store.model_dump(), "path": s.path(s.asterisk.state_dir) / "demo" / "demo.db"},
+            # The demo has its own SQLite file, whatever store the settings name.
+            "store": {
+                **s.store.model_dump(),
+                "url": "",
+                "path": s.path(s.asterisk.state_dir) / "demo" / "demo.db",
+            },
             "dialer": {
                 **s.dialer.model_dump(),
                 "amd": True,
@@ -241,7 +246,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     console.print("[b]1. Asterisk[/b]: provisioning and starting (the first time takes about a minute)")
     start_asterisk(settings)
     s = demo_settings(settings)
-    db_path = s.path(s.store.path)
+    db_path = sqlite_file(s)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)  # each demo starts afresh
     now = datetime.now(UTC)
@@ -312,7 +317,7 @@ async def _report(s: Settings, plots: Path, console: Console) -> None:
     from reports.plots import write_plots
     from reports.tables import render as render_report
 
-    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    store = await open_store(s)
     try:
         campaign = await store.campaign("demo")
         assert campaign is not None
@@ -326,7 +331,7 @@ async def _report(s: Settings, plots: Path, console: Console) -> None:
 
 async def _plan_strategy(s: Settings, strategy: Path, now: datetime) -> Plan:
     """A campaign of every demo borrower following the shipped strategy, then its dry run."""
-    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    store = await open_store(s)
     try:
         campaign = await store.create_campaign(STRATEGY_CAMPAIGN, now, "operator:demo")
         campaign = await steered.attach(store, s, campaign, strategy, now, "operator:demo")
@@ -343,7 +348,7 @@ async def program_borrowers(s: Settings, now: datetime, account_ids: list[str]) 
     from dialer.asterisk.ami import AmiClient, AmiTimeouts
     from duecall.runtime import build_ivr, endpoint
 
-    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    store = await open_store(s)
     ivr = build_ivr(
         s.model_copy(update={"ivr": s.ivr.model_copy(update={"speech_model": "", "speech": {}})}),
         store,
@@ -388,7 +393,7 @@ async def _sim_values(ivr: IvrService, account: Account, now: datetime) -> dict[
 
 
 async def _import_and_create(s: Settings, csv_path: Path, console: Console) -> None:
-    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    store = await open_store(s)
     try:
         a = s.accounts
         report = await import_accounts(
@@ -416,7 +421,7 @@ def _outcome(row: dict[str, object]) -> str:
 
 
 async def _print_outcomes(s: Settings, plan: list[tuple[str, str, str]], console: Console) -> None:
-    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    store = await open_store(s)
     try:
         campaign = await store.campaign("demo")
         assert campaign is not None

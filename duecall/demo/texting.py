@@ -22,9 +22,10 @@ from rich.table import Table
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings, SmppLink
 from dialer.core.private_files import make_private_dir, write_private
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from duecall import texts
 from duecall.demo.carrier import Behaviour, FakeCarrier
+from duecall.storage import open_store
 from sms import kannel
 
 CARRIER_PORT = 13190
@@ -49,7 +50,7 @@ def texts_settings(s: Settings, state: Path) -> Settings:
 
 async def run_texts(s: Settings, console: Console) -> None:
     """Send the reminders, wait for their reports, bring the two replies in, print both tables."""
-    store = await SqliteStore.open(s.path(s.store.path), s.store.synchronous)
+    store = await open_store(s)
     try:
         campaign = await store.campaign("demo")
         assert campaign is not None  # created by the import step

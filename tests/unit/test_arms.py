@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from dialer.strategy.model import Arms, Contact, Strategy
 from tests.support.project import PROJECT_ROOT
 from tests.support.raw_db import executemany
 from tests.support.records import record
+from tests.support.stores import SQLITE_ONLY, backend_store
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SCRIPTS = {p.stem for p in (PROJECT_ROOT / "ivr" / "scripts").glob("*.yaml")}
@@ -195,12 +195,13 @@ def test_assigning_100000_accounts_is_quick() -> None:
 # ------------------------------------------------------------------ the store
 
 
+__all__ = ["backend_store"]  # the fixture, on both backends
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SqliteStore.open(tmp_path / "t.db")
-    await opened.upsert_accounts([record(f"A{i}") for i in range(1, 5)], NOW)
-    yield opened
-    await opened.close()
+async def store(backend_store: Store) -> Store:
+    await backend_store.upsert_accounts([record(f"A{i}") for i in range(1, 5)], NOW)
+    return backend_store
 
 
 def arm_events(db: Path) -> list[tuple[int, str, dict[str, object]]]:
@@ -212,6 +213,7 @@ def arm_events(db: Path) -> list[tuple[int, str, dict[str, object]]]:
     return [(c, a, json.loads(d)) for c, a, d in rows]
 
 
+@SQLITE_ONLY  # reads the database file
 async def test_save_arms_stores_each_once_never_changes_one_and_audits_each(
     tmp_path: Path, store: Store
 ) -> None:
@@ -242,6 +244,7 @@ async def test_save_arms_stores_each_once_never_changes_one_and_audits_each(
     )
 
 
+@SQLITE_ONLY  # reads the database file
 async def test_campaign_accounts_added_later_keep_their_arms_through_the_store(
     tmp_path: Path, store: Store
 ) -> None:

@@ -8,7 +8,6 @@ import json
 import sqlite3
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,12 @@ from dialer.core.balance import promises, standing
 from dialer.core.errors import ImportFailedError, ImportFileError
 from dialer.core.models import RejectedRow
 from dialer.core.vocab import PromiseState
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from duecall.cli import main
 from tests.support.config import write_config
 from tests.support.raw_db import execute
 from tests.support.records import record
+from tests.support.stores import SQLITE_ONLY, backend_store
 
 NOW = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
 HEADER = ["payment_id", "account_id", "amount", "currency", "paid_at"]
@@ -54,12 +54,15 @@ def reasons(path: Path) -> dict[int, str]:
     return {r.row_number: r.reason for r in parse(path) if isinstance(r, RejectedRow)}
 
 
+__all__ = ["backend_store"]  # the fixture, on both backends
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SqliteStore.open(tmp_path / "t.db")
-    await opened.upsert_accounts([record("A1"), record("A2")], NOW)  # USD 1234.50, due 2026-12-01, New York
-    yield opened
-    await opened.close()
+async def store(backend_store: Store) -> Store:
+    await backend_store.upsert_accounts(
+        [record("A1"), record("A2")], NOW
+    )  # USD 1234.50, due 2026-12-01, New York
+    return backend_store
 
 
 def stored(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -149,6 +152,7 @@ def test_a_file_that_cannot_be_used_is_refused_as_a_whole(
 # ------------------------------------------------------------------ importing
 
 
+@SQLITE_ONLY  # reads the database file
 async def test_import_keeps_good_rows_and_rejects_the_rest_in_the_rejects_file(
     tmp_path: Path, store: Store
 ) -> None:
@@ -205,6 +209,7 @@ async def test_importing_the_same_file_again_counts_nothing_twice(tmp_path: Path
     assert standing(found.account, found.payments, (), NOW).balance_minor == 123450 - 30000
 
 
+@SQLITE_ONLY  # reads the database file
 async def test_a_known_payment_id_with_other_values_is_rejected_and_the_stored_one_kept(
     tmp_path: Path, store: Store
 ) -> None:
@@ -262,6 +267,7 @@ async def test_formula_cells_are_neutralised_in_the_rejects_file_and_read_back_a
     ]
 
 
+@SQLITE_ONLY  # reads the database file
 async def test_a_failure_mid_import_leaves_whole_batches_and_is_reported_failed(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,6 +348,7 @@ async def test_many_rejected_rows_are_kept_without_holding_them_in_memory(
 # ------------------------------------------------------------ an account's standing
 
 
+@SQLITE_ONLY  # reads the database file
 async def test_account_payments_reads_payments_and_the_promises_of_calls_and_texts(
     tmp_path: Path, store: Store
 ) -> None:

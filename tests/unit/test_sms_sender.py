@@ -6,7 +6,7 @@ The same paths against the real Kannel: tests/integration/test_sms_channel.py.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,27 +19,29 @@ from dialer.core.models import Account, Decision, PastAttempt, Preferences
 from dialer.core.vocab import MessageState
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
-from dialer.store import SqliteStore
+from dialer.store import Store
 from sms.gateway import SubmitStatus
 from sms.sender import RetryPlan, Sender
 from tests.support.gateway import ScriptedGateway
 from tests.support.raw_db import execute
 from tests.support.records import borrower
+from tests.support.stores import SQLITE_ONLY, backend_store
 
 # 15:00 UTC is 10:00 in New York: inside the 08:00-21:00 window.
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 
 
+__all__ = ["backend_store"]  # the fixture, on both backends
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(tmp_path / "t.db", "NORMAL")
+async def store(backend_store: Store) -> Store:
     records = [borrower(f"A{i}", f"+1202555{i:04d}") for i in range(3)]
-    await s.upsert_accounts(records, NOW)
-    yield s
-    await s.close()
+    await backend_store.upsert_accounts(records, NOW)
+    return backend_store
 
 
-async def _accounts(store: SqliteStore) -> list[Account]:
+async def _accounts(store: Store) -> list[Account]:
     found = [await store.account(f"A{i}") for i in range(3)]
     return [a for a in found if a is not None]
 
@@ -48,11 +50,11 @@ def _request(account: Account, batch: str = "b1") -> TextRequest:
     return TextRequest(account, batch, "reminder-en-US#due_today", "Acme: pay today.", "gsm-7", 1, "scripted")
 
 
-def _sender(store: SqliteStore, gateway: ScriptedGateway, clock: FixedClock, pack: str = "us-regf") -> Sender:
+def _sender(store: Store, gateway: ScriptedGateway, clock: FixedClock, pack: str = "us-regf") -> Sender:
     return Sender(store, PackGate(load_pack(pack)), gateway, clock, "t1", retry=RetryPlan(3, timedelta(0)))
 
 
-async def test_the_row_is_written_before_the_gateway_and_follows_its_answer(store: SqliteStore) -> None:
+async def test_the_row_is_written_before_the_gateway_and_follows_its_answer(store: Store) -> None:
     gateway, clock = ScriptedGateway(), FixedClock(NOW)
     [a0, *_] = await _accounts(store)
     sent = await _sender(store, gateway, clock).send(_request(a0))
@@ -63,7 +65,7 @@ async def test_the_row_is_written_before_the_gateway_and_follows_its_answer(stor
     assert kinds[-2:] == ["message.queued", "message.state"]
 
 
-async def test_states_only_move_forward(store: SqliteStore) -> None:
+async def test_states_only_move_forward(store: Store) -> None:
     gateway, clock = ScriptedGateway(), FixedClock(NOW)
     [a0, *_] = await _accounts(store)
     sent = await _sender(store, gateway, clock).send(_request(a0))
@@ -79,7 +81,7 @@ async def test_states_only_move_forward(store: SqliteStore) -> None:
     assert row["state"] == "delivered"
 
 
-async def test_a_lost_answer_is_reconciled_as_unknown_and_never_resent(store: SqliteStore) -> None:
+async def test_a_lost_answer_is_reconciled_as_unknown_and_never_resent(store: Store) -> None:
     gateway, clock = ScriptedGateway(hang=asyncio.Event()), FixedClock(NOW)
     [a0, *_] = await _accounts(store)
     sender = _sender(store, gateway, clock)
@@ -102,7 +104,7 @@ async def test_a_lost_answer_is_reconciled_as_unknown_and_never_resent(store: Sq
     assert await store.advance_message(row["id"], MessageState.DELIVERED, clock.now(), "gw", "report")
 
 
-async def test_an_unreachable_gateway_is_tried_again_with_a_new_decision(store: SqliteStore) -> None:
+async def test_an_unreachable_gateway_is_tried_again_with_a_new_decision(store: Store) -> None:
     answers = [SubmitStatus.UNREACHABLE, SubmitStatus.UNREACHABLE]
     gateway, clock = ScriptedGateway(answers), FixedClock(NOW)
     [a0, *_] = await _accounts(store)
@@ -112,7 +114,7 @@ async def test_an_unreachable_gateway_is_tried_again_with_a_new_decision(store: 
     assert states == ["not_sent", "not_sent", "submitted"]  # each try is on record
 
 
-async def test_a_refusing_gateway_is_recorded_not_retried(store: SqliteStore) -> None:
+async def test_a_refusing_gateway_is_recorded_not_retried(store: Store) -> None:
     gateway, clock = ScriptedGateway([SubmitStatus.REFUSED]), FixedClock(NOW)
     [a0, *_] = await _accounts(store)
     sent = await _sender(store, gateway, clock).send(_request(a0))
@@ -121,7 +123,7 @@ async def test_a_refusing_gateway_is_recorded_not_retried(store: SqliteStore) ->
     assert row["state"] == "not_sent" and "scripted refused" in row["reason"]
 
 
-async def test_a_batch_rerun_sends_only_what_was_not_sent(store: SqliteStore) -> None:
+async def test_a_batch_rerun_sends_only_what_was_not_sent(store: Store) -> None:
     gateway, clock = ScriptedGateway([SubmitStatus.REFUSED]), FixedClock(NOW)
     accounts = await _accounts(store)
     sender = _sender(store, gateway, clock)
@@ -133,7 +135,7 @@ async def test_a_batch_rerun_sends_only_what_was_not_sent(store: SqliteStore) ->
     assert sorted(per_account) == ["A0", "A1", "A2"]
 
 
-async def test_outside_the_window_a_text_is_refused_with_the_reason(store: SqliteStore) -> None:
+async def test_outside_the_window_a_text_is_refused_with_the_reason(store: Store) -> None:
     gateway, clock = ScriptedGateway(), FixedClock(datetime(2026, 11, 30, 3, 0, tzinfo=UTC))  # 22:00 NY
     [a0, *_] = await _accounts(store)
     sent = await _sender(store, gateway, clock).send(_request(a0))
@@ -148,7 +150,7 @@ async def test_outside_the_window_a_text_is_refused_with_the_reason(store: Sqlit
     assert '"rule":"window"' in data
 
 
-async def test_an_sms_opt_out_refuses_texts(store: SqliteStore) -> None:
+async def test_an_sms_opt_out_refuses_texts(store: Store) -> None:
     gateway, clock = ScriptedGateway(), FixedClock(NOW)
     [a0, *_] = await _accounts(store)
     await store.opt_out(a0.phone_e164, "sms", NOW, "test")
@@ -156,7 +158,8 @@ async def test_an_sms_opt_out_refuses_texts(store: SqliteStore) -> None:
     assert sent.state == "refused" and "opt-out" in sent.reason and gateway.got == []
 
 
-async def test_audit_verify_checks_texts_against_the_chain(store: SqliteStore, tmp_path: Path) -> None:
+@SQLITE_ONLY  # reads the database file
+async def test_audit_verify_checks_texts_against_the_chain(store: Store, tmp_path: Path) -> None:
     gateway, clock = ScriptedGateway(), FixedClock(NOW)
     await _sender(store, gateway, clock).send_batch([_request(a) for a in await _accounts(store)])
     report = verify(tmp_path / "t.db")
@@ -171,7 +174,7 @@ async def test_audit_verify_checks_texts_against_the_chain(store: SqliteStore, t
     ]
 
 
-async def test_under_us_ma_a_call_counts_the_texts_before_it(store: SqliteStore) -> None:
+async def test_under_us_ma_a_call_counts_the_texts_before_it(store: Store) -> None:
     """940 CMR 7.04(1)(f): texts and calls together, at most 2 in 7 days per debt."""
     gateway, clock = ScriptedGateway(), FixedClock(NOW)
     gate = PackGate(load_pack("us-ma"))

@@ -1,4 +1,5 @@
-"""The SQLite store against a real database file."""
+"""The store against a real database: a SQLite file and a PostgreSQL database (each test that takes
+`store` runs on both)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ from dialer.core.errors import StoreError
 from dialer.core.models import CallResult, Decision, Disposition, Reason, TargetState
 from dialer.store import SqliteStore, Store, TargetUpdate, from_db, to_db
 from tests.support.records import NOW, record
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture, on both backends
+
+
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    return backend_store
 
 
 def allow(account, history, opted_out, prefs):  # type: ignore[no-untyped-def]
     return Decision(True, (Reason("test", f"{len(history)} earlier"),))
-
-
-@pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = await SqliteStore.open(tmp_path / "t.db")
-    yield s
-    await s.close()
 
 
 def test_times_round_trip_in_utc() -> None:

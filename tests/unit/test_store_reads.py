@@ -14,7 +14,7 @@ import dialer.store.accounts as accounts_module
 from audit.search import CallFilter, search
 from dialer.store import SqliteStore
 from dialer.store.chain import AuditEvent
-from dialer.store.db import READERS, Database
+from dialer.store.db import READERS, SqliteDatabase
 from tests.support.records import NOW, record
 
 
@@ -87,7 +87,7 @@ async def test_reads_run_side_by_side_on_the_read_connections_and_wait_for_a_fre
 ) -> None:
     """A report's queries overlap (one per read connection); one more waits, and gets a
     connection back when a read ends, even one that failed."""
-    database = await Database.open(tmp_path / "t.db")
+    database = await SqliteDatabase.open(tmp_path / "t.db")
     try:
         inside = 0
 

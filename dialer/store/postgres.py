@@ -1,0 +1,29 @@
+"""The PostgreSQL store (asyncpg): the same `Store` interface and parts as SQLite's, for several
+dialer machines on one database (dialer/store/pg.py: the pool, the write lock, migrations)."""
+
+from __future__ import annotations
+
+from dialer.store.interface import Store
+from dialer.store.parts import StoreParts
+from dialer.store.pg import PgDatabase
+
+
+class PostgresStore(StoreParts):
+    """PostgreSQL implementation of `Store`. Open with `await PostgresStore.open(url)`."""
+
+    _pg: PgDatabase
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        db = await PgDatabase.open(url)
+        store = cls(db)
+        store._pg = db
+        await store.fill_payment_days()
+        return store
+
+    async def schema_version(self) -> int:
+        return await self._pg.schema_version()
+
+
+def _implements(store: PostgresStore) -> Store:
+    return store  # mypy checks here that PostgresStore has every method of the interface
