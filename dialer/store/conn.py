@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from importlib import resources
 from typing import Any, Literal, Protocol
 
 import aiosqlite
@@ -74,3 +75,23 @@ class SqliteConn:
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(await self._conn.execute_fetchall(sql, params))
+
+
+def read_migrations(folder: str) -> list[tuple[int, str]]:
+    """A backend's migrations (dialer/store/<folder>/NNNN_name.sql), by number."""
+    found = []
+    for entry in (resources.files("dialer.store") / folder).iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def take_batch(db: Conn, batch: str, marked: str, campaign_id: int, size: int) -> bool:
+    """Fill the temp table `batch` with up to `size` of the campaign's accounts marked in `marked`
+    (lowest first); False when none is marked."""
+    # INTEGER PRIMARY KEY: SQLite's rowid itself (no second index); PostgreSQL's int4: 2^31 accounts.
+    await db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {batch} (account_pk INTEGER PRIMARY KEY)")
+    await db.execute(f"DELETE FROM {batch}")
+    pick = f"SELECT account_pk FROM {marked} WHERE campaign_id = ? ORDER BY account_pk LIMIT ?"
+    taken = await db.execute(f"INSERT INTO {batch} {pick}", (campaign_id, size))
+    return taken > 0

@@ -19,7 +19,6 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import aiosqlite
 
 from dialer.core.errors import StoreError
 from dialer.core.private_files import create_private, tighten
-from dialer.store.conn import Conn, Database, Row, SqliteConn
+from dialer.store.conn import Conn, Database, Row, SqliteConn, read_migrations
 
 __all__ = [
     "READERS",
@@ -45,12 +44,7 @@ SCHEMA_VERSION = "PRAGMA user_version"
 
 
 def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("dialer.store") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return read_migrations("migrations")
 
 
 def _statements(script: str) -> list[str]:

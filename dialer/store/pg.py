@@ -16,13 +16,12 @@ import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import asyncpg
 
 from dialer.core.errors import StoreError
-from dialer.store.conn import Dialect, Row
+from dialer.store.conn import Dialect, Row, read_migrations
 
 WRITE_LOCK = 0x44756543  # 'DueC': the writers' advisory lock
 MIGRATE_LOCK = 0x44756544  # several machines starting at once migrate one after the other
@@ -139,12 +138,7 @@ class PgDatabase:
 
 
 def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("dialer.store") / "migrations_pg"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return read_migrations("migrations_pg")
 
 
 def _shown(url: str) -> str:

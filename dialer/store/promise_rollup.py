@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time
 
 from dialer.core import balance
 from dialer.core.vocab import PromiseState
-from dialer.store.conn import Conn
+from dialer.store.conn import Conn, take_batch
 from dialer.store.db import Row, fetch_all, fetch_one
 from dialer.store.promise_counts import judge, read_batch
 
@@ -73,14 +73,7 @@ def _decision_zone(r: Row, today: date) -> str:
 
 async def judge_batch(db: Conn, campaign_id: int, today: date) -> bool:
     """One batch of marked accounts judged again; False if none was marked."""
-    await db.execute("CREATE TEMP TABLE IF NOT EXISTS promise_batch (account_pk INTEGER PRIMARY KEY)")
-    await db.execute("DELETE FROM promise_batch")
-    batched = await db.execute(
-        "INSERT INTO promise_batch SELECT account_pk FROM report_promise_dirty "
-        "WHERE campaign_id = ? ORDER BY account_pk LIMIT ?",
-        (campaign_id, BATCH_ACCOUNTS),
-    )
-    if batched <= 0:
+    if not await take_batch(db, "promise_batch", "report_promise_dirty", campaign_id, BATCH_ACCOUNTS):
         return False
     rows = await read_batch(db, campaign_id)
     judged = await asyncio.to_thread(judge, rows, today)

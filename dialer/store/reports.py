@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from dialer.core.balance import bucket, decision_zone
 from dialer.core.models import PERSON_ANSWERED
-from dialer.store.conn import Conn, Row
+from dialer.store.conn import Conn, Row, take_batch
 from dialer.store.db import Database, fetch_all, fetch_one
 from dialer.store.times import from_db
 
@@ -324,14 +324,7 @@ async def _mark_all(db: Conn, campaign_id: int) -> None:
 
 async def _refresh_accounts(db: Conn, campaign_id: int) -> bool:
     """One batch of dirty accounts recomputed; False if there was none."""
-    await db.execute("CREATE TEMP TABLE IF NOT EXISTS report_batch (account_pk INTEGER PRIMARY KEY)")
-    await db.execute("DELETE FROM report_batch")
-    batched = await db.execute(
-        "INSERT INTO report_batch SELECT account_pk FROM report_dirty WHERE campaign_id = ? "
-        "ORDER BY account_pk LIMIT ?",
-        (campaign_id, BATCH_ACCOUNTS),
-    )
-    if batched <= 0:
+    if not await take_batch(db, "report_batch", "report_dirty", campaign_id, BATCH_ACCOUNTS):
         return False
     batch = "account_pk IN (SELECT account_pk FROM report_batch)"
     await db.execute(f"DELETE FROM report_accounts WHERE campaign_id = ? AND {batch}", (campaign_id,))
