@@ -82,5 +82,11 @@ say "lint and types"
 .venv/bin/mypy
 .venv/bin/lint-imports
 say "tests"
-trap '.venv/bin/duecall asterisk down >/dev/null 2>&1 || true' EXIT
+# Afterwards the suite's Asterisk and PostgreSQL (tests/support/postgres.py) are stopped.
+stop_test_servers() {
+  .venv/bin/duecall asterisk down >/dev/null 2>&1 || true
+  .venv/bin/python -c 'from pathlib import Path; from dialer.store import pg_cluster
+pg_cluster.stop(Path("var/postgres-test"))' >/dev/null 2>&1 || true
+}
+trap stop_test_servers EXIT
 .venv/bin/pytest -q
