@@ -8,9 +8,10 @@ See docs/policy.md for the rules, their sources and the JSON-lines format of `du
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache, partial
+from operator import attrgetter
 from typing import Literal
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -200,6 +201,14 @@ _LENDER_SOURCES = {
 #   Consumer.opted_out; the engine blocks a proposal whose channel is there.
 # - unknown_zone "region" means the caller resolves the number's region to its zones before asking;
 #   an empty `time_zones` still blocks here, whatever the pack says.
+# - Speed (issue 15: 100,000 decisions a second on one core). The rules above are evaluated as written,
+#   but what depends only on a zone and a local day is computed once and kept: each day's UTC
+#   boundaries, the window starts around it, the candidate midnights of a count, the holidays. So is
+#   what depends only on the pack (its sources, caps) and on the moment in each zone (local times and
+#   days, for a UTC moment). Re-evaluations while looking for `next_allowed_at` only need each rule's
+#   `until`: they skip the texts and the informative findings (_UNTIL), and once a rule blocks, the
+#   later rules skip their informative findings (_BLOCKING): a refusal shows none. A verbatim copy of the
+#   engine before this work is the reference of tests/unit/test_policy_differential.py.
 # ---------------------------------------------------------------------------------------------------
 
 HORIZON = timedelta(days=60)
@@ -207,6 +216,7 @@ _MAX_STEPS = 200
 _WINDOW_SEARCH_DAYS = 8
 _NOT_CONNECTED: frozenset[str] = frozenset({"busy", "not_in_service"})
 _EPSILON = timedelta(minutes=1)
+_AT = attrgetter("at")
 
 
 @lru_cache(maxsize=1)
@@ -230,20 +240,26 @@ def history_window(pack: Pack) -> timedelta:
 def decide(pack: Pack, proposal: Proposal) -> Verdict:
     """May `proposal` happen at `proposal.at`? Every reason, and the earliest moment it may."""
     _check_aware(proposal)
+    facts = _facts(pack)
     never = _never_findings(pack, proposal)
     if never:
-        return Verdict(proposal.id, False, _cited(pack, never), None)
-    ctx = _Ctx.build(pack, proposal)
-    findings = _evaluate(ctx, proposal.at)
+        return Verdict(proposal.id, False, _cited(facts, never), None)
+    ctx = _Ctx.build(facts, proposal)
+    findings = _evaluate(ctx, proposal.at, _ALL)
     blocking = tuple(f for f in findings if f.blocking)
     if not blocking:
-        return Verdict(proposal.id, True, _cited(pack, findings), proposal.at)
-    return Verdict(proposal.id, False, _cited(pack, blocking), _next_allowed(ctx, proposal.at, blocking))
+        return Verdict(proposal.id, True, _cited(facts, findings), proposal.at)
+    return Verdict(proposal.id, False, _cited(facts, blocking), _next_allowed(ctx, proposal.at, blocking))
 
 
-def _cited(pack: Pack, findings: Iterable[Finding]) -> tuple[Finding, ...]:
+def _cited(facts: _PackFacts, findings: Iterable[Finding]) -> tuple[Finding, ...]:
     """Every reason names the text its rule comes from."""
-    return tuple(f if f.source else replace(f, source=pack.source(f.rule)) for f in findings)
+    return tuple(f if f.source else _with_source(f, facts.source(f.rule)) for f in findings)
+
+
+def _with_source(f: Finding, source: str) -> Finding:
+    # dataclasses.replace(f, source=...), without its per-call field introspection.
+    return Finding(f.rule, f.detail, f.history, f.until, f.blocking, source, f.used, f.limit)
 
 
 def shorten(value: str, limit: int = 60) -> str:
@@ -252,6 +268,12 @@ def shorten(value: str, limit: int = 60) -> str:
 
 
 def _check_aware(proposal: Proposal) -> None:
+    if not proposal.consumer.consents and _utc_in_range(proposal.at):
+        for c in proposal.history:  # a loop, not all(...): this runs for every contact of every decision
+            if c.at.tzinfo is not UTC or not EARLIEST <= c.at < LATEST:
+                break
+        else:
+            return  # the common case: every moment in UTC and in range, nothing to report
     moments: list[tuple[str, datetime]] = [("at", proposal.at)]
     moments += [(f"history {c.ref}", c.at) for c in proposal.history]
     moments += [
@@ -275,6 +297,10 @@ _RANGE_TEXT = "the years 1900-2999"
 
 def in_supported_range(moment: datetime) -> bool:
     return EARLIEST <= moment < LATEST
+
+
+def _utc_in_range(moment: datetime) -> bool:
+    return moment.tzinfo is UTC and EARLIEST <= moment < LATEST
 
 
 def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
@@ -321,56 +347,7 @@ def _never_findings(pack: Pack, proposal: Proposal) -> list[Finding]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class _Ctx:
-    pack: Pack
-    proposal: Proposal
-    zones: tuple[ZoneInfo, ...]
-    caps: tuple[_Cap, ...]
-    outbound_voice: tuple[Contact, ...]  # this person's outbound voice history, by time
-    outbound_sms: tuple[Contact, ...]  # this person's outbound texts, by time
-    voice: tuple[Contact, ...]  # this person's voice history, both directions, by time
-    prior_consents: tuple[tuple[Consent, datetime, datetime], ...]  # consent, exempt from, until
-
-    @staticmethod
-    def build(pack: Pack, proposal: Proposal) -> _Ctx:
-        voice = tuple(
-            sorted(
-                (c for c in proposal.history if c.person == proposal.person and c.channel == "voice"),
-                key=lambda c: c.at,
-            )
-        )
-        zones = tuple(ZoneInfo(name) for name in proposal.consumer.time_zones)
-        sms = sorted(
-            (
-                c
-                for c in proposal.history
-                if c.person == proposal.person and c.channel == "sms" and c.direction == "outbound"
-            ),
-            key=lambda c: c.at,
-        )
-        return _Ctx(
-            pack=pack,
-            proposal=proposal,
-            zones=zones,
-            caps=_caps(pack),
-            outbound_voice=tuple(c for c in voice if c.direction == "outbound"),
-            outbound_sms=tuple(sms),
-            voice=voice,
-            prior_consents=_prior_consents(proposal, zones),
-        )
-
-    def prior_consent(self, t: datetime) -> Consent | None:
-        """The consent that takes an outbound call at `t` out of the Reg F frequencies, if any."""
-        return next((c for c, lo, hi in self.prior_consents if lo <= t < hi), None)
-
-    def next_prior_consent(self, t: datetime) -> datetime | None:
-        """When the next prior-consent period starts after `t`: a rule it lifts may end there."""
-        return min((lo for _, lo, _ in self.prior_consents if lo > t), default=None)
-
-    @property
-    def zone_names(self) -> str:
-        return ", ".join(z.key for z in self.zones)
+# --- what a pack implies, derived once --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +355,55 @@ class _Cap:
     limit: int
     counts: CountMode
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PackFacts:
+    """What the rules derive from a pack alone: computed once per pack, not per decision."""
+
+    pack: Pack
+    sources: dict[RuleId, str]  # rule -> pack.source(rule), for every rule id
+    caps: tuple[_Cap, ...]
+    sms_day: _Cap | None
+    sms_week: _Cap | None
+    span: str  # the window as text, "08:00-21:00"
+    window_source: str
+    seven_source: str
+    calendar: bool  # the lender keeps holidays or quiet weekdays
+
+    @staticmethod
+    def of(pack: Pack) -> _PackFacts:
+        return _PackFacts(
+            pack=pack,
+            sources={rule: pack.source(rule) for rule in RuleId},
+            caps=_caps(pack),
+            sms_day=_sms_cap(pack, RuleId.SMS_DAILY_CAP, pack.max_sms_per_day, pack.lender.max_sms_per_day),
+            sms_week=_sms_cap(
+                pack, RuleId.SMS_WEEKLY_CAP, pack.max_sms_per_week, pack.lender.max_sms_per_week
+            ),
+            span=f"{_hhmm(pack.window_start)}-{_hhmm(pack.window_end)}",
+            window_source=pack.source(RuleId.WINDOW),
+            seven_source=pack.source(RuleId.SEVEN_IN_SEVEN),
+            calendar=bool(pack.lender.holidays_country or pack.lender.quiet_weekdays),
+        )
+
+    def source(self, rule: RuleId) -> str:
+        text = self.sources.get(rule)
+        return self.pack.source(rule) if text is None else text
+
+
+# Kept by identity: hashing a Pack (every field, its sources) costs more than deciding. The entry holds
+# the pack, so its id cannot be reused while it is here; a few packs live in a process.
+_FACTS: dict[int, _PackFacts] = {}
+
+
+def _facts(pack: Pack) -> _PackFacts:
+    facts = _FACTS.get(id(pack))
+    if facts is None or facts.pack is not pack:
+        if len(_FACTS) >= 64:
+            _FACTS.clear()
+        facts = _FACTS[id(pack)] = _PackFacts.of(pack)
+    return facts
 
 
 def _caps(pack: Pack) -> tuple[_Cap, ...]:
@@ -391,6 +417,78 @@ def _caps(pack: Pack) -> tuple[_Cap, ...]:
     if len(caps) == 2 and caps[0].counts == caps[1].counts:
         caps = [min(caps, key=lambda c: c.limit)]
     return tuple(caps)
+
+
+def _sms_cap(pack: Pack, rule: RuleId, own: int | None, lender: int | None) -> _Cap | None:
+    """The stricter of the pack's cap and the lender's (both count every text sent)."""
+    if lender is not None and (own is None or lender < own):
+        return _Cap(lender, "dialled", _LENDER_SOURCES[rule])
+    return None if own is None else _Cap(own, "dialled", pack.source(rule))
+
+
+# --- one decision's context ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """One decision's working state (not a record: it fills its memos as the rules ask)."""
+
+    facts: _PackFacts
+    pack: Pack
+    proposal: Proposal
+    zones: tuple[ZoneInfo, ...]
+    zone_names: str  # "America/New_York, America/Chicago"
+    outbound_voice: list[Contact]  # this person's outbound voice history, by time
+    outbound_sms: list[Contact]  # this person's outbound texts, by time
+    voice: list[Contact]  # this person's voice history, both directions, by time
+    prior_consents: tuple[tuple[Consent, datetime, datetime], ...]  # consent, exempt from, until
+    # Filled on first use, the same at every moment of the decision: what each daily cap and 7-in-7
+    # (per debt) count, and the conversations that start a bar with the end of each bar.
+    counted: dict[str, list[Contact]] = field(default_factory=dict)
+    bars: dict[int, list[tuple[Contact, datetime]]] = field(default_factory=dict)
+
+    @staticmethod
+    def build(facts: _PackFacts, proposal: Proposal) -> _Ctx:
+        person = proposal.person
+        voice: list[Contact] = []
+        sms: list[Contact] = []
+        for c in proposal.history:  # one pass; list.sort is stable, as sorted() was
+            if c.person == person:
+                if c.channel == "voice":
+                    voice.append(c)
+                elif c.channel == "sms" and c.direction == "outbound":
+                    sms.append(c)
+        voice.sort(key=_AT)
+        sms.sort(key=_AT)
+        names = proposal.consumer.time_zones
+        zones = _zones(names)
+        consents = _prior_consents(proposal, zones) if proposal.consumer.consents else ()
+        return _Ctx(
+            facts,
+            facts.pack,
+            proposal,
+            zones,
+            ", ".join(names),  # a ZoneInfo's key is the name it was made from
+            [c for c in voice if c.direction == "outbound"],
+            sms,
+            voice,
+            consents,
+        )
+
+    def prior_consent(self, t: datetime) -> Consent | None:
+        """The consent that takes an outbound call at `t` out of the Reg F frequencies, if any."""
+        if not self.prior_consents:
+            return None
+        return next((c for c, lo, hi in self.prior_consents if lo <= t < hi), None)
+
+    def next_prior_consent(self, t: datetime) -> datetime | None:
+        """When the next prior-consent period starts after `t`: a rule it lifts may end there."""
+        return min((lo for _, lo, _ in self.prior_consents if lo > t), default=None)
+
+
+@lru_cache(maxsize=1024)
+def _zones(names: tuple[str, ...]) -> tuple[ZoneInfo, ...]:
+    return tuple(ZoneInfo(name) for name in names)
 
 
 PRIOR_CONSENT_DAYS = 7
@@ -427,40 +525,95 @@ def _consent_name(c: Consent) -> str:
     return f"{name}{given} (to be called {_utc_text(c.start)} to {_utc_text(c.end)} UTC)"
 
 
-def _evaluate(ctx: _Ctx, t: datetime) -> list[Finding]:
-    """Every time-dependent rule at `t` (blocking findings, and informative ones when they pass)."""
+# How much an evaluation says (see "Speed" above): only each blocking rule's `until`; the blocking
+# findings with their texts; or also the informative findings of the rules that pass.
+_UNTIL, _BLOCKING, _ALL = 0, 1, 2
+
+
+def _evaluate(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
+    """Every time-dependent rule at `t`: the blocking findings, and as much of the rest as `say` asks."""
     found: list[Finding] = []
-    found += _window_rules(ctx, t)
-    found += _calendar_rules(ctx, t)
+    found += _window_rules(ctx, t, say)
+    if ctx.facts.calendar:
+        found += _calendar_rules(ctx, t)
+    if say == _ALL and any(f.blocking for f in found):
+        say = _BLOCKING  # refused already: the informative findings below would be dropped
     if ctx.proposal.channel == "voice":
-        found += _daily_cap(ctx, t)
-        found += _seven_in_seven(ctx, t)
-        found += _conversation_bar(ctx, t)
-        found += _min_gap(ctx, t)
+        if ctx.facts.caps:
+            found += _daily_cap(ctx, t, say)
+        found += _seven_in_seven(ctx, t, say)
+        found += _conversation_bar(ctx, t, say)
+        if ctx.pack.lender.min_gap_unanswered_minutes:
+            found += _min_gap(ctx, t, say)
     else:
-        found += _sms_caps(ctx, t)
+        found += _sms_caps(ctx, t, say)
         if ctx.pack.seven_counts_texts:  # us-ma: texts and calls share 940 CMR 7.04(1)(f)'s 2 in 7
-            found += _seven_in_seven(ctx, t)
+            found += _seven_in_seven(ctx, t, say)
     return found
 
 
 def _next_allowed(ctx: _Ctx, start: datetime, blocking: Sequence[Finding]) -> datetime | None:
     t = start
     for _ in range(_MAX_STEPS):
-        untils = [f.until for f in blocking]
-        if any(u is None for u in untils):
-            return None
-        latest = max(u for u in untils if u is not None)
+        untils = [f.until for f in blocking if f.until is not None]
+        if len(untils) < len(blocking):
+            return None  # a rule that blocks for good, by itself
+        latest = max(untils)
         t = latest if latest > t else t + _EPSILON
         if t - start > HORIZON:
             return None
-        blocking = [f for f in _evaluate(ctx, t) if f.blocking]
+        blocking = [f for f in _evaluate(ctx, t, _UNTIL) if f.blocking]
         if not blocking:
             return t
     return None
 
 
 # --- local calendar helpers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Here:
+    """One moment in each of the zones (in their order): its local times and local days, and how
+    the window findings name it ("America/New_York 2026-12-02 10:00, ...")."""
+
+    local: tuple[datetime, ...]
+    days: tuple[date, ...]
+    text: str
+
+
+def _here(zones: tuple[ZoneInfo, ...], t: datetime) -> _Here:
+    # The rules of one evaluation ask about the same moment many times: the last answer is kept by
+    # identity (one tuple, read and written whole: safe across threads), then by value for UTC moments
+    # only (two aware datetimes with the same tzinfo compare by wall time: a fold's two instants would
+    # share a key).
+    last = _last_here
+    if last[1] is t and last[0] is zones:
+        return last[2]
+    here = _here_utc(zones, t) if t.tzinfo is UTC else _local(zones, t)
+    _remember(zones, t, here)
+    return here
+
+
+def _remember(zones: tuple[ZoneInfo, ...], t: datetime, here: _Here) -> None:
+    global _last_here
+    _last_here = (zones, t, here)
+
+
+# The caches are bounded: a few zones and days are in use at a time; the largest entries (61 midnights
+# per zone) are a few KiB, so each cache stays within some MiB.
+@lru_cache(maxsize=8192)
+def _here_utc(zones: tuple[ZoneInfo, ...], t: datetime) -> _Here:
+    return _local(zones, t)
+
+
+def _local(zones: tuple[ZoneInfo, ...], t: datetime) -> _Here:
+    local = tuple(t.astimezone(z) for z in zones)
+    # str(datetime)[:16] is f"{lt:%Y-%m-%d %H:%M}" (years 1000-9999), without strftime's cost.
+    text = ", ".join(f"{z.key} {str(lt)[:16]}" for z, lt in zip(zones, local, strict=True))
+    return _Here(local, tuple(lt.date() for lt in local), text)
+
+
+_last_here: tuple[tuple[ZoneInfo, ...], datetime, _Here] = ((), EARLIEST, _Here((), (), ""))
 
 
 def _local_date(t: datetime, zone: ZoneInfo) -> date:
@@ -473,21 +626,33 @@ def _day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
-def _span(zones: Sequence[ZoneInfo], t: datetime, first: int, last: int) -> tuple[datetime, datetime]:
+def _span(zones: tuple[ZoneInfo, ...], t: datetime, first: int, last: int) -> tuple[datetime, datetime]:
     """[earliest start of local day d+first, latest end of local day d+last) over the zones; d: t's day."""
-    lo = min(_day_start(_local_date(t, z) + timedelta(days=first), z) for z in zones)
-    hi = max(_day_start(_local_date(t, z) + timedelta(days=last + 1), z) for z in zones)
+    return _days_span(zones, _here(zones, t).days, first, last)
+
+
+@lru_cache(maxsize=8192)
+def _days_span(
+    zones: tuple[ZoneInfo, ...], days: tuple[date, ...], first: int, last: int
+) -> tuple[datetime, datetime]:
+    pairs = tuple(zip(zones, days, strict=True))
+    lo = min(_day_start(d + timedelta(days=first), z) for z, d in pairs)
+    hi = max(_day_start(d + timedelta(days=last + 1), z) for z, d in pairs)
     return lo, hi
 
 
 def _first_midnight(
-    zones: Sequence[ZoneInfo], t: datetime, ok: Callable[[datetime], bool], days: int = 61
+    zones: tuple[ZoneInfo, ...], t: datetime, ok: Callable[[datetime], bool], days: int = 61
 ) -> datetime | None:
     """The first local midnight (any zone) after `t` at which `ok` holds; the counts change only there."""
-    candidates = sorted(
-        {_day_start(_local_date(t, z) + timedelta(days=k), z) for z in zones for k in range(1, days + 1)}
-    )
-    return next((c for c in candidates if c > t and ok(c)), None)
+    return next((c for c in _midnights(zones, _here(zones, t).days, days) if c > t and ok(c)), None)
+
+
+@lru_cache(maxsize=1024)
+def _midnights(zones: tuple[ZoneInfo, ...], days: tuple[date, ...], n: int) -> tuple[datetime, ...]:
+    """The local midnights of days d+1..d+n in each zone, in UTC, sorted (d: each zone's day)."""
+    pairs = tuple(zip(zones, days, strict=True))
+    return tuple(sorted({_day_start(d + timedelta(days=k), z) for z, d in pairs for k in range(1, n + 1)}))
 
 
 def _after(day: date, clock: time, zone: ZoneInfo, t: datetime) -> datetime:
@@ -501,7 +666,7 @@ def _hhmm(clock: time) -> str:
 
 
 def _refs(contacts: Iterable[Contact]) -> tuple[str, ...]:
-    return tuple(c.ref for c in contacts)
+    return tuple([c.ref for c in contacts])  # a list first: faster than a generator into tuple()
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
@@ -520,34 +685,46 @@ def _next_consent_start(consumer: Consumer, t: datetime) -> datetime | None:
     return min((c.start for c in consumer.consents if c.start > t and c.end > c.start), default=None)
 
 
-def _in_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> bool:
-    return all(pack.window_start <= t.astimezone(z).time() < pack.window_end for z in zones)
-
-
-def _window_starts(pack: Pack, zones: Sequence[ZoneInfo], t: datetime, k: int) -> list[datetime]:
-    """The window's start on local day d+k (d: t's local day) in each zone, both folds, in UTC."""
-    return [
-        datetime.combine(
-            _local_date(t, z) + timedelta(days=k), pack.window_start.replace(fold=fold), z
-        ).astimezone(UTC)
-        for z in zones
-        for fold in (0, 1)
-    ]
+def _in_window(pack: Pack, zones: tuple[ZoneInfo, ...], t: datetime) -> bool:
+    start, end = pack.window_start, pack.window_end
+    return all(start <= lt.time() < end for lt in _here(zones, t).local)
 
 
 def next_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> datetime | None:
     """The earliest moment at or after `t` inside the pack's window in every zone (None: none soon)."""
-    if _in_window(pack, zones, t):
-        return t
+    zones = tuple(zones)
+    return t if _in_window(pack, zones, t) else _next_start(pack, zones, t)
+
+
+def _next_start(pack: Pack, zones: tuple[ZoneInfo, ...], t: datetime) -> datetime | None:
+    """next_window for a `t` outside the window."""
     # The answer is a window start in some zone. Walk the days in order; zones' local days differ
     # by at most 26 hours, so once day k has a fit, days k+1 and k+2 may still hold an earlier one.
-    for k in range(-1, _WINDOW_SEARCH_DAYS + 1):
-        fits = [c for c in _window_starts(pack, zones, t, k) if c > t and _in_window(pack, zones, c)]
+    # starts[i]: the fitting starts of day k = i - 1 (k from -1), the same for every t of these days.
+    starts = _fitting_starts(pack.window_start, pack.window_end, zones, _here(zones, t).days)
+    for i in range(_WINDOW_SEARCH_DAYS + 2):
+        fits = [c for c in starts[i] if c > t]
         if fits:
-            later = [c for j in (1, 2) for c in _window_starts(pack, zones, t, k + j)]
-            fits += [c for c in later if c > t and _in_window(pack, zones, c)]
+            fits += [c for c in starts[i + 1] + starts[i + 2] if c > t]
             return min(fits)
     return None
+
+
+@lru_cache(maxsize=1024)
+def _fitting_starts(
+    start: time, end: time, zones: tuple[ZoneInfo, ...], days: tuple[date, ...]
+) -> tuple[tuple[datetime, ...], ...]:
+    """For each day k = -1 .. _WINDOW_SEARCH_DAYS + 2 after `days`: the window's start on local day
+    d+k in each zone, both folds, in UTC, that is inside the window in every zone."""
+    out = []
+    for k in range(-1, _WINDOW_SEARCH_DAYS + 3):
+        candidates = [
+            datetime.combine(d + timedelta(days=k), start.replace(fold=fold), z).astimezone(UTC)
+            for z, d in zip(zones, days, strict=True)
+            for fold in (0, 1)
+        ]
+        out.append(tuple(c for c in candidates if all(start <= c.astimezone(z).time() < end for z in zones)))
+    return tuple(out)
 
 
 def _in_range(r: TimeRange, clock: time) -> bool:
@@ -567,34 +744,69 @@ def _range_end(r: TimeRange, local: datetime, zone: ZoneInfo, t: datetime) -> da
     return _after(day, r.end, zone, t)
 
 
-def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
+def _window_rules(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
     pack, consumer = ctx.pack, ctx.proposal.consumer
-    local = ", ".join(f"{z.key} {t.astimezone(z):%Y-%m-%d %H:%M}" for z in ctx.zones)
-    consent = _consent_covering(consumer, t)
+    here = _here(ctx.zones, t)
+    consent = _consent_covering(consumer, t) if consumer.consents else None
     if consent is not None:
+        if say < _ALL:
+            return []
         return [
             Finding(
                 RuleId.CONSENT,
                 f"the consumer agreed to contact from {_utc_text(consent.start)} to "
-                f"{_utc_text(consent.end)} UTC: the window and inconvenient times don't apply ({local})",
+                f"{_utc_text(consent.end)} UTC: the window and inconvenient times don't apply "
+                f"({here.text})",
                 blocking=False,
             )
         ]
-    consent_next = _next_consent_start(consumer, t)
+    consent_next = _next_consent_start(consumer, t) if consumer.consents else None
     found: list[Finding] = []
-    span = f"{_hhmm(pack.window_start)}-{_hhmm(pack.window_end)}"
-    if _in_window(pack, ctx.zones, t):
-        found.append(Finding(RuleId.WINDOW, f"inside {span} in every zone: {local}", blocking=False))
+    span = ctx.facts.span
+    start, end = pack.window_start, pack.window_end
+    if all(start <= lt.time() < end for lt in here.local):  # _in_window, with `here` at hand
+        if say == _ALL:
+            found.append(_inside(span, here.text, ctx.facts.window_source))
     else:
-        nxt = next_window(pack, ctx.zones, t)
-        detail = f"outside {span} (pack {pack.name}): {local}"
-        if nxt is None:
-            detail += f"; the zones share no calling window in the next {_WINDOW_SEARCH_DAYS} days"
-        found.append(Finding(RuleId.WINDOW, detail, until=_earliest(nxt, consent_next)))
+        nxt = _next_start(pack, ctx.zones, t)
+        until = _earliest(nxt, consent_next)
+        if say == _UNTIL:
+            found.append(Finding(RuleId.WINDOW, "", until=until))
+        else:
+            found.append(_outside(span, pack.name, here.text, nxt is None, until, ctx.facts.window_source))
+    if consumer.inconvenient:
+        found += _inconvenient(ctx, t, here, consent_next)
+    return found
+
+
+# The window's findings are the same for every consumer in the same zones at the same moment (a batch
+# of decisions at one `now`): kept, as findings are immutable.
+@lru_cache(maxsize=4096)
+def _inside(span: str, local: str, source: str) -> Finding:
+    return Finding(RuleId.WINDOW, f"inside {span} in every zone: {local}", blocking=False, source=source)
+
+
+def _outside(span: str, pack: str, local: str, none: bool, until: datetime | None, source: str) -> Finding:
+    if until is None or (until.tzinfo is UTC and not until.fold):
+        return _outside_kept(span, pack, local, none, until, source)
+    # Not kept: an equal instant in another zone (or fold) would share the key, and show differently.
+    return _outside_kept.__wrapped__(span, pack, local, none, until, source)
+
+
+@lru_cache(maxsize=4096)
+def _outside_kept(
+    span: str, pack: str, local: str, none: bool, until: datetime | None, source: str
+) -> Finding:
+    detail = f"outside {span} (pack {pack}): {local}"
+    if none:
+        detail += f"; the zones share no calling window in the next {_WINDOW_SEARCH_DAYS} days"
+    return Finding(RuleId.WINDOW, detail, until=until, source=source)
+
+
+def _inconvenient(ctx: _Ctx, t: datetime, here: _Here, consent_next: datetime | None) -> list[Finding]:
     hits: list[tuple[str, datetime | None]] = []
-    for zone in ctx.zones:
-        lt = t.astimezone(zone)
-        for r in consumer.inconvenient:
+    for zone, lt in zip(ctx.zones, here.local, strict=True):
+        for r in ctx.proposal.consumer.inconvenient:
             if _in_range(r, lt.time()):
                 hits.append(
                     (
@@ -602,17 +814,17 @@ def _window_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
                         _range_end(r, lt, zone, t),
                     )
                 )
-    if hits:
-        ends = [end for _, end in hits]
-        until = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
-        found.append(
-            Finding(
-                RuleId.INCONVENIENT,
-                "the consumer said these times are inconvenient: " + "; ".join(d for d, _ in hits),
-                until=_earliest(until, consent_next),
-            )
+    if not hits:
+        return []
+    ends = [end for _, end in hits]
+    until = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+    return [
+        Finding(
+            RuleId.INCONVENIENT,
+            "the consumer said these times are inconvenient: " + "; ".join(d for d, _ in hits),
+            until=_earliest(until, consent_next),
         )
-    return found
+    ]
 
 
 # --- lender calendar: holidays and quiet weekdays --------------------------------------------------
@@ -625,13 +837,19 @@ def _holiday_calendar(country: str, subdivision: str | None) -> holidays.Holiday
     return holidays.country_holidays(country, subdiv=subdivision)
 
 
+@lru_cache(maxsize=4096)
+def _holiday_name(country: str, subdivision: str | None, day: date) -> str | None:
+    """ "2026-12-25 Christmas Day", or None: the calendar's answer for a day does not change."""
+    cal = _holiday_calendar(country, subdivision)
+    return f"{day} {cal.get(day)}" if day in cal else None
+
+
 def _whole_day(
     ctx: _Ctx, t: datetime, rule: RuleId, title: str, label: Callable[[date], str | None]
 ) -> list[Finding]:
     """Block the whole local day, in any zone, where `label` names the day (else it's not blocked)."""
     hits = []
-    for zone in ctx.zones:
-        day = _local_date(t, zone)
+    for zone, day in zip(ctx.zones, _here(ctx.zones, t).days, strict=True):
         name = label(day)
         if name is not None:
             hits.append((f"{name} in {zone.key}", _day_start(day + timedelta(days=1), zone)))
@@ -644,13 +862,9 @@ def _calendar_rules(ctx: _Ctx, t: datetime) -> list[Finding]:
     lender = ctx.pack.lender
     found: list[Finding] = []
     if lender.holidays_country:
-        cal = _holiday_calendar(lender.holidays_country, lender.holidays_subdivision)
+        country, subdivision = lender.holidays_country, lender.holidays_subdivision
         found += _whole_day(
-            ctx,
-            t,
-            RuleId.HOLIDAY,
-            "lender holiday",
-            lambda day: f"{day} {cal.get(day)}" if day in cal else None,
+            ctx, t, RuleId.HOLIDAY, "lender holiday", lambda day: _holiday_name(country, subdivision, day)
         )
     if lender.quiet_weekdays:
         quiet = lender.quiet_weekdays
@@ -674,18 +888,29 @@ def _in(contacts: Iterable[Contact], lo: datetime, hi: datetime) -> list[Contact
 _CONNECTED: frozenset[str] = frozenset({"answered", "voicemail", "dropped", "unknown"})
 
 
-def _daily_cap(ctx: _Ctx, t: datetime) -> list[Finding]:
-    return [f for cap in ctx.caps for f in _one_cap(ctx, cap, t)]
+def _daily_cap(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
+    return [f for cap in ctx.facts.caps for f in _one_cap(ctx, cap, t, say)]
 
 
-def _one_cap(ctx: _Ctx, cap: _Cap, t: datetime) -> list[Finding]:
-    counted = tuple(c for c in ctx.outbound_voice if cap.counts == "dialled" or c.outcome in _CONNECTED)
+def _one_cap(ctx: _Ctx, cap: _Cap, t: datetime, say: int) -> list[Finding]:
+    counted = ctx.counted.get(cap.counts)
+    if counted is None:
+        counted = ctx.counted[cap.counts] = [
+            c for c in ctx.outbound_voice if cap.counts == "dialled" or c.outcome in _CONNECTED
+        ]
     what = "voice calls" if cap.counts == "dialled" else "connected voice calls"
-    return _per_day(ctx, t, RuleId.DAILY_CAP, counted, cap, "call", what)
+    return _per_day(ctx, t, RuleId.DAILY_CAP, counted, cap, "call", what, say)
 
 
 def _per_day(
-    ctx: _Ctx, t: datetime, rule: RuleId, counted: Sequence[Contact], cap: _Cap, unit: str, what: str
+    ctx: _Ctx,
+    t: datetime,
+    rule: RuleId,
+    counted: Sequence[Contact],
+    cap: _Cap,
+    unit: str,
+    what: str,
+    say: int,
 ) -> list[Finding]:
     """A cap per local day (from the earliest local midnight to the latest): "call N of M" or blocked."""
 
@@ -693,6 +918,8 @@ def _per_day(
         return _in(counted, *_span(ctx.zones, moment, 0, 0))
 
     calls = today(t)
+    if len(calls) < cap.limit and say < _ALL:
+        return []  # room: only an informative finding
     where = ctx.zone_names + ("; from the earliest local midnight" if len(ctx.zones) > 1 else "")
     if len(calls) < cap.limit:
         used = len(calls) + 1
@@ -702,12 +929,25 @@ def _per_day(
         ]
     until = _first_midnight(ctx.zones, t, lambda m: len(today(m)) < cap.limit)
     refs = _refs(calls)
-    detail = f"{len(calls)} of {cap.limit} {what} today ({where}): history {', '.join(refs)}"
+    detail = (
+        f"{len(calls)} of {cap.limit} {what} today ({where}): history {', '.join(refs)}"
+        if say > _UNTIL
+        else ""
+    )
     return [Finding(rule, detail, refs, until=until, source=cap.source)]
 
 
 def _seven_counted(ctx: _Ctx, debt: str) -> list[Contact]:
-    exempt = ctx.pack.seven_consent_exempt
+    """What 7-in-7 counts about `debt` (the same at every moment of the decision: kept in ctx)."""
+    key = "seven " + debt
+    counted = ctx.counted.get(key)
+    if counted is None:
+        counted = ctx.counted[key] = _seven_counted_now(ctx, debt)
+    return counted
+
+
+def _seven_counted_now(ctx: _Ctx, debt: str) -> list[Contact]:
+    exempt = ctx.pack.seven_consent_exempt and bool(ctx.prior_consents)
     calls = [
         c
         for c in ctx.outbound_voice
@@ -719,11 +959,13 @@ def _seven_counted(ctx: _Ctx, debt: str) -> list[Contact]:
         return calls
     # A text that names no debt may be about any: it counts toward each (conservative reading).
     texts = [c for c in ctx.outbound_sms if debt in c.debts or not c.debts]
-    return sorted(calls + texts, key=lambda c: c.at)
+    return sorted(calls + texts, key=_AT)
 
 
 def _exempt_calls(ctx: _Ctx, debt: str, lo: datetime, hi: datetime) -> str:
     """ "; not counted under prior consent: history 3 (consent 0 given ...)", or ""."""
+    if not ctx.prior_consents:
+        return ""
     named = [
         f"{c.ref} ({_consent_name(k)})"
         for c in _in(ctx.outbound_voice, lo, hi)
@@ -740,11 +982,17 @@ def _prior_consent_finding(ctx: _Ctx, t: datetime, rule: RuleId) -> Finding | No
     if consent is None:
         return None
     detail = f"{rule} does not apply: the call is under {_consent_name(consent)}, given within 7 days"
-    return Finding(RuleId.PRIOR_CONSENT, detail, blocking=False, source=ctx.pack.source(rule))
+    return Finding(RuleId.PRIOR_CONSENT, detail, blocking=False, source=ctx.facts.source(rule))
+
+
+@lru_cache(maxsize=4096)
+def _week_text(day: date, zone_names: str) -> str:
+    """ "2026-11-26..2026-12-02 (America/New_York)": the 7 days d-6..d in the first zone."""
+    return f"{day - timedelta(days=6)}..{day} ({zone_names})"
 
 
 def _seven_worst(
-    zones: Sequence[ZoneInfo], counted: Sequence[Contact], t: datetime, limit: int
+    zones: tuple[ZoneInfo, ...], counted: Sequence[Contact], t: datetime, limit: int
 ) -> list[Contact] | None:
     """The calls of the first 7-day window holding t's local day that is full; None: room in all."""
     if len(counted) < limit:
@@ -756,85 +1004,123 @@ def _seven_worst(
     return None
 
 
-def _seven_room(zones: Sequence[ZoneInfo], counted: Sequence[Contact], limit: int, t: datetime) -> bool:
+def _seven_room(zones: tuple[ZoneInfo, ...], counted: Sequence[Contact], limit: int, t: datetime) -> bool:
     return _seven_worst(zones, counted, t, limit) is None
 
 
-def _seven_in_seven(ctx: _Ctx, t: datetime) -> list[Finding]:
+def _seven_in_seven(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
     limit = ctx.pack.calls_per_7_days
     if limit is None:
         return []
     # Prior consent (1006.14(b)(3)(i)) takes calls out of the count; a text is never exempt.
     consent_exempt = ctx.pack.seven_consent_exempt and ctx.proposal.channel == "voice"
-    if consent_exempt and (exempt := _prior_consent_finding(ctx, t, RuleId.SEVEN_IN_SEVEN)):
-        return [exempt]
-    unit = "call" if ctx.proposal.channel == "voice" else "text"
-    what = "calls and texts" if ctx.pack.seven_counts_texts else "calls"
+    if (
+        consent_exempt
+        and ctx.prior_consents
+        and (exempt := _prior_consent_finding(ctx, t, RuleId.SEVEN_IN_SEVEN))
+    ):
+        return [exempt] if say == _ALL else []
     found: list[Finding] = []
-    first = ctx.zones[0]
-    day = _local_date(t, first)
-    days = f"{day - timedelta(days=6)}..{day} ({ctx.zone_names})"
     for debt in ctx.proposal.debts:
         counted = _seven_counted(ctx, debt)
         full = _seven_worst(ctx.zones, counted, t, limit)
-        week = _span(ctx.zones, t, -6, 0)
-        spared = _exempt_calls(ctx, debt, *week) if ctx.pack.seven_consent_exempt else ""
-        if full is None:
-            calls = _in(counted, *week)
-            used = len(calls) + 1
-            shared = " calls and texts" if ctx.pack.seven_counts_texts else ""
-            detail = f"{unit} {used} of {limit}{shared} about debt {debt} in the 7 days {days}{spared}"
-            found.append(
-                Finding(RuleId.SEVEN_IN_SEVEN, detail, _refs(calls), blocking=False, used=used, limit=limit)
-            )
+        if full is None and say < _ALL:
+            continue  # room: only an informative finding
+        until = None
+        if full is not None:
+            until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, limit))
+            if consent_exempt:
+                until = _earliest(until, ctx.next_prior_consent(t))
+        if say == _UNTIL:
+            found.append(Finding(RuleId.SEVEN_IN_SEVEN, "", _refs(full or ()), until=until))
             continue
-        until = _first_midnight(ctx.zones, t, partial(_seven_room, ctx.zones, counted, limit))
-        if consent_exempt:
-            until = _earliest(until, ctx.next_prior_consent(t))
-        refs = _refs(full)
-        detail = (
-            f"{len(full)} of {limit} {what} about debt {debt} within 7 consecutive days around {days} "
-            f"(busy, not-in-service and inbound calls not counted): history {', '.join(refs)}{spared}"
-        )
-        found.append(Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until=until))
+        found.append(_seven_explained(ctx, t, limit, debt, counted, full, until))
     return found
 
 
-def _conversation_bar(ctx: _Ctx, t: datetime) -> list[Finding]:
+def _seven_explained(
+    ctx: _Ctx,
+    t: datetime,
+    limit: int,
+    debt: str,
+    counted: list[Contact],
+    full: list[Contact] | None,
+    until: datetime | None,
+) -> Finding:
+    """7-in-7's finding for one debt with its text: "call N of M" (room) or the full window's calls."""
+    unit = "call" if ctx.proposal.channel == "voice" else "text"
+    what = "calls and texts" if ctx.pack.seven_counts_texts else "calls"
+    here = _here(ctx.zones, t)
+    days = _week_text(here.days[0], ctx.zone_names)
+    week = _days_span(ctx.zones, here.days, -6, 0)
+    spared = _exempt_calls(ctx, debt, *week) if ctx.pack.seven_consent_exempt and ctx.prior_consents else ""
+    if full is None:
+        calls = _in(counted, *week)
+        used = len(calls) + 1
+        shared = " calls and texts" if ctx.pack.seven_counts_texts else ""
+        detail = f"{unit} {used} of {limit}{shared} about debt {debt} in the 7 days {days}{spared}"
+        source = ctx.facts.seven_source
+        return Finding(RuleId.SEVEN_IN_SEVEN, detail, _refs(calls), None, False, source, used, limit)
+    refs = _refs(full)
+    detail = (
+        f"{len(full)} of {limit} {what} about debt {debt} within 7 consecutive days around {days} "
+        f"(busy, not-in-service and inbound calls not counted): history {', '.join(refs)}{spared}"
+    )
+    return Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until=until)
+
+
+def _conversation_bar(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
     n = ctx.pack.conversation_bar_days
     if n is None:
         return []
+    starts = _bar_ends(ctx, n)
+    if not ctx.prior_consents and not starts:
+        return []  # no conversation to bar anything: the common case
     exempt = ctx.pack.bar_consent_exempt
     if exempt and (spared := _prior_consent_finding(ctx, t, RuleId.CONVERSATION)):
-        return [spared]
+        return [spared] if say == _ALL else []
     found: list[Finding] = []
     for debt in ctx.proposal.debts:
-        bars: list[tuple[Contact, datetime]] = []
-        for c in ctx.voice:
-            if not c.conversation or debt not in c.debts or c.at > t:
-                continue
-            if exempt and c.direction == "outbound" and ctx.prior_consent(c.at) is not None:
-                continue  # a call under prior consent is outside the frequencies: it starts no bar
-            end = max(_day_start(_local_date(c.at, z) + timedelta(days=n), z) for z in ctx.zones)
-            if t < end:
-                bars.append((c, end))
+        bars = [(c, end) for c, end in starts if debt in c.debts and c.at <= t and t < end]
         if not bars:
             continue
         refs = _refs(c for c, _ in bars)
-        last = max(bars, key=lambda b: b[0].at)[0]
-        days = ", ".join(f"{z.key} {_local_date(last.at, z)}" for z in ctx.zones)
-        detail = (
-            f"a conversation about debt {debt} on {days} (day 1; {last.direction}, history {last.ref}) "
-            f"bars calls about it for {n} days: history {', '.join(refs)}"
-        )
         until = max(e for _, e in bars)
         if exempt:
             until = min(until, ctx.next_prior_consent(t) or until)
+        detail = ""
+        if say > _UNTIL:
+            last = max(bars, key=lambda b: b[0].at)[0]
+            days = ", ".join(f"{z.key} {_local_date(last.at, z)}" for z in ctx.zones)
+            detail = (
+                f"a conversation about debt {debt} on {days} (day 1; {last.direction}, history {last.ref}) "
+                f"bars calls about it for {n} days: history {', '.join(refs)}"
+            )
         found.append(Finding(RuleId.CONVERSATION, detail, refs, until=until))
     return found
 
 
-def _min_gap(ctx: _Ctx, t: datetime) -> list[Finding]:
+def _bar_ends(ctx: _Ctx, n: int) -> list[tuple[Contact, datetime]]:
+    """The conversations that start a bar, in history order, each with the end of its n days (the
+    latest over the zones)."""
+    bars = ctx.bars.get(n)
+    if bars is None:
+        bars = ctx.bars[n] = [
+            (c, _bar_end(ctx.zones, c.at, n)) for c in ctx.voice if c.conversation and not _bar_exempt(ctx, c)
+        ]
+    return bars
+
+
+def _bar_exempt(ctx: _Ctx, c: Contact) -> bool:
+    """A call under prior consent is outside the frequencies: it starts no bar."""
+    return ctx.pack.bar_consent_exempt and c.direction == "outbound" and ctx.prior_consent(c.at) is not None
+
+
+def _bar_end(zones: tuple[ZoneInfo, ...], at: datetime, n: int) -> datetime:
+    return max(_day_start(_local_date(at, z) + timedelta(days=n), z) for z in zones)
+
+
+def _min_gap(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
     minutes = ctx.pack.lender.min_gap_unanswered_minutes
     if not minutes:
         return []
@@ -848,9 +1134,13 @@ def _min_gap(ctx: _Ctx, t: datetime) -> list[Finding]:
         return []
     refs = _refs(recent)
     detail = (
-        f"unanswered call(s) less than {minutes} min apart from this one "
-        f"({', '.join(f'{c.ref} {c.outcome} at {c.at.astimezone(UTC):%H:%M} UTC' for c in recent)}): "
-        f"history {', '.join(refs)}"
+        (
+            f"unanswered call(s) less than {minutes} min apart from this one "
+            f"({', '.join(f'{c.ref} {c.outcome} at {c.at.astimezone(UTC):%H:%M} UTC' for c in recent)}): "
+            f"history {', '.join(refs)}"
+        )
+        if say > _UNTIL
+        else ""
     )
     return [Finding(RuleId.MIN_GAP, detail, refs, until=max(c.at for c in recent) + gap)]
 
@@ -858,31 +1148,23 @@ def _min_gap(ctx: _Ctx, t: datetime) -> list[Finding]:
 # --- SMS caps ------------------------------------------------------------------------------------
 
 
-def _sms_cap(pack: Pack, rule: RuleId, own: int | None, lender: int | None) -> _Cap | None:
-    """The stricter of the pack's cap and the lender's (both count every text sent)."""
-    if lender is not None and (own is None or lender < own):
-        return _Cap(lender, "dialled", _LENDER_SOURCES[rule])
-    return None if own is None else _Cap(own, "dialled", pack.source(rule))
-
-
-def _sms_caps(ctx: _Ctx, t: datetime) -> list[Finding]:
-    pack, lender = ctx.pack, ctx.pack.lender
+def _sms_caps(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
     found: list[Finding] = []
-    day = _sms_cap(pack, RuleId.SMS_DAILY_CAP, pack.max_sms_per_day, lender.max_sms_per_day)
+    day, week = ctx.facts.sms_day, ctx.facts.sms_week
     if day is not None:
-        found += _per_day(ctx, t, RuleId.SMS_DAILY_CAP, ctx.outbound_sms, day, "text", "texts")
-    week = _sms_cap(pack, RuleId.SMS_WEEKLY_CAP, pack.max_sms_per_week, lender.max_sms_per_week)
+        found += _per_day(ctx, t, RuleId.SMS_DAILY_CAP, ctx.outbound_sms, day, "text", "texts", say)
     if week is not None:
-        found += _sms_week(ctx, t, week)
+        found += _sms_week(ctx, t, week, say)
     return found
 
 
-def _sms_week(ctx: _Ctx, t: datetime, cap: _Cap) -> list[Finding]:
+def _sms_week(ctx: _Ctx, t: datetime, cap: _Cap, say: int) -> list[Finding]:
     """Texts in 7 consecutive local days: every 7-day window holding t's day (as 7-in-7, per person)."""
     counted = ctx.outbound_sms
-    day = _local_date(t, ctx.zones[0])
-    days = f"{day - timedelta(days=6)}..{day} ({ctx.zone_names})"
     full = _seven_worst(ctx.zones, counted, t, cap.limit)
+    if full is None and say < _ALL:
+        return []  # room: only an informative finding
+    days = _week_text(_here(ctx.zones, t).days[0], ctx.zone_names)
     if full is None:
         sent = _in(counted, *_span(ctx.zones, t, -6, 0))
         used = len(sent) + 1
