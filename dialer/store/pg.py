@@ -25,6 +25,7 @@ from dialer.store.conn import Dialect, Row, read_migrations
 
 WRITE_LOCK = 0x44756543  # 'DueC': the writers' advisory lock
 MIGRATE_LOCK = 0x44756544  # several machines starting at once migrate one after the other
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) AS v FROM schema_version"
 POOL_SIZE = 4
 CONNECT_TIMEOUT = 10.0  # seconds: a server that does not answer is an error, not a hang
 COMMAND_TIMEOUT = 120.0  # seconds for one statement (a report's biggest query takes a few)
@@ -119,15 +120,11 @@ class PgDatabase:
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return next(iter(await self.fetch_all(sql, params)), None)
 
-    async def schema_version(self) -> int:
-        row = await self.fetch_one("SELECT max(version) AS v FROM schema_version")
-        return int(row["v"]) if row and row["v"] is not None else 0
-
     async def _migrate(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
-            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+            version = await conn.fetchval(SCHEMA_VERSION)
             known = migrations()
             if version > known[-1][0]:
                 raise StoreError(f"the database's schema version {version} is newer than this DueCall")

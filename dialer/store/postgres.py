@@ -5,24 +5,21 @@ from __future__ import annotations
 
 from dialer.store.interface import Store
 from dialer.store.parts import StoreParts
-from dialer.store.pg import PgDatabase
+from dialer.store.pg import SCHEMA_VERSION, PgDatabase
 
 
 class PostgresStore(StoreParts):
     """PostgreSQL implementation of `Store`. Open with `await PostgresStore.open(url)`."""
 
-    _pg: PgDatabase
-
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
-        db = await PgDatabase.open(url)
-        store = cls(db)
-        store._pg = db
+        store = cls(await PgDatabase.open(url))
         await store.fill_payment_days()
         return store
 
     async def schema_version(self) -> int:
-        return await self._pg.schema_version()
+        row = await self._db.fetch_one(SCHEMA_VERSION)
+        return int(row["v"]) if row else 0
 
 
 def _implements(store: PostgresStore) -> Store:
