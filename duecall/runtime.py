@@ -49,7 +49,7 @@ async def dial(
     try:
         found = await campaign_named(store, campaign_name)
         policy = PackGate(pack_from_settings(s.policy))
-        dialer_id = str(dialer_args.pop("dialer_id", "") or socket.gethostname())
+        dialer_id = str(dialer_args.pop("dialer_id", "") or s.dialer.id or socket.gethostname())
         ivr = build_ivr(s, store, clock) if s.ivr.enabled else None
         try:
             async with steered.lanes(s, store, found, clock, dialer_id) as (steering, texts):

@@ -11,7 +11,14 @@ what makes a crash harmless:
 An attempt left open by a crash is reconciled on the next start from the
 facts the dialplan wrote into AstDB (and the IVR steps saved while the call ran),
 or from the live channel, or closed as `unknown` (still counted). Nothing is
-forgotten and nothing is dialled twice. An Originate Asterisk refused placed no
+forgotten and nothing is dialled twice. With several dialers on one campaign
+each reconciles only its own attempts, and renews a lease; one whose lease goes
+unrenewed for a whole lease has its open attempts closed by another (`cut` with
+its saved IVR steps, else `unknown`; counted, never dialled again).
+
+While the database is away (PostgreSQL stopped or unreachable: `StoreUnavailable`)
+no account is claimed; calls in flight finish and their results are held and
+written once it is back. An Originate Asterisk refused placed no
 call: it is stored `not_placed` and not counted; while Asterisk shuts down no
 account is claimed at all.
 """
@@ -22,10 +29,12 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk.ami_protocol import Message
@@ -49,7 +58,7 @@ from dialer.core.dialplan import (
     Var,
     astdb_call_family,
 )
-from dialer.core.errors import AmiActionFailed, AmiError, DueCallError
+from dialer.core.errors import AmiActionFailed, AmiError, DueCallError, StoreUnavailable
 from dialer.core.models import (
     Attempt,
     CallResult,
@@ -66,17 +75,21 @@ from dialer.core.models import (
 from dialer.core.vocab import PAYMENT_OUTCOMES, Outcome, RuleId
 from dialer.policy.gate import PolicyGate
 from dialer.policy.packs import load_voicemail_rule
-from dialer.store import IvrProgress, Store
+from dialer.store import IvrProgress, OwnedAttempt, Store
 from dialer.store.evidence import RecordingFacts, seal, seal_now
 from dialer.strategy.decide import Proposal
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 SETTLE_SECONDS = 5.0  # a call's last event follows its first end event within this
 SEAL_SECONDS = 30.0  # MixMonitor closes a recording well within this after the hangup
 IVR_SAVE_SECONDS = 0.5  # IVR steps of calls in flight reach the store within this
 ASTDB_SWEEP_SECONDS = 60.0  # AstDB entries whose cleanup failed are deleted again this often
 SHUTTING_DOWN = "shutting down"  # in Asterisk's reply to any action while it stops
 VOICEMAIL_NODE = "voicemail"  # the IVR step (and audit event) of a message left on a machine
+STORE_RETRY_FIRST = 0.5  # seconds before writing again to a database that went away; doubles
+STORE_RETRY_MAX = 5.0
+UNCERTAIN_CLAIM = "the claim's commit was not confirmed (the database went away): no call placed"
 
 
 @dataclass
@@ -86,6 +99,7 @@ class RunSummary:
     blocked: int = 0
     reconciled: int = 0
     stopped_by_signal: bool = False
+    duplicate_id: bool = False  # stopped: another dialer runs with this one's id
     left_open: list[int] = field(default_factory=list)
     answer_to_audio: list[float] = field(default_factory=list)  # seconds, answered calls with IVR
     prompt_hits: int = 0  # prompts found rendered in the cache
@@ -173,6 +187,13 @@ class Dialer:
         # claims until the next AMI login.
         self._asterisk_stopping = False
         self._astdb_leftovers: set[str] = set()  # call keys whose AstDB cleanup failed
+        self._store_away = False  # the database is unreachable (said once per outage)
+        self._store_delay = STORE_RETRY_FIRST  # the lanes' next wait while it is
+        self._claims_uncertain = False  # a claim failed with the database: it may have committed
+        self._run_started = clock.now()
+        # Other dialers' lease beats as this one last saw them: owner -> (beat, loop time seen).
+        self._beats: dict[str, tuple[int, float]] = {}
+        self._lease_token = uuid.uuid4().hex  # this process's, in its lease row
 
     def stop(self) -> None:
         """Stop placing calls; calls in flight may finish within the grace period."""
@@ -180,6 +201,11 @@ class Dialer:
             log.info("stopping: no new calls; waiting for %d in flight", len(self._calls))
             self.summary.stopped_by_signal = True
             self._stop.set()
+
+    @property
+    def database_available(self) -> bool:
+        """False from a failed store call until one succeeds again (read by duecall.monitoring)."""
+        return not self._store_away
 
     @property
     def calls_in_flight(self) -> int:
@@ -191,6 +217,8 @@ class Dialer:
     async def run(self, idle_horizon: timedelta | None = None) -> RunSummary:
         """Dial until every account is settled, or, with `idle_horizon`, until nothing is due that soon."""
         self._instance = await self.store.instance_id()
+        self._run_started = self.clock.now()
+        await self._renew_lease(first=True)
         await self.switch.start(self.clock.now(), self._started_by)  # a new campaign: started, audited
         try:
             async with asyncio.TaskGroup() as group:
@@ -203,6 +231,7 @@ class Dialer:
                 side = [
                     group.create_task(self._save_ivr_loop(), name="ivr-save"),
                     group.create_task(self._sweep_astdb_loop(), name="astdb-sweep"),
+                    group.create_task(self._lease_loop(), name="lease"),
                 ]
                 lanes = self._start_lanes(group)
                 await self._schedule(idle_horizon)
@@ -239,15 +268,34 @@ class Dialer:
         return task
 
     async def _schedule(self, idle_horizon: timedelta | None) -> None:
-        while await self._acquire_running(self.pacer):
-            target = await self._next_target()
-            if target is None:
-                self.pacer.release()
-                if await self._finished(idle_horizon):
+        while True:
+            try:
+                if await self._schedule_next(idle_horizon):
                     return
-                await self._sleep(self.settings.dialer.poll_interval.total_seconds())
-                continue
-            await self._place(target)
+            except StoreUnavailable as exc:
+                self._store_down(exc)
+                self._batch.clear()  # read again once it is back: they may have changed
+                await self._sleep(self._store_wait())
+
+    async def _schedule_next(self, idle_horizon: timedelta | None) -> bool:
+        """Place the next due call, or wait for one; True when the run is over."""
+        if self._claims_uncertain:
+            await self._settle_uncertain_claims()
+        if not await self._acquire_running(self.pacer):
+            return True
+        try:
+            target = await self._next_target()
+        except BaseException:
+            self.pacer.release()
+            raise
+        if target is None:
+            self.pacer.release()
+            if await self._finished(idle_horizon):
+                return True
+            await self._sleep(self.settings.dialer.poll_interval.total_seconds())
+            return False
+        await self._place(target)
+        return False
 
     async def _acquire_line(self, pacer: Pacer | None = None) -> bool:
         """Wait for a free line (or text slot) within the rate; False when asked to stop (none held)."""
@@ -273,7 +321,12 @@ class Dialer:
 
         While paused no line is held: the run waits (a pause is not the end of the campaign)."""
         while await self._acquire_line(pacer):
-            if not await self.switch.paused():
+            try:
+                paused = await self.switch.paused()
+            except BaseException:
+                pacer.release()
+                raise
+            if not paused:
                 return True
             pacer.release()
             await self.switch.wait_running(self._stop)
@@ -283,6 +336,7 @@ class Dialer:
         if not self._batch:
             limit = max(50, 2 * self.pacer.max_concurrent)
             due = await self.store.due_targets(self.campaign.id, self.clock.now(), limit)
+            self._store_back()
             self._batch = list(reversed(due))
         return self._batch.pop() if self._batch else None
 
@@ -330,6 +384,15 @@ class Dialer:
 
     async def _steer_loop(self) -> None:
         """Accounts due for a decision: the strategy puts each in a lane, for later, or stops it."""
+        while True:
+            try:
+                await self._steer()
+                return
+            except StoreUnavailable as exc:
+                self._store_down(exc)
+                await self._sleep(self._store_wait())
+
+    async def _steer(self) -> None:
         assert self.steering is not None
         limit = 200
         while await self.switch.wait_running(self._stop):
@@ -366,8 +429,22 @@ class Dialer:
 
     async def _text_loop(self, group: asyncio.TaskGroup) -> None:
         """The texts' lane: its own pacing (`[sms] concurrency`, `texts_per_second`)."""
+        while True:
+            try:
+                await self._texts(group)
+                return
+            except StoreUnavailable as exc:
+                self._store_down(exc)
+                self._text_batch.clear()
+                await self._sleep(self._store_wait())
+
+    async def _texts(self, group: asyncio.TaskGroup) -> None:
         while await self._acquire_running(self.text_pacer):
-            target = await self._next_text()
+            try:
+                target = await self._next_text()
+            except BaseException:
+                self.text_pacer.release()
+                raise
             if target is None:
                 self.text_pacer.release()
                 await self._sleep(self.settings.dialer.poll_interval.total_seconds())
@@ -400,6 +477,8 @@ class Dialer:
                 sent = await self.texts.send(
                     choice.account, proposal.message, batch, self.campaign.id, proposal.source
                 )
+            except StoreUnavailable:
+                raise
             except (DueCallError, ValueError) as exc:  # its template cannot be rendered for the account
                 log.error("account %s: cannot prepare its text: %s", target.account.account_id, exc)
                 await self.store.route_target(target, None, now + timedelta(hours=1), f"text not sent: {exc}")
@@ -413,6 +492,8 @@ class Dialer:
             await self.store.route_target(
                 target, None, self.clock.now(), f"text {proposal.message}: {sent.state}"
             )
+        except StoreUnavailable as exc:  # still due in its lane: taken again once it is back
+            self._store_down(exc)
         finally:
             self._texting.discard(target.account.pk)
             self.text_pacer.release()
@@ -420,6 +501,18 @@ class Dialer:
     # -- placing one call --------------------------------------------------
 
     async def _place(self, target: Target) -> None:
+        """Claim and place one call; the line taken for it is given back unless the call started."""
+        try:
+            await self._claim_and_start(target)
+        except StoreUnavailable:
+            self.pacer.release()
+            self._claims_uncertain = True  # a claim's commit may have gone through
+            raise
+        except BaseException:
+            self.pacer.release()
+            raise
+
+    async def _claim_and_start(self, target: Target) -> None:
         if not self._can_claim():
             self._batch.append(target)  # not claimed yet: nothing is lost
             self.pacer.release()
@@ -559,10 +652,11 @@ class Dialer:
             if originate:
                 await self._originate(tracked)
             await self._await_end(tracked)
-            result = await self._with_saved_ivr(call, self._with_ivr(call, await self._conclude(tracked)))
+            concluded = self._with_ivr(call, await self._conclude(tracked))
+            result = await self._until_stored(lambda: self._with_saved_ivr(call, concluded))
             result = _with_voicemail(tracked, result)
             sealed = await self._seal_now(call.attempt)
-            await self._store_result(call.attempt, result, sealed)
+            await self._until_stored(lambda: self._store_result(call.attempt, result, sealed))
         finally:
             self._calls.pop(call.key, None)
             self._originates.pop(tracked.action_id, None)
@@ -621,7 +715,9 @@ class Dialer:
         except OSError as exc:
             log.error("attempt %d: cannot read its recording: %s", attempt.id, exc)
             return
-        await self.store.add_recordings(attempt, found, self.clock.now(), self._actor, answered)
+        await self._until_stored(
+            lambda: self.store.add_recordings(attempt, found, self.clock.now(), self._actor, answered)
+        )
 
     async def _originate(self, tracked: _Tracked) -> None:
         call, d = tracked.call, self.settings.dialer
@@ -709,8 +805,13 @@ class Dialer:
         return replace(result, ivr=summary, digits=_keys(steps) or result.digits)
 
     async def _store_result(
-        self, attempt: Attempt, result: CallResult, sealed: list[RecordingFacts] | None = None
-    ) -> None:
+        self,
+        attempt: Attempt,
+        result: CallResult,
+        sealed: list[RecordingFacts] | None = None,
+        takeover: bool = False,
+    ) -> bool:
+        """Store a call's result with its target's next step; False if another dialer closed it first."""
         if self.campaign.steered:
             update = _back_to_strategy(result)
         elif result.disposition is Disposition.NOT_PLACED:
@@ -719,9 +820,17 @@ class Dialer:
             outcome = result.ivr.outcome if result.ivr is not None else ""
             rules = self.settings.retry
             update = after_attempt(result.disposition, attempt.attempt_no, rules, result.ended_at, outcome)
-        await self.store.finish_attempt(attempt, result, update, self._actor, sealed)
+        if not await self.store.finish_attempt(attempt, result, update, self._actor, sealed, takeover):
+            if not takeover:
+                log.warning(
+                    "attempt %d was closed by another dialer (this one's lease ran out): "
+                    "its result is kept as call.late-result",
+                    attempt.id,
+                )
+            return False
         self.summary.finished += 1
         log.info("attempt %d (%s): %s %s", attempt.id, attempt.phone_e164, result.disposition, result.note)
+        return True
 
     # -- events and reconciliation ----------------------------------------
 
@@ -804,7 +913,10 @@ class Dialer:
     async def _sweep_astdb_loop(self) -> None:
         while True:
             await asyncio.sleep(ASTDB_SWEEP_SECONDS)
-            await self._sweep_astdb()
+            try:
+                await self._sweep_astdb()
+            except StoreUnavailable as exc:
+                self._store_down(exc)
 
     async def _sweep_astdb(self) -> None:
         """Delete AstDB facts of calls whose result is stored: failed cleanups, and a previous run's."""
@@ -830,7 +942,10 @@ class Dialer:
     async def _save_ivr_loop(self) -> None:
         while True:
             await asyncio.sleep(IVR_SAVE_SECONDS)
-            await self._save_ivr_progress()
+            try:
+                await self._save_ivr_progress()
+            except StoreUnavailable as exc:  # kept in memory: saved once it is back
+                self._store_down(exc)
 
     async def _save_ivr_progress(self) -> None:
         """New IVR steps of calls in flight into the store: a dialer killed mid-call keeps them."""
@@ -878,9 +993,9 @@ class Dialer:
 
     async def _reconcile_leftovers(self) -> None:
         """Attempts a previous run left open: finish them from AstDB, adopt live calls, or close them."""
-        for attempt in await self.store.unsealed(self.campaign.id):
+        for attempt in await self.store.unsealed(self.campaign.id, self.dialer_id):
             await self._seal(attempt, answered=True)
-        leftovers = await self.store.open_attempts(self.campaign.id)
+        leftovers = await self.store.open_attempts(self.campaign.id, self.dialer_id)
         if not leftovers:
             return
         live = await self._live_channels()
@@ -906,6 +1021,114 @@ class Dialer:
             await self._store_result(attempt, result)
             await self._forget_in_astdb(call.key)
             await self._seal(attempt, answered=result.answered_at is not None)
+
+    # -- the database going away, and other dialers' leases ------------------
+
+    @property
+    def _lease_seconds(self) -> float:
+        return self.settings.dialer.lease.total_seconds()
+
+    def _store_down(self, exc: StoreUnavailable) -> None:
+        if not self._store_away:
+            log.warning("the database is unavailable (%s): no new calls; results held until it is back", exc)
+        self._store_away = True
+
+    def _store_back(self) -> None:
+        if self._store_away:
+            log.warning("the database is back: placing calls again")
+        self._store_away = False
+        self._store_delay = STORE_RETRY_FIRST
+
+    def _store_wait(self) -> float:
+        """How long a lane waits before asking the database again: doubling, up to the most."""
+        delay = self._store_delay
+        self._store_delay = min(2 * delay, STORE_RETRY_MAX)
+        return delay
+
+    async def _until_stored(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """`work` (reads and writes of a call's result), tried again while the database is away:
+        the result waits in memory (its facts stay in AstDB too), never dropped."""
+        delay = STORE_RETRY_FIRST
+        while True:
+            try:
+                done = await work()
+            except StoreUnavailable as exc:
+                self._store_down(exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, STORE_RETRY_MAX)
+                continue
+            if delay > STORE_RETRY_FIRST:  # it failed before: this try reached the database
+                self._store_back()
+            return done
+
+    async def _settle_uncertain_claims(self) -> None:
+        """This run's own open attempts it never placed: a claim that raised had committed after
+        all. No Originate was sent for them: stored `not_placed` (not counted)."""
+        placed = {t.call.attempt.id for t in self._calls.values()}
+        for attempt in await self.store.open_attempts(self.campaign.id, self.dialer_id):
+            if attempt.id in placed or attempt.decided_at < self._run_started:
+                continue
+            call = Call(attempt, f"{self._instance}-{attempt.id}")
+            call.not_placed = True
+            await self._store_result(attempt, call.finish(self.clock.now(), UNCERTAIN_CLAIM))
+        self._claims_uncertain = False
+
+    async def _lease_loop(self) -> None:
+        """Renew this dialer's lease; close the open attempts of dialers silent for a whole lease."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 4)
+            try:
+                await self._renew_lease(first=False)
+                self._store_back()
+                await self._take_over_silent()
+            except StoreUnavailable as exc:
+                # Silence seen while this dialer could not look proves nothing: start again.
+                self._beats.clear()
+                self._store_down(exc)
+
+    async def _renew_lease(self, first: bool) -> None:
+        """Renew this dialer's lease. Another process's token found in it since the last renewal
+        means a second dialer runs with this id: it could close this one's calls as its own
+        leftovers, so both stop (each sees the other's token) and say why."""
+        now = self.clock.now()
+        had = await self.store.renew_lease(self.dialer_id, self._lease_token, now, self._lease_seconds)
+        if not first and had != self._lease_token and not self._stop.is_set():
+            log.error(
+                "another dialer runs with the id %r ([dialer] id, else the host name): stopping; "
+                "give each machine its own",
+                self.dialer_id,
+            )
+            self.summary.duplicate_id = True
+            self.stop()
+
+    async def _take_over_silent(self) -> None:
+        now = asyncio.get_running_loop().time()
+        found = await self.store.foreign_open_attempts(self.campaign.id, self.dialer_id)
+        owners = {owned.owner: owned.beat for owned in found}
+        for owner, beat in owners.items():
+            seen = self._beats.get(owner)
+            if seen is None or seen[0] != beat:
+                self._beats[owner] = (beat, now)
+        for owner in set(self._beats) - set(owners):
+            del self._beats[owner]
+        for owned in found:
+            if now - self._beats[owned.owner][1] >= self._lease_seconds:
+                await self._close_for(owned)
+
+    async def _close_for(self, owned: OwnedAttempt) -> None:
+        """Close a silent dialer's open attempt: from its saved IVR steps (`cut`: our side ended
+        it), else `unknown`; counted, never dialled again. Another dialer may close it first."""
+        attempt = owned.attempt
+        call = Call(attempt, f"{self._instance}-{attempt.id}")
+        saved = await self.store.saved_ivr_progress(attempt.id)
+        if saved.steps:
+            call.answered_at = saved.steps[0].at
+        note = f"dialer {owned.owner} stopped renewing its lease; closed by dialer {self.dialer_id}"
+        result = await self._with_saved_ivr(call, call.finish(self.clock.now(), note))
+        if not await self._store_result(attempt, result, takeover=True):
+            return  # another dialer closed it first
+        self.summary.reconciled += 1
+        log.warning("attempt %d of %s (lease ran out): %s", attempt.id, owned.owner, result.disposition)
 
 
 def _back_to_strategy(result: CallResult) -> TargetUpdate:

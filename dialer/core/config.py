@@ -161,6 +161,11 @@ class DialerSettings(_Section):
     recordings_dir: Path = Path("recordings")
     shutdown_grace: DurationOrZero = timedelta(seconds=60)
     poll_interval: Duration = timedelta(seconds=1)
+    # Several dialers on one campaign (docs/postgres.md): each names its attempts with its id ("":
+    # the host's name) and renews a lease; another takes over its open attempts once the lease
+    # has not been renewed for a whole lease.
+    id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._:-]*$")
+    lease: Duration = timedelta(seconds=60)
 
 
 class SpeechSettings(_Section):

@@ -5,6 +5,7 @@ DueCallError
 ├── ImportFileError      a borrowers file cannot be read as a whole (bad rows are not errors)
 ├── ImportFailedError    an import stopped part-way: its committed batches stay, the rest is not written
 ├── StoreError           the database is unusable (schema too new, file locked...)
+│   └── StoreUnavailable  the database server can't be reached now (gone, restarting): try again
 ├── AsteriskSetupError   Asterisk could not be provisioned or started
 ├── AmiError             talking to Asterisk's manager interface failed
 │   ├── AmiTimeout       no reply within the named timeout
@@ -62,6 +63,11 @@ class ImportFailedError(DueCallError):
 
 class StoreError(DueCallError):
     pass
+
+
+class StoreUnavailable(StoreError):
+    """The database server went away or refuses connections for now; the same work may succeed
+    later. A transaction that raised it may or may not have committed."""
 
 
 class AsteriskSetupError(DueCallError):

@@ -14,6 +14,7 @@ from dialer.store.auditors import StoredAuditor
 from dialer.store.campaigns import CampaignStatus
 from dialer.store.interface import Reads, Store
 from dialer.store.ivr import IvrProgress
+from dialer.store.leases import OwnedAttempt
 from dialer.store.sqlite import SqliteStore
 from dialer.store.times import from_db, to_db
 
@@ -21,6 +22,7 @@ __all__ = [
     "CampaignStatus",
     "ImportCounts",
     "IvrProgress",
+    "OwnedAttempt",
     "Reads",
     "SqliteStore",
     "Store",

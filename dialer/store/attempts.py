@@ -38,6 +38,7 @@ CLAIMABLE = (
     "SELECT state, attempts, EXISTS (SELECT 1 FROM opt_outs WHERE phone_e164=? AND channel='voice') "
     "AS opted_out FROM targets WHERE campaign_id=? AND account_pk=?"
 )
+TARGET_STATE = "SELECT state FROM targets WHERE campaign_id=? AND account_pk=?"
 HISTORY = (
     "SELECT t.id, t.decided_at, t.campaign_id, t.disposition, a.debt_id, t.cause, t.outcome "
     "FROM attempts t JOIN accounts a ON a.id = t.account_pk "
@@ -58,7 +59,7 @@ ATTEMPT_COLUMNS = (
 )
 OPEN_ATTEMPTS = (
     f"SELECT {ATTEMPT_COLUMNS} FROM attempts t JOIN accounts a ON a.id=t.account_pk "
-    "WHERE t.campaign_id=? AND t.state!=? ORDER BY t.id"
+    "WHERE t.campaign_id=?1 AND t.state=?2 AND (?3='' OR t.dialer_id=?3) ORDER BY t.id"
 )
 CLOSED_AMONG = "SELECT id FROM attempts WHERE state=? AND id IN ({marks})"
 ATTEMPTS_FOR = (
@@ -106,6 +107,11 @@ class Attempts:
         `steered`: the campaign runs a strategy, so a refusal sends the account back to it (texts
         may still be allowed) rather than ending it."""
         account = target.account
+        # Taken already (by another dialer with the same batch)? Seen on the read side, without
+        # waiting for the write lock every machine shares; checked again inside the transaction.
+        state = await self._db.fetch_one(TARGET_STATE, (target.campaign_id, account.pk))
+        if state is None or state["state"] != TargetState.PENDING.value:
+            return Decision(False)
         async with self._db.write() as db:
             row = await fetch_one(db, CLAIMABLE, (account.phone_e164, target.campaign_id, account.pk))
             if row is None or row["state"] != TargetState.PENDING.value:
@@ -142,8 +148,10 @@ class Attempts:
             closed.update(int(r["id"]) for r in rows)
         return closed
 
-    async def open_attempts(self, campaign_id: int) -> list[Attempt]:
-        rows = await self._db.fetch_all(OPEN_ATTEMPTS, (campaign_id, AttemptState.ENDED.value))
+    async def open_attempts(self, campaign_id: int, dialer_id: str = "") -> list[Attempt]:
+        """A campaign's attempts without a stored result, placed by `dialer_id` ("": by any)."""
+        params = (campaign_id, AttemptState.DECIDED.value, dialer_id)
+        rows = await self._db.fetch_all(OPEN_ATTEMPTS, params)
         return [attempt_from(r) for r in rows]
 
     async def attempts_for(self, campaign_id: int) -> list[dict[str, Any]]:

@@ -125,6 +125,19 @@ class CallOutcome(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class CallLateResult(Record):
+    """What the dialer that placed a call knew of it, reaching the store after another dialer had
+    closed the attempt (this one's lease ran out): kept in the trail, the attempt left as closed."""
+
+    KIND = "call.late-result"
+    disposition: str
+    outcome: str
+    digits: str
+    note: str
+    answered_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded(Record):
     KIND = "call.ended"
     disposition: str
@@ -239,6 +252,7 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     AmiCallEvent,
     CallOutcome,
     CallEnded,
+    CallLateResult,
     IvrPrompt,
     IvrKey,
     IvrSpeech,

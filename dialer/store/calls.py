@@ -11,7 +11,7 @@ from typing import Any
 from dialer.core.flags import ended_flags
 from dialer.core.models import Attempt, CallResult, Disposition, TargetUpdate
 from dialer.store.attempts import add_flags
-from dialer.store.call_events import CallEnded, CallOutcome, call_event, ivr_event
+from dialer.store.call_events import CallEnded, CallLateResult, CallOutcome, call_event, ivr_event
 from dialer.store.chain import AuditEvent
 from dialer.store.chain import append as append_audit
 from dialer.store.conn import Conn
@@ -26,8 +26,9 @@ from dialer.store.times import to_db, to_db_or_none
 FINISH_ATTEMPT = """
 UPDATE attempts SET state='ended', ended_at=?, answered_at=?, disposition=?, dial_status=?,
     cause=?, ivr_stage=?, amd_status=?, digits=?, note=?
-WHERE id=?
+WHERE id=? AND state='decided'
 """
+ENDED_AT = "SELECT ended_at FROM attempts WHERE id=?"
 # A call never placed gives its attempt number back (its row stays, for the trail).
 MOVE_TARGET = (
     "UPDATE targets SET state=?, next_at=?, last_disposition=?, note=?, attempts=max(attempts-?, 0), "
@@ -48,13 +49,20 @@ class Calls:
         update: TargetUpdate,
         actor: str = "dialer",
         recordings: Sequence[RecordingFacts] | None = None,
-    ) -> None:
+        takeover: bool = False,
+    ) -> bool:
         """Store how the call ended, where its target goes next, and its audit events: one transaction.
 
         `recordings`: the call's sealed recordings when they were ready (else None: sealed later).
+        False when another dialer had already closed the attempt (it took over after this one's
+        lease ran out): then only `call.late-result` is added, with what this dialer knew. The
+        same result stored again (a retry after a commit that may have failed) changes nothing.
+        `takeover`: this dialer is closing another's attempt; if it is closed already (a third
+        dialer was quicker), nothing is written.
         """
         async with self._db.write() as db:
-            await db.execute(FINISH_ATTEMPT, _finish_params(attempt.id, result))
+            if await db.execute(FINISH_ATTEMPT, _finish_params(attempt.id, result)) == 0:
+                return await _already_ended(db, attempt, result, actor, late=not takeover)
             given_back = 1 if result.disposition is Disposition.NOT_PLACED else 0
             await db.execute(MOVE_TARGET, _move_params(attempt, result, update, given_back))
             if result.ivr is not None:
@@ -71,6 +79,29 @@ class Calls:
                 answered = result.answered_at is not None
                 sealed = await store_recordings(db, attempt, recordings, result.ended_at, actor, answered)
             await _audit_ended(db, attempt, result, update, actor, sealed)
+        return True
+
+
+async def _already_ended(db: Conn, attempt: Attempt, result: CallResult, actor: str, late: bool) -> bool:
+    """True if this very result is the one stored (an earlier try committed after all); else
+    False, and (`late`) the result kept as `call.late-result`."""
+    rows = await db.fetch_all(ENDED_AT, (attempt.id,))
+    if rows and rows[0]["ended_at"] == to_db(result.ended_at):
+        return True
+    if not late:
+        return False
+    ivr = result.ivr
+    record = CallLateResult(
+        disposition=result.disposition.value,
+        outcome=ivr.outcome if ivr is not None else "",
+        digits=result.digits,
+        note=result.note,
+        answered_at=to_db_or_none(result.answered_at),
+    )
+    keys = await keys_of(db, attempt)
+    event = AuditEvent(record, result.ended_at, actor, attempt.campaign_id, attempt.id, keys[2])
+    await append_audit(db, [event])
+    return False
 
 
 async def _audit_ended(

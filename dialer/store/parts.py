@@ -14,6 +14,7 @@ from dialer.store.campaigns import Campaigns
 from dialer.store.conn import Database
 from dialer.store.contacts import Contacts
 from dialer.store.ivr import IvrSteps
+from dialer.store.leases import Leases
 from dialer.store.live import Live
 from dialer.store.messages import Messages
 from dialer.store.outcomes import Outcomes
@@ -34,6 +35,7 @@ class StoreParts(
     Snapshots,
     ArmAssignments,
     Attempts,
+    Leases,
     Calls,
     IvrSteps,
     Messages,

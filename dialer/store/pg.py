@@ -13,22 +13,25 @@ The SQL is the store's own (`?` or `?1` parameters, translated here to `$1`).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any
 
 import asyncpg
 
-from dialer.core.errors import StoreError
+from dialer.core.errors import StoreError, StoreUnavailable
 from dialer.store.conn import Dialect, Row, read_migrations
 
 WRITE_LOCK = 0x44756543  # 'DueC': the writers' advisory lock
 MIGRATE_LOCK = 0x44756544  # several machines starting at once migrate one after the other
 SCHEMA_VERSION = "SELECT coalesce(max(version), 0) AS v FROM schema_version"
-POOL_SIZE = 4
+POOL_SIZE = 4  # at most; no floor (min 0): asyncpg would log a traceback per retry to restore it
 CONNECT_TIMEOUT = 10.0  # seconds: a server that does not answer is an error, not a hang
 COMMAND_TIMEOUT = 120.0  # seconds for one statement (a report's biggest query takes a few)
+# The server went away, is shutting down or refuses connections for now: the same work may succeed
+# later (the dialer holds its results and retries; docs/postgres.md).
+_GONE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
 _PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\?(\d*)")
 
 
@@ -87,7 +90,7 @@ class PgDatabase:
     async def open(cls, url: str, size: int = POOL_SIZE) -> PgDatabase:
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+                url, min_size=0, max_size=size, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
             )
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise StoreError(f"[store] url: cannot connect to PostgreSQL at {_shown(url)}: {exc}") from exc
@@ -104,14 +107,19 @@ class PgDatabase:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[PgConn]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-            yield PgConn(conn)
+        with _unavailable_when_gone():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                yield PgConn(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PgConn]:
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield PgConn(conn)
+        with _unavailable_when_gone():
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                yield PgConn(conn)
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self.read() as db:
@@ -132,6 +140,18 @@ class PgDatabase:
                 if number > version:
                     await conn.execute(sql)  # a whole script: PostgreSQL runs it as one
                     await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
+
+
+@contextmanager
+def _unavailable_when_gone() -> Iterator[None]:
+    try:
+        yield
+    except _GONE as exc:
+        raise StoreUnavailable(f"PostgreSQL is unavailable: {type(exc).__name__}: {exc}") from exc
+    except asyncpg.InterfaceError as exc:
+        if "closed" not in str(exc):  # else a misuse: a bug, not the server
+            raise
+        raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
 
 
 def migrations() -> list[tuple[int, str]]:

@@ -22,7 +22,7 @@ ADD_RECORDING = (
 )
 UNSEALED = (
     f"SELECT {ATTEMPT_COLUMNS} FROM attempts t JOIN accounts a ON a.id=t.account_pk "
-    "WHERE t.campaign_id=? AND t.state='ended' AND t.answered_at IS NOT NULL "
+    "WHERE t.campaign_id=?1 AND (?2='' OR t.dialer_id=?2) AND t.state='ended' AND t.answered_at IS NOT NULL "
     "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.attempt_id=t.id) "
     "AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.attempt_id=t.id "
     "AND e.kind='recording.missing') ORDER BY t.id"
@@ -53,9 +53,11 @@ class Recordings:
             events = await store_recordings(db, attempt, found, now, actor, answered)
             await append_audit(db, events)
 
-    async def unsealed(self, campaign_id: int) -> list[Attempt]:
-        """Answered attempts that ended without their recording sealed (a crash in between)."""
-        return [attempt_from(r) for r in await self._db.fetch_all(UNSEALED, (campaign_id,))]
+    async def unsealed(self, campaign_id: int, dialer_id: str = "") -> list[Attempt]:
+        """Answered attempts that ended without their recording sealed (a crash in between),
+        placed by `dialer_id` ("": by any; a dialer seals only its own: the files are on its host)."""
+        rows = await self._db.fetch_all(UNSEALED, (campaign_id, dialer_id))
+        return [attempt_from(r) for r in rows]
 
     async def purgeable(self, called_before: datetime) -> list[tuple[int, str, str]]:
         """(attempt id, path, sha256) of kept recordings of calls decided before `called_before`."""

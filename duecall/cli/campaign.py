@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dialer.campaign.engine import RunSummary
 from dialer.core.clock import SystemClock
+from dialer.core.errors import ConfigError
 from dialer.core.models import Campaign
 from dialer.core.vocab import CampaignState
 from duecall import steered
@@ -115,12 +116,17 @@ def run_campaign(ctx: click.Context, campaign_name: str, exit_when_idle: bool) -
     horizon = timedelta(0) if exit_when_idle else None
     summary = asyncio.run(dial(s, campaign_name, SystemClock(), horizon, started_by=operator()))
     _print_summary(summary)
+    if summary.duplicate_id:
+        raise ConfigError(
+            "stopped: another dialer runs with this one's id; set a unique [dialer] id on each machine"
+        )
 
 
 def _print_summary(summary: RunSummary) -> None:
     console.print(
         f"placed {summary.placed} calls, {summary.finished} finished, "
-        f"{summary.blocked} deferred by policy, {summary.reconciled} reconciled from an earlier run."
+        f"{summary.blocked} deferred by policy, {summary.reconciled} reconciled "
+        "(from an earlier run, or another dialer's whose lease ran out)."
     )
     if summary.left_open:
         console.print(f"left open (reconciled next run): attempts {summary.left_open}")

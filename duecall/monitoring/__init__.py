@@ -164,6 +164,10 @@ class DueCallCollector(Collector):
         yield GaugeMetricFamily("duecall_texts_in_flight", "Texts being sent", value=d.text_pacer.in_flight)
         connected = 1 if d.ami.connected.is_set() else 0
         yield GaugeMetricFamily("duecall_ami_connected", "1 while logged in to AMI", value=connected)
+        reachable = 1 if getattr(d, "database_available", True) else 0
+        yield GaugeMetricFamily(
+            "duecall_database_available", "0 while the database cannot be reached", value=reachable
+        )
         yield CounterMetricFamily(
             "duecall_ami_reconnects", "AMI logins after the first", value=max(0, d.ami.sessions - 1)
         )

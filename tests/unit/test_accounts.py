@@ -35,7 +35,10 @@ from dialer.accounts.parse import (
 )
 from dialer.core import csvsafe
 from dialer.core.errors import ImportFailedError
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture: the import tests that write run on both backends
 
 DATA = Path(__file__).parents[1] / "data"
 CN = ImportSettings(default_region="CN", default_currency="CNY", default_language="zh-CN")
@@ -511,46 +514,37 @@ def test_a_library_error_on_a_value_is_a_reject_of_that_field(
 # written, no chain event, the import record 0/0/0, no rejects file, the 1,100 rows after it lost.
 
 
-async def open_store(tmp_path: Path) -> Store:
-    return await SqliteStore.open(tmp_path / "t.db")
+async def import_rows(store: Store) -> list[tuple[int, int, int, int]]:
+    found = await store.fetch_all("SELECT rows, inserted, updated, rejected FROM imports")
+    return [(r["rows"], r["inserted"], r["updated"], r["rejected"]) for r in found]
 
 
-def import_rows(db: Path) -> list[tuple[int, int, int, int]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT rows, inserted, updated, rejected FROM imports").fetchall()
+async def import_events(store: Store) -> list[tuple[str, dict[str, object]]]:
+    found = await store.fetch_all(
+        "SELECT kind, data FROM audit_events WHERE kind LIKE 'accounts.%' ORDER BY seq"
+    )
+    return [(r["kind"], json.loads(r["data"])) for r in found]
 
 
-def import_events(db: Path) -> list[tuple[str, dict[str, object]]]:
-    with sqlite3.connect(db) as conn:
-        found = conn.execute("SELECT kind, data FROM audit_events WHERE kind LIKE 'accounts.%' ORDER BY seq")
-        return [(kind, json.loads(data)) for kind, data in found]
-
-
-def account_ids(db: Path) -> set[str]:
-    with sqlite3.connect(db) as conn:
-        return {row[0] for row in conn.execute("SELECT account_id FROM accounts")}
+async def account_ids(store: Store) -> set[str]:
+    return {r["account_id"] for r in await store.fetch_all("SELECT account_id FROM accounts")}
 
 
 async def test_a_bad_zone_after_row_6000_is_one_reject_and_every_other_row_is_imported(
-    tmp_path: Path,
+    backend_store: Store, tmp_path: Path
 ) -> None:
     source = csv_file(
         tmp_path / "b.csv", [zone_row(i, "US" if i == 6000 else "Asia/Shanghai") for i in range(7101)]
     )
     rejects_file = tmp_path / "rejects.csv"
-    store = await open_store(tmp_path)
-    started = time.perf_counter()
-    try:
-        report = await import_accounts(store, source, CN, NOW, rejects_file)
-    finally:
-        await store.close()
-    assert time.perf_counter() - started < 20
+    store = backend_store
+    report = await import_accounts(store, source, CN, NOW, rejects_file)
 
     assert (report.rows, report.inserted, report.updated, len(report.rejects)) == (7101, 7100, 0, 1)
-    assert import_rows(tmp_path / "t.db") == [(7101, 7100, 0, 1)]
-    ids = account_ids(tmp_path / "t.db")
+    assert await import_rows(store) == [(7101, 7100, 0, 1)]
+    ids = await account_ids(store)
     assert len(ids) == 7100 and "A6000" not in ids and {"A5999", "A6001", "A7100"} <= ids
-    events = import_events(tmp_path / "t.db")
+    events = await import_events(store)
     assert [kind for kind, _ in events] == ["accounts.import_batch"] * 2 + ["accounts.imported"]
     assert [data["rows"] for _, data in events] == [5000, 2101, 7101]
     assert events[-1][1] == {
@@ -564,7 +558,7 @@ async def test_a_bad_zone_after_row_6000_is_one_reject_and_every_other_row_is_im
 
 
 async def test_a_failure_mid_import_leaves_whole_batches_and_is_reported_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_append = store_module.append_audit
 
@@ -577,20 +571,15 @@ async def test_a_failure_mid_import_leaves_whole_batches_and_is_reported_failed(
     monkeypatch.setattr(store_module, "append_audit", failing_append)
     rows = [zone_row(i, "Asia" if i in (10, 6000) else "Asia/Shanghai") for i in range(7101)]
     source = csv_file(tmp_path / "b.csv", rows)
-    store = await open_store(tmp_path)
-    try:
-        with pytest.raises(ImportFailedError, match=r"failed after 5000 rows.*disk I/O error \(injected\)"):
-            await import_accounts(store, source, CN, NOW, tmp_path / "rejects.csv")
-        assert await store.rejects(1) == [
-            (12, "time_zone: 'Asia' is not an IANA time zone (like Asia/Shanghai)")
-        ]
-    finally:
-        await store.close()
+    store = backend_store
+    with pytest.raises(ImportFailedError, match=r"failed after 5000 rows.*disk I/O error \(injected\)"):
+        await import_accounts(store, source, CN, NOW, tmp_path / "rejects.csv")
+    assert await store.rejects(1) == [(12, "time_zone: 'Asia' is not an IANA time zone (like Asia/Shanghai)")]
 
-    ids = account_ids(tmp_path / "t.db")
+    ids = await account_ids(store)
     assert ids == {f"A{i}" for i in range(5000) if i != 10}  # batch 1 whole, nothing of batch 2
-    assert import_rows(tmp_path / "t.db") == [(5000, 4999, 0, 1)]  # what was committed, not 0/0/0
-    events = import_events(tmp_path / "t.db")
+    assert await import_rows(store) == [(5000, 4999, 0, 1)]  # what was committed, not 0/0/0
+    events = await import_events(store)
     assert [kind for kind, _ in events] == ["accounts.import_batch", "accounts.import_failed"]
     failed = events[1][1]
     assert (failed["rows"], failed["inserted"], failed["rejected"]) == (5000, 4999, 1)

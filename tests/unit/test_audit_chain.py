@@ -291,6 +291,7 @@ async def test_a_recording_left_unsealed_by_a_crash_is_sealed_at_the_next_start(
         PackGate(load_pack("us-regf")),
         FixedClock(NOW),
         AmiEndpoint("127.0.0.1", 9, "x"),
+        dialer_id="d",  # the dialer that placed it: a dialer seals only its own
     )
     await dialer._reconcile_leftovers()  # no open attempts: Asterisk is not asked
     assert await store.unsealed(campaign.id) == []

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,13 +28,15 @@ from dialer.core.models import Campaign
 from dialer.core.vocab import CampaignState
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from duecall import steered, texts
 from tests.support.config import make_settings
 from tests.support.fake_ami import FakeAmi, block
 from tests.support.gateway import ScriptedGateway
 from tests.support.records import record
+from tests.support.stores import backend_store
 
+__all__ = ["backend_store"]  # the fixture: every test here runs on SQLite and on PostgreSQL
 NOW = datetime(2026, 11, 30, 15, tzinfo=UTC)  # 10:00 in New York, the test accounts' zone
 # 10:00 in New York three days before the accounts' due date: the strategy texts them.
 BEFORE_DUE = datetime(2026, 11, 28, 15, tzinfo=UTC)
@@ -72,7 +73,9 @@ class Line:
 
 
 @asynccontextmanager
-async def voice_rig(tmp_path: Path, accounts: int) -> AsyncIterator[tuple[Store, Campaign, Line, Path, Any]]:
+async def voice_rig(
+    tmp_path: Path, store: Store, accounts: int
+) -> AsyncIterator[tuple[Store, Campaign, Line, Store, Any]]:
     fake = FakeAmi()
     port = await fake.start()
     settings = make_settings(
@@ -80,8 +83,6 @@ async def voice_rig(tmp_path: Path, accounts: int) -> AsyncIterator[tuple[Store,
         asterisk={"reconnect_delay": "0.1s", "action_timeout": "1s"},
         dialer={"ring_timeout": "5s", "max_call": "30s", "poll_interval": "0.05s", "shutdown_grace": "10s"},
     )
-    db = settings.path(settings.store.path)
-    store = await SqliteStore.open(db)
     try:
         await store.upsert_accounts([record(f"A{i}", f"+1202555{100 + i:04d}") for i in range(accounts)], NOW)
         campaign = await store.create_campaign("c", NOW)
@@ -94,41 +95,44 @@ async def voice_rig(tmp_path: Path, accounts: int) -> AsyncIterator[tuple[Store,
                 settings, store, campaign, gate, FixedClock(NOW), endpoint, started_by="operator:ana"
             )
 
-        yield store, campaign, Line(fake), db, dialer
+        yield store, campaign, Line(fake), store, dialer
     finally:
-        await store.close()
         await fake.stop()
 
 
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
-        found = list(conn.execute(sql))
-    conn.close()
-    return found
+async def rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    """Rows read through the store (either backend), as plain tuples."""
+    return [tuple(row) for row in await store.fetch_all(sql)]  # type: ignore[arg-type]
 
 
-async def until(condition: Any, timeout: float = 10) -> None:
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not await condition():
             await asyncio.sleep(0.02)
 
 
+async def originated(line: Line) -> bool:
+    return bool(line.originates)
+
+
 async def test_a_pause_stops_new_calls_the_call_under_way_ends_and_a_resume_carries_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backend_store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "dialer.campaign.switch")
-    async with voice_rig(tmp_path, accounts=3) as (store, campaign, line, db, make):
+    async with voice_rig(tmp_path, backend_store, accounts=3) as (store, campaign, line, db, make):
         dialer = make()
         dialer.pacer.max_concurrent = 1  # one line: the second account waits for the first call
         reads = _count_state_reads(store)
         run = asyncio.create_task(dialer.run(timedelta(0)))
-        await until(lambda: line.originates)
+        await until(lambda: originated(line))
         # `duecall run` started the new campaign, as the CLI's user.
-        assert rows(db, "SELECT actor FROM audit_events WHERE kind='campaign.started'") == [("operator:ana",)]
+        assert await rows(db, "SELECT actor FROM audit_events WHERE kind='campaign.started'") == [
+            ("operator:ana",)
+        ]
         await store.set_campaign_state(campaign.id, S.PAUSED, NOW, "web:bo")
         await asyncio.sleep(1.2)  # the switch reads the state at most once a second
         line.end(line.originates[0][1])  # the call under way ends as usual, while paused
-        await until(lambda: rows(db, "SELECT count(*) FROM attempts WHERE state='ended'") == [(1,)])
+        await until(lambda: _one_ended(db))
         paused_at = time.monotonic()
         reads.clear()
         await asyncio.sleep(2.0)
@@ -140,13 +144,13 @@ async def test_a_pause_stops_new_calls_the_call_under_way_ends_and_a_resume_carr
         summary = await asyncio.wait_for(run, 10)
     assert (summary.placed, summary.finished) == (3, 3)
     assert all(at > paused_at + 2.0 for at, _ in line.originates[1:])  # only after the resume
-    assert rows(db, "SELECT disposition FROM attempts ORDER BY id") == [("busy",)] * 3
+    assert await rows(db, "SELECT disposition FROM attempts ORDER BY id") == [("busy",)] * 3
     said = [r.getMessage() for r in caplog.records if r.name == "dialer.campaign.switch"]
     assert [m.split(":")[0] for m in said] == ["campaign c is paused", "campaign c resumed"]  # once each
 
 
-async def test_stop_ends_a_paused_run_promptly(tmp_path: Path) -> None:
-    async with voice_rig(tmp_path, accounts=2) as (store, campaign, line, db, make):
+async def test_stop_ends_a_paused_run_promptly(backend_store: Store, tmp_path: Path) -> None:
+    async with voice_rig(tmp_path, backend_store, accounts=2) as (store, campaign, line, db, make):
         await store.set_campaign_state(campaign.id, S.RUNNING, NOW, "operator:t")
         await store.set_campaign_state(campaign.id, S.PAUSED, NOW, "operator:t")
         dialer = make()
@@ -160,10 +164,13 @@ async def test_stop_ends_a_paused_run_promptly(tmp_path: Path) -> None:
     assert summary.placed == 0 and summary.stopped_by_signal
     assert stopped_in < 1.5
     # It was started before: the run starts nothing again.
-    assert rows(db, "SELECT count(*) FROM audit_events WHERE kind='campaign.started'") == [(1,)]
+    assert await rows(db, "SELECT count(*) FROM audit_events WHERE kind='campaign.started'") == [(1,)]
 
 
-async def test_a_paused_strategy_routes_nothing_and_sends_no_text(tmp_path: Path) -> None:
+async def test_a_paused_strategy_routes_nothing_and_sends_no_text(
+    backend_store: Store, tmp_path: Path
+) -> None:
+    store = backend_store
     fake = FakeAmi()
     port = await fake.start()
     settings = make_settings(
@@ -172,8 +179,7 @@ async def test_a_paused_strategy_routes_nothing_and_sends_no_text(tmp_path: Path
         dialer={"poll_interval": "0.05s", "shutdown_grace": "10s"},
         sms={"state_dir": str(tmp_path / "sms")},
     )
-    db = settings.path(settings.store.path)
-    store = await SqliteStore.open(db)
+    db = store
     gateway = ScriptedGateway()
     try:
         await store.upsert_accounts([record("A0", "+12025550100")], BEFORE_DUE)
@@ -197,19 +203,22 @@ async def test_a_paused_strategy_routes_nothing_and_sends_no_text(tmp_path: Path
             steering=Steering(store, campaign, strategy, gate, "dialer:t"),
             texts=texts.StrategyTexts(channel),
         )
-        lanes_before = rows(db, "SELECT channel, next_at, note FROM targets")
+        lanes_before = await rows(db, "SELECT channel, next_at, note FROM targets")
         run = asyncio.create_task(dialer.run(timedelta(0)))
         await asyncio.sleep(1.5)
-        assert rows(db, "SELECT channel, next_at, note FROM targets") == lanes_before  # nothing routed
-        assert gateway.got == [] and rows(db, "SELECT count(*) FROM messages") == [(0,)]
+        assert await rows(db, "SELECT channel, next_at, note FROM targets") == lanes_before  # nothing routed
+        assert gateway.got == [] and await rows(db, "SELECT count(*) FROM messages") == [(0,)]
         assert not run.done()
         await store.set_campaign_state(campaign.id, S.RUNNING, BEFORE_DUE, "operator:t")
         summary = await asyncio.wait_for(run, 20)
     finally:
-        await store.close()
         await fake.stop()
     assert (summary.texts, summary.placed) == (1, 0)
     assert len(gateway.got) == 1
+
+
+async def _one_ended(store: Store) -> bool:
+    return await rows(store, "SELECT count(*) FROM attempts WHERE state='ended'") == [(1,)]
 
 
 def _count_state_reads(store: Store) -> list[float]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from dialer.asterisk.ami import AmiEndpoint
 from dialer.campaign.engine import Dialer
@@ -24,13 +25,16 @@ from dialer.core.config import Settings
 from dialer.core.models import Attempt, CallResult, Decision, Disposition, IvrStep, Reason
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from tests.support.config import make_settings
 from tests.support.fake_ami import FakeAmi, block
 from tests.support.records import record
+from tests.support.stores import backend_store
 
 NOW = datetime(2026, 11, 30, 15, tzinfo=UTC)  # 10:00 in New York, the test accounts' zone
 Message = dict[str, str]
+__all__ = ["backend_store"]  # the fixture
+DIALER = "dialer-a"  # every run here is this one dialer's (it reconciles only its own attempts)
 
 
 @dataclass
@@ -38,7 +42,6 @@ class Rig:
     ami: FakeAmi
     store: Store
     settings: Settings
-    db: Path
     campaign_id: int = 0
     originates: list[Message] = field(default_factory=list)
 
@@ -47,15 +50,22 @@ class Rig:
     def dialer(self, campaign: Any, ivr: Any = None) -> Dialer:
         endpoint = AmiEndpoint("127.0.0.1", self.port, "duecall", "s3cret")
         gate = PackGate(load_pack("us-regf"))
-        return Dialer(self.settings, self.store, campaign, gate, FixedClock(NOW), endpoint, ivr=ivr)
+        clock = FixedClock(NOW)
+        return Dialer(self.settings, self.store, campaign, gate, clock, endpoint, dialer_id=DIALER, ivr=ivr)
 
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db) as conn:
-            return list(conn.execute(sql, params))
+    async def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows read through the store (either backend), as plain tuples."""
+        return [tuple(row) for row in await self.store.fetch_all(sql, params)]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return backend_store
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, accounts: int = 1) -> AsyncIterator[tuple[Rig, Any]]:
+async def rig(tmp_path: Path, store: Store, accounts: int = 1) -> AsyncIterator[tuple[Rig, Any]]:
     fake = FakeAmi()
     port = await fake.start()
     settings = make_settings(
@@ -63,16 +73,13 @@ async def rig(tmp_path: Path, accounts: int = 1) -> AsyncIterator[tuple[Rig, Any
         asterisk={"reconnect_delay": "0.1s", "action_timeout": "1s"},
         dialer={"ring_timeout": "1s", "max_call": "5s", "poll_interval": "0.05s", "shutdown_grace": "10s"},
     )
-    db = settings.path(settings.store.path)
-    store = await SqliteStore.open(db)
     try:
         phones = [f"+1202555{100 + i:04d}" for i in range(accounts)]
         await store.upsert_accounts([record(f"A{i}", p) for i, p in enumerate(phones)], NOW)
         campaign = await store.create_campaign("c", NOW)
         await store.add_targets(campaign.id, NOW)
-        yield Rig(fake, store, settings, db, campaign.id, port=port), campaign
+        yield Rig(fake, store, settings, campaign.id, port=port), campaign
     finally:
-        await store.close()
         await fake.stop()
 
 
@@ -122,8 +129,8 @@ async def run(dialer: Dialer, timeout: float = 20) -> None:
 # -- item 15: refused Originates, Asterisk shutting down ------------------------------------
 
 
-async def test_refused_originate_is_not_counted_and_claiming_stops(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=3) as (r, campaign):
+async def test_refused_originate_is_not_counted_and_claiming_stops(store: Store, tmp_path: Path) -> None:
+    async with rig(tmp_path, store, accounts=3) as (r, campaign):
         stopping = Stopping(r.ami, originates_too=True)
         dialer = r.dialer(campaign)
         task = asyncio.create_task(run(dialer))
@@ -132,7 +139,7 @@ async def test_refused_originate_is_not_counted_and_claiming_stops(tmp_path: Pat
         await asyncio.sleep(0.5)
         # Asterisk is stopping: one refusal, then no more claims (3 accounts were due).
         assert [m["Action"] for m in stopping.refused].count("Originate") == 1
-        assert r.rows("SELECT count(*) FROM attempts") == [(1,)]
+        assert await r.rows("SELECT count(*) FROM attempts") == [(1,)]
         # Asterisk is back (a new login): the two others are placed, and answer busy.
         originate_reply(
             r.ami,
@@ -154,15 +161,15 @@ async def test_refused_originate_is_not_counted_and_claiming_stops(tmp_path: Pat
         stopping.on = False
         r.ami.drop_all()
         await task
-    rows = r.rows("SELECT disposition, note FROM attempts ORDER BY id")
+    rows = await r.rows("SELECT disposition, note FROM attempts ORDER BY id")
     assert [d for d, _ in rows] == ["not_placed", "busy", "busy"]
     assert "originate refused: Asterisk is shutting down" in rows[0][1]
     # Not counted: the account's attempt number is given back, the policy never sees it.
-    targets = r.rows(
+    targets = await r.rows(
         "SELECT a.account_id, t.attempts, t.state FROM targets t JOIN accounts a ON a.id=t.account_pk"
     )
     assert ("A0", 0, "pending") in targets
-    [(data,)] = r.rows("SELECT data FROM audit_events WHERE kind='call.ended' AND attempt_id=1")
+    [(data,)] = await r.rows("SELECT data FROM audit_events WHERE kind='call.ended' AND attempt_id=1")
     assert json.loads(data)["counted"] is False and json.loads(data)["disposition"] == "not_placed"
     seen: list[int] = []
 
@@ -170,17 +177,13 @@ async def test_refused_originate_is_not_counted_and_claiming_stops(tmp_path: Pat
         seen.append(len(history))
         return Decision(False, (Reason("test", "just looking"),), NOW + timedelta(hours=1))
 
-    store = await SqliteStore.open(r.db)
-    try:
-        [target] = [t for t in await store.due_targets(r.campaign_id, NOW + timedelta(minutes=2), 10)]
-        await store.claim(target, NOW, count_history, lambda i, at: "", "t", NOW - timedelta(days=7))
-    finally:
-        await store.close()
+    [target] = [t for t in await store.due_targets(r.campaign_id, NOW + timedelta(minutes=2), 10)]
+    await store.claim(target, NOW, count_history, lambda i, at: "", "t", NOW - timedelta(days=7))
     assert seen == [0]
 
 
-async def test_shutdown_event_stops_claiming(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=2) as (r, campaign):
+async def test_shutdown_event_stops_claiming(store: Store, tmp_path: Path) -> None:
+    async with rig(tmp_path, store, accounts=2) as (r, campaign):
         originate_reply(r.ami, lambda m: [])
         dialer = r.dialer(campaign)
         dialer.pacer.max_concurrent = 1  # one line: the second account waits for the first call
@@ -203,9 +206,9 @@ async def test_shutdown_event_stops_claiming(tmp_path: Path) -> None:
         await task
 
 
-async def test_a_cancelled_shutdown_lets_claiming_resume(tmp_path: Path) -> None:
+async def test_a_cancelled_shutdown_lets_claiming_resume(store: Store, tmp_path: Path) -> None:
     """`core abort shutdown`: same AMI session, Asterisk answers again, so calls resume."""
-    async with rig(tmp_path, accounts=2) as (r, campaign):
+    async with rig(tmp_path, store, accounts=2) as (r, campaign):
         stopping = Stopping(r.ami, originates_too=True)
         task = asyncio.create_task(run(r.dialer(campaign)))
         while not stopping.refused:
@@ -218,13 +221,13 @@ async def test_a_cancelled_shutdown_lets_claiming_resume(tmp_path: Path) -> None
         )
         stopping.on = False
         await task
-    assert r.rows("SELECT disposition FROM attempts ORDER BY id") == [("not_placed",), ("busy",)]
+    assert await r.rows("SELECT disposition FROM attempts ORDER BY id") == [("not_placed",), ("busy",)]
     assert r.ami.connections == 1
 
 
-async def test_calls_cut_by_asterisk_stopping_are_cut_not_early_hangups(tmp_path: Path) -> None:
+async def test_calls_cut_by_asterisk_stopping_are_cut_not_early_hangups(store: Store, tmp_path: Path) -> None:
     """`core stop now`: every call is hung up and reported like a hang-up (ANSWER/16, stage prompt)."""
-    async with rig(tmp_path, accounts=2) as (r, campaign):
+    async with rig(tmp_path, store, accounts=2) as (r, campaign):
         stopping = Stopping(r.ami)
         stopping.on = False
 
@@ -253,25 +256,25 @@ async def test_calls_cut_by_asterisk_stopping_are_cut_not_early_hangups(tmp_path
         dialer = r.dialer(campaign)
         dialer.pacer.max_concurrent = 1
         task = asyncio.create_task(run(dialer))
-        while not r.rows("SELECT 1 FROM attempts WHERE state='ended'"):
+        while not await r.rows("SELECT 1 FROM attempts WHERE state='ended'"):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         assert len(r.ami.actions("Originate")) == 1  # stopping: no second claim
         stopping.on = False
         r.ami.drop_all()
         await task
-    rows = r.rows("SELECT disposition, note, ivr_stage FROM attempts ORDER BY id")
+    rows = await r.rows("SELECT disposition, note, ivr_stage FROM attempts ORDER BY id")
     assert [d for d, _, _ in rows] == ["cut", "cut"]
     assert all("cut by Asterisk: it was shutting down" in note for _, note, _ in rows)
     # retried per [retry.cut], not blamed on the borrower
-    assert r.rows("SELECT DISTINCT last_disposition FROM targets") == [("cut",)]
+    assert await r.rows("SELECT DISTINCT last_disposition FROM targets") == [("cut",)]
 
 
 # -- item 15: Asterisk killed and restarted ----------------------------------------------------
 
 
-async def test_answered_calls_lost_with_asterisk_are_cut_not_failed(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=1) as (r, campaign):
+async def test_answered_calls_lost_with_asterisk_are_cut_not_failed(store: Store, tmp_path: Path) -> None:
+    async with rig(tmp_path, store, accounts=1) as (r, campaign):
         originate_reply(
             r.ami,
             lambda m: [
@@ -291,7 +294,7 @@ async def test_answered_calls_lost_with_asterisk_are_cut_not_failed(tmp_path: Pa
         await asyncio.sleep(0.3)
         r.ami.drop_all()  # kill -9: no hangup handler ran, AstDB has nothing, no channel is left
         await task
-    [(disposition, note, answered_at)] = r.rows("SELECT disposition, note, answered_at FROM attempts")
+    [(disposition, note, answered_at)] = await r.rows("SELECT disposition, note, answered_at FROM attempts")
     assert disposition == "cut" and answered_at is not None
     assert "no channel and no result after reconnect" in note and "cut by Asterisk" in note
 
@@ -299,8 +302,8 @@ async def test_answered_calls_lost_with_asterisk_are_cut_not_failed(tmp_path: Pa
 # -- items 17 and 19: the Originate timed out as the borrower answered ----------------------------
 
 
-async def test_dial_answer_without_ivr_report_is_not_answered(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=1) as (r, campaign):
+async def test_dial_answer_without_ivr_report_is_not_answered(store: Store, tmp_path: Path) -> None:
+    async with rig(tmp_path, store, accounts=1) as (r, campaign):
         originate_reply(
             r.ami,
             lambda m: [
@@ -322,7 +325,7 @@ async def test_dial_answer_without_ivr_report_is_not_answered(tmp_path: Path) ->
         started = asyncio.get_running_loop().time()
         await run(r.dialer(campaign))
         elapsed = asyncio.get_running_loop().time() - started
-    [(disposition, note, answered_at)] = r.rows("SELECT disposition, note, answered_at FROM attempts")
+    [(disposition, note, answered_at)] = await r.rows("SELECT disposition, note, answered_at FROM attempts")
     assert (disposition, answered_at) == ("cut", None)
     assert "the IVR side never ran" in note
     assert elapsed < 10  # it settles within seconds, it does not wait out the call's deadline
@@ -366,7 +369,7 @@ async def left_open(r: Rig, campaign: Any) -> Attempt:
         NOW,
         lambda *a: Decision(True, (Reason("test", "ok"),)),
         lambda i, at: str(r.settings.path(Path("recordings")) / str(i)),
-        "old-dialer",
+        DIALER,
         NOW - timedelta(days=7),
     )
     assert isinstance(attempt, Attempt)
@@ -377,8 +380,10 @@ def step(node: str, kind: str, **detail: object) -> IvrStep:
     return IvrStep(NOW, node, kind, detail)
 
 
-async def test_steps_saved_as_they_happen_survive_a_kill_and_the_cut_is_recorded(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=1) as (r, campaign):
+async def test_steps_saved_as_they_happen_survive_a_kill_and_the_cut_is_recorded(
+    store: Store, tmp_path: Path
+) -> None:
+    async with rig(tmp_path, store, accounts=1) as (r, campaign):
         attempt = await left_open(r, campaign)
         instance = await r.store.instance_id()
         key = f"{instance}-{attempt.id}"
@@ -397,38 +402,41 @@ async def test_steps_saved_as_they_happen_survive_a_kill_and_the_cut_is_recorded
         r.ami.astdb[f"duecall/{key}/dial"] = "ANSWER,16"
         r.ami.astdb[f"duecall/{key}/ivr"] = "cut,HUMAN,1,"
         await run(r.dialer(campaign))
-    [(disposition, outcome, script, note)] = r.rows("SELECT disposition, outcome, script, note FROM attempts")
+    [(disposition, outcome, script, note)] = await r.rows(
+        "SELECT disposition, outcome, script, note FROM attempts"
+    )
     assert (disposition, outcome, script) == ("cut", "paid", "reminder-en-US")
     assert "cut by the dialer" in note
-    assert [k for (k,) in r.rows("SELECT kind FROM ivr_steps ORDER BY seq")] == [
+    assert [k for (k,) in await r.rows("SELECT kind FROM ivr_steps ORDER BY seq")] == [
         "prompt",
         "prompt",
         "key",
         "outcome",
     ]
     kinds = [
-        k for (k,) in r.rows("SELECT kind FROM audit_events WHERE attempt_id=? ORDER BY seq", attempt.id)
+        k
+        for (k,) in await r.rows("SELECT kind FROM audit_events WHERE attempt_id=? ORDER BY seq", attempt.id)
     ]
     assert kinds.count("ivr.outcome") == 1 and "call.outcome" in kinds
     # the borrower chose: the cut call is final, not retried
-    assert r.rows("SELECT state FROM targets") == [("done",)]
+    assert await r.rows("SELECT state FROM targets") == [("done",)]
     assert r.ami.astdb == {}  # reconciled, so cleaned up
 
 
-async def test_outcome_in_astdb_is_kept_on_reconcile(tmp_path: Path) -> None:
+async def test_outcome_in_astdb_is_kept_on_reconcile(store: Store, tmp_path: Path) -> None:
     """Issue 9 item 14: 8 of 8 'pay today' outcomes were lost after a kill."""
-    async with rig(tmp_path, accounts=1) as (r, campaign):
+    async with rig(tmp_path, store, accounts=1) as (r, campaign):
         attempt = await left_open(r, campaign)
         key = f"{await r.store.instance_id()}-{attempt.id}"
         r.ami.astdb[f"duecall/{key}/dial"] = "ANSWER,16"
         r.ami.astdb[f"duecall/{key}/ivr"] = "done,HUMAN,1,paid"
         await run(r.dialer(campaign))
-    assert r.rows("SELECT disposition, outcome, digits FROM attempts") == [("answered", "paid", "1")]
-    assert r.rows("SELECT outcome, promised_amount_minor FROM outcomes") == [("paid", 123450)]
+    assert await r.rows("SELECT disposition, outcome, digits FROM attempts") == [("answered", "paid", "1")]
+    assert await r.rows("SELECT outcome, promised_amount_minor FROM outcomes") == [("paid", 123450)]
 
 
-async def test_a_live_call_is_adopted_after_a_restart(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=1) as (r, campaign):
+async def test_a_live_call_is_adopted_after_a_restart(store: Store, tmp_path: Path) -> None:
+    async with rig(tmp_path, store, accounts=1) as (r, campaign):
         attempt = await left_open(r, campaign)
         key = f"{await r.store.instance_id()}-{attempt.id}"
         r.ami.channels.add(f"dc-{key}")
@@ -438,15 +446,17 @@ async def test_a_live_call_is_adopted_after_a_restart(tmp_path: Path) -> None:
             await asyncio.sleep(0.02)
         r.ami.emit(Event="UserEvent", UserEvent="DueCallDial", Attempt=key, DialStatus="NOANSWER", Cause="19")
         await task
-    [(disposition, note)] = r.rows("SELECT disposition, note FROM attempts")
+    [(disposition, note)] = await r.rows("SELECT disposition, note FROM attempts")
     assert disposition == "no_answer" and "adopted after restart" in note
 
 
 # -- item 17: AstDB entries leak when their cleanup fails ------------------------------------------
 
 
-async def test_failed_astdb_cleanup_is_retried_and_old_leftovers_are_swept(tmp_path: Path) -> None:
-    async with rig(tmp_path, accounts=1) as (r, campaign):
+async def test_failed_astdb_cleanup_is_retried_and_old_leftovers_are_swept(
+    store: Store, tmp_path: Path
+) -> None:
+    async with rig(tmp_path, store, accounts=1) as (r, campaign):
         instance = await r.store.instance_id()
         old = await left_open(r, campaign)
         await r.store.finish_attempt(

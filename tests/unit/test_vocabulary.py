@@ -194,7 +194,8 @@ async def leftovers(tmp_path: Path, accounts: int) -> AsyncIterator[tuple[FakeAm
             )
             assert isinstance(attempt, Attempt)
         endpoint = AmiEndpoint("127.0.0.1", port, "duecall", "s3cret")
-        dialer = Dialer(settings, store, campaign, PackGate(load_pack("us-regf")), FixedClock(NOW), endpoint)
+        gate, clock = PackGate(load_pack("us-regf")), FixedClock(NOW)
+        dialer = Dialer(settings, store, campaign, gate, clock, endpoint, dialer_id="old-dialer")
         yield fake, store, dialer, db
     finally:
         await store.close()
