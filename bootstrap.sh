@@ -25,8 +25,9 @@ say() { printf '\n== %s\n' "$*"; }
 PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox kannel)
 # chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none);
 # libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it;
-# postgresql: the PostgreSQL store's tests (DueCall runs its own cluster, docs/postgres.md).
-if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql); fi
+# postgresql: the PostgreSQL store's tests (DueCall runs its own cluster, docs/postgres.md);
+# iproute2: the cross-host test's network namespaces (`ip netns`).
+if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql iproute2); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

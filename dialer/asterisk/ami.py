@@ -35,6 +35,8 @@ from typing import Any
 from dialer.asterisk.ami_protocol import AmiParser, AmiProtocolError, Message, encode_action
 from dialer.core.errors import AmiActionFailed, AmiAuthFailed, AmiDisconnected, AmiError, AmiTimeout
 
+SHUTTING_DOWN = "shutting down"  # in Asterisk's reply to any action, a Login too, while it stops
+
 log = logging.getLogger(__name__)
 EventHandler = Callable[[Message], None]
 ConnectHook = Callable[[], Coroutine[Any, Any, None]]
@@ -245,6 +247,9 @@ class AmiClient:
         except AmiAuthFailed:
             raise
         except AmiActionFailed as exc:
+            if SHUTTING_DOWN in exc.message.lower():
+                # Asterisk stopping (a restart under our calls) refuses every login: try again later.
+                raise AmiDisconnected(f"Login: {exc.message}") from exc
             raise AmiAuthFailed("Login", f"{exc.message} (user {self.endpoint.username!r})") from exc
 
     async def _watchdog(self) -> None:

@@ -394,12 +394,20 @@ def _deb822_fields(stanza: str) -> list[tuple[str, str]]:
 
 
 def start(
-    install: AsteriskInstall, project_root: Path, state_dir: Path, ami_port: int = 5038
+    install: AsteriskInstall,
+    project_root: Path,
+    state_dir: Path,
+    ami_port: int = 5038,
+    kill_strays: bool = True,
 ) -> AmiCredentials:
-    """(Re)start our Asterisk with the current config; return AMI credentials once it is fully booted."""
+    """(Re)start our Asterisk with the current config; return AMI credentials once it is fully booted.
+
+    kill_strays=False leaves the chroot's other Asterisks running: several run side by side, each
+    from its own state_dir in its own network namespace (tests/support/netns.py).
+    """
     project_root = project_root.resolve()
     stop(state_dir)
-    if install.kind == "chroot":
+    if install.kind == "chroot" and kill_strays:
         _kill_chroot_processes(install.root)
     _check_port_free(ami_port)
     lay = prepare_files(install, project_root, state_dir, ami_port)

@@ -36,7 +36,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from dialer.asterisk.ami import AmiClient, AmiEndpoint, AmiTimeouts
+from dialer.asterisk.ami import SHUTTING_DOWN, AmiClient, AmiEndpoint, AmiTimeouts
 from dialer.asterisk.ami_protocol import Message
 from dialer.campaign.calls import Call
 from dialer.campaign.pacing import Pacer
@@ -85,7 +85,6 @@ SETTLE_SECONDS = 5.0  # a call's last event follows its first end event within t
 SEAL_SECONDS = 30.0  # MixMonitor closes a recording well within this after the hangup
 IVR_SAVE_SECONDS = 0.5  # IVR steps of calls in flight reach the store within this
 ASTDB_SWEEP_SECONDS = 60.0  # AstDB entries whose cleanup failed are deleted again this often
-SHUTTING_DOWN = "shutting down"  # in Asterisk's reply to any action while it stops
 VOICEMAIL_NODE = "voicemail"  # the IVR step (and audit event) of a message left on a machine
 STORE_RETRY_FIRST = 0.5  # seconds before writing again to a database that went away; doubles
 STORE_RETRY_MAX = 5.0
@@ -107,6 +106,16 @@ class RunSummary:
     texts: int = 0  # texts the strategy asked for that were written and handed to the gateway
     texts_refused: int = 0  # by the policy
     stopped: int = 0  # accounts the strategy stopped contacting (paid, disputed, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    """Another dialer with open attempts: its lease beat, since when (loop time) it has stood at
+    that, and whether it was seen moving."""
+
+    beat: int
+    since: float
+    moved: bool
 
 
 class _Tracked:
@@ -191,8 +200,8 @@ class Dialer:
         self._store_delay = STORE_RETRY_FIRST  # the lanes' next wait while it is
         self._claims_uncertain = False  # a claim failed with the database: it may have committed
         self._run_started = clock.now()
-        # Other dialers' lease beats as this one last saw them: owner -> (beat, loop time seen).
-        self._beats: dict[str, tuple[int, float]] = {}
+        # Other dialers with open attempts, as this one watches them: owner -> their lease.
+        self._beats: dict[str, _Watched] = {}
         self._lease_token = uuid.uuid4().hex  # this process's, in its lease row
 
     def stop(self) -> None:
@@ -227,6 +236,7 @@ class Dialer:
                 agi_task = await self._start_ivr(group)
                 await self.ami.wait_connected(self.settings.asterisk.connect_timeout.total_seconds())
                 await self._reconcile_leftovers()
+                await self._take_over_silent()  # starts watching the others' leases
                 await self._sweep_astdb()  # facts a previous run stored but could not delete
                 side = [
                     group.create_task(self._save_ivr_loop(), name="ivr-save"),
@@ -350,6 +360,8 @@ class Dialer:
             log.info("campaign %s: every account is settled", self.campaign.name)
             return True
         if idle_horizon is not None:
+            if self._watching_silent():
+                return False  # a silent dialer's calls: stay to close them once its lease ran out
             nxt = await self.store.next_due_at(self.campaign.id)
             return nxt is None or nxt > self.clock.now() + idle_horizon
         return False
@@ -1101,18 +1113,24 @@ class Dialer:
             self.summary.duplicate_id = True
             self.stop()
 
+    def _watching_silent(self) -> bool:
+        """Is a dialer with open attempts yet to show it is alive (its beat moving)?"""
+        return any(not w.moved for w in self._beats.values())
+
     async def _take_over_silent(self) -> None:
         now = asyncio.get_running_loop().time()
         found = await self.store.foreign_open_attempts(self.campaign.id, self.dialer_id)
         owners = {owned.owner: owned.beat for owned in found}
         for owner, beat in owners.items():
             seen = self._beats.get(owner)
-            if seen is None or seen[0] != beat:
-                self._beats[owner] = (beat, now)
+            if seen is None:
+                self._beats[owner] = _Watched(beat, now, moved=False)
+            elif seen.beat != beat:
+                self._beats[owner] = _Watched(beat, now, moved=True)
         for owner in set(self._beats) - set(owners):
             del self._beats[owner]
         for owned in found:
-            if now - self._beats[owned.owner][1] >= self._lease_seconds:
+            if now - self._beats[owned.owner].since >= self._lease_seconds:
                 await self._close_for(owned)
 
     async def _close_for(self, owned: OwnedAttempt) -> None:

@@ -126,6 +126,19 @@ class PostgresSettings(_Section):
     port: int = Field(55432, ge=1024, le=65535)  # not PostgreSQL's usual 5432: beside a system server
     # Off only for a throwaway server (the tests): a crash or power cut can then lose or corrupt data.
     fsync: bool = True
+    # The subnet whose machines (the dialers) may connect over TCP with the password, e.g.
+    # "10.0.0.0/24"; "": the server's own networks when it listens beyond loopback.
+    clients: str = ""
+
+    @field_validator("clients")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        if value:
+            try:
+                ipaddress.ip_network(value)
+            except ValueError:
+                raise ValueError(f"{value[:60]!r} is not a subnet (e.g. 10.0.0.0/24)") from None
+        return value
 
     @field_validator("host")
     @classmethod

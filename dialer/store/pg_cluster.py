@@ -242,16 +242,25 @@ def _locked(lay: _Layout) -> Iterator[None]:
 
 
 def init(
-    state_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, fsync: bool = True
+    state_dir: Path,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    fsync: bool = True,
+    clients: str | None = None,
 ) -> PgBinaries:
-    """Make the cluster if needed (initdb once) and write its settings; safe to run again."""
+    """Make the cluster if needed (initdb once) and write its settings; safe to run again.
+
+    clients: the subnet (e.g. "10.231.15.0/24") whose machines may connect over TCP, with the
+    password; None: those on the server's own networks (`samenet`) when it listens beyond loopback.
+    """
     lay = _layout(state_dir)
     with _locked(lay):
-        return _init(lay, host, port, fsync)
+        return _init(lay, host, port, fsync, clients)
 
 
-def _init(lay: _Layout, host: str, port: int, fsync: bool) -> PgBinaries:
+def _init(lay: _Layout, host: str, port: int, fsync: bool, clients: str | None) -> PgBinaries:
     _check_host(host)
+    _check_clients(clients)
     made = lay.marker.exists()
     binaries = find_binaries(_data_version(lay) if made else None)  # before touching any folder
     _make_dirs(lay)
@@ -259,7 +268,7 @@ def _init(lay: _Layout, host: str, port: int, fsync: bool) -> PgBinaries:
     if not made:
         _initdb(lay, binaries, password, fsync)
         create_private(lay.marker)
-    _write_config(lay, host, port, fsync)
+    _write_config(lay, host, port, fsync, clients)
     return binaries
 
 
@@ -268,6 +277,15 @@ def _check_host(host: str) -> None:
         ipaddress.ip_address(host)
     except ValueError:
         raise StoreError(f"[postgres] host {host[:60]!r} is not an IP address (e.g. 127.0.0.1)") from None
+
+
+def _check_clients(clients: str | None) -> None:
+    if clients is None:
+        return
+    try:
+        ipaddress.ip_network(clients)
+    except ValueError:
+        raise StoreError(f"clients {clients[:60]!r} is not a subnet (e.g. 10.231.15.0/24)") from None
 
 
 def _make_base(lay: _Layout) -> None:
@@ -370,7 +388,7 @@ def _initdb(lay: _Layout, binaries: PgBinaries, password: str, fsync: bool) -> N
         handle.write("include = 'duecall.conf'\n")
 
 
-def _write_config(lay: _Layout, host: str, port: int, fsync: bool) -> None:
+def _write_config(lay: _Layout, host: str, port: int, fsync: bool, clients: str | None) -> None:
     switch = "on" if fsync else "off"
     settings = {
         "listen_addresses": f"'{host}'",
@@ -394,7 +412,9 @@ def _write_config(lay: _Layout, host: str, port: int, fsync: bool) -> None:
         "host all all 127.0.0.1/32 scram-sha-256",
         "host all all ::1/128 scram-sha-256",
     ]
-    if not ipaddress.ip_address(host).is_loopback:
+    if clients is not None:
+        hba.append(f"host all all {ipaddress.ip_network(clients)} scram-sha-256")  # the dialer machines
+    elif not ipaddress.ip_address(host).is_loopback:
         hba.append("host all all samenet scram-sha-256")  # the other dialer machines on its network
     _write_server_file(lay.data / "pg_hba.conf", "\n".join(hba) + "\n")
 
@@ -488,14 +508,16 @@ def start(
     port: int = DEFAULT_PORT,
     fsync: bool = True,
     timeout: float = START_TIMEOUT,
+    clients: str | None = None,
 ) -> PgServer:
     """Start the cluster (made on first use) and wait until it takes connections.
 
     Already running with these settings: returned as is. Running with others: restarted.
+    clients: as for `init`.
     """
     lay = _layout(state_dir)
     with _locked(lay):
-        wanted = {"host": host, "port": port, "fsync": fsync}
+        wanted = {"host": host, "port": port, "fsync": fsync, "clients": clients}
         record = _load_record(lay)
         if _running_pid(lay) is not None:
             if record is not None and all(record.get(key) == value for key, value in wanted.items()):
@@ -503,7 +525,7 @@ def start(
             if record is None or (record.get("host"), record.get("port")) != (host, port):
                 _check_port_free(host, port)  # before taking the running server down
             _stop(lay, STOP_TIMEOUT)
-        binaries = _init(lay, host, port, fsync)
+        binaries = _init(lay, host, port, fsync, clients)
         _clear_stale(lay)
         _check_port_free(host, port)
         record = {**wanted, "version": binaries.version, "bindir": str(binaries.bindir)}

@@ -20,7 +20,7 @@ def postgres_up(ctx: click.Context) -> None:
     s = settings_of(ctx)
     p = s.postgres
     state_dir = s.path(p.state_dir)
-    server = pg_cluster.start(state_dir, host=p.host, port=p.port, fsync=p.fsync)
+    server = pg_cluster.start(state_dir, host=p.host, port=p.port, fsync=p.fsync, clients=p.clients or None)
     console.print(
         f"PostgreSQL {server.version} is up on {server.host}:{server.port} "
         f"(user {server.user}, password in {pg_cluster.password_file(state_dir)}).",

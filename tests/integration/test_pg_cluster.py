@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import socket
 import stat
@@ -155,6 +156,21 @@ def test_stop_works_and_twice_is_fine(crash_dir: Path) -> None:
     pg_cluster.stop(crash_dir)
 
 
+def test_clients_name_the_one_subnet_that_may_connect_over_tcp() -> None:
+    state = STATE_DIR / "postgres-clients"
+    hba = state / "data" / "pg_hba.conf"
+    try:
+        pg_cluster.init(state, host="10.231.15.10", port=55441, fsync=False, clients="10.231.15.0/24")
+        assert hba.read_text().splitlines()[-1] == "host all all 10.231.15.0/24 scram-sha-256"
+        assert "samenet" not in hba.read_text()
+        pg_cluster.init(state, host="10.231.15.10", port=55441, fsync=False)  # no subnet given
+        assert hba.read_text().splitlines()[-1] == "host all all samenet scram-sha-256"
+        with pytest.raises(StoreError, match=r"clients '10.231.15.0/33' is not a subnet"):
+            pg_cluster.init(state, host="10.231.15.10", clients="10.231.15.0/33")
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def test_a_busy_port_names_the_setting(crash_dir: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", BUSY_PORT))
@@ -190,6 +206,8 @@ def test_the_command_line_up_status_url_down(crash_dir: Path, tmp_path: Path) ->
         ('host = "localhost"', "postgres.host", "'localhost' is not an IP address"),
         ('host = "127.0.0.1 -c fsync=off"', "postgres.host", "is not an IP address"),
         ('fsync = "sometimes"', "postgres.fsync", "valid boolean"),
+        ('clients = "10.0.0.0/33"', "postgres.clients", "is not a subnet"),
+        ('clients = "all"', "postgres.clients", "'all' is not a subnet"),
     ],
 )
 def test_bad_settings_name_the_field(tmp_path: Path, section: str, field: str, why: str) -> None:

@@ -53,6 +53,26 @@ async def test_wrong_secret_stops_with_a_clear_error() -> None:
     await fake.stop()
 
 
+async def test_a_login_refused_while_asterisk_stops_is_tried_again() -> None:
+    """Asterisk restarting under the dialer answers every Login "Asterisk is shutting down": not a
+    wrong secret (which stops the client), so the client logs in again once it is back."""
+    fake = FakeAmi()
+    refusals = 2
+
+    def login(message: Message) -> list[bytes]:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            stopping = "Asterisk is shutting down"
+            return [block(Response="Error", ActionID=message["ActionID"], Message=stopping)]
+        return [block(Response="Success", ActionID=message["ActionID"], Message="Authentication accepted")]
+
+    fake.on_action["Login"] = login
+    async with client_for(fake) as (client, _):
+        await client.wait_connected(3)
+        assert refusals == 0 and client.sessions == 1 and fake.connections == 3
+
+
 async def test_wait_connected_times_out_naming_the_address() -> None:
     client = AmiClient(AmiEndpoint("127.0.0.1", 9, "duecall", "x"), FAST, lambda m: None)
     task = asyncio.create_task(client.run())
