@@ -2,26 +2,32 @@
 
 The chain is the authority: a recording's expected hash comes from its
 `recording.stored` event, not from the recordings table, so changing a file and
-the table together is still caught. The database is opened read-only.
+the table together is still caught. It reads through the store on either backend
+(dialer/store/audit_reads.py): the chain in batches and the tables in one read
+transaction, so they are compared as they stood at one moment; a SQLite file is
+opened read-only. The recordings are hashed after that transaction, in threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from dialer.core.config import Settings
 from dialer.core.digest import sha256_file
-from dialer.core.errors import StoreError
-from dialer.store.chain import COLUMNS, GENESIS, BrokenLink, StoredEvent, first_break
+from dialer.store.audit_reads import AuditReading, AuditView, SqliteFile, StoredRecording
+from dialer.store.chain import GENESIS, BrokenLink, StoredEvent, first_break
+from dialer.store.opening import open_store
 
-BATCH = 5000
 HASH_THREADS = 4  # hashlib releases the GIL on large buffers: files hash in parallel
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,72 +78,128 @@ class _Texts:
             self.inbound[int(data["inbound_id"])] = (data["phone"], data["text"])
 
 
-def connect_read_only(db_path: Path) -> sqlite3.Connection:
-    if not db_path.exists():
-        raise FileNotFoundError(f"{db_path}: no such database")
-    if not db_path.is_file():
-        raise StoreError(f"{db_path}: not a database file")
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:  # a file that is not a DueCall database fails here, not halfway through a report
-        conn.execute("SELECT seq FROM audit_events LIMIT 0")
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{db_path}: cannot be read as a DueCall database ({exc})") from exc
-    return conn
+@dataclass
+class _Seen:
+    """What the chain says each recording is, and each text."""
+
+    expected: dict[str, Expected] = field(default_factory=dict)
+    purged: set[str] = field(default_factory=set)
+    texts: _Texts = field(default_factory=_Texts)
+
+    def watch(self, event: StoredEvent) -> None:
+        # A tampered event may not even parse: its link check names it, so skip it here.
+        if event.kind == "recording.stored" and (data := _payload(event, "path", "sha256", "bytes")):
+            self.expected[data["path"]] = Expected(event.seq, data["sha256"], int(data["bytes"]))
+            self.purged.discard(data["path"])
+        elif event.kind == "recording.purged" and (data := _payload(event, "path")):
+            self.purged.add(data["path"])
+        else:
+            self.texts.watch(event)
 
 
-def stored_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[StoredEvent]:
-    cur = conn.execute(f"SELECT {COLUMNS} FROM audit_events WHERE seq>? ORDER BY seq", (after,))
-    while rows := cur.fetchmany(BATCH):
-        for row in rows:
-            yield StoredEvent(*row)
-
-
-def verify(db_path: Path, anchors: Path | None = None, since: tuple[int, str] | None = None) -> VerifyReport:
-    """Check the chain and the recordings; with `since` (an anchored seq and hash), only what came
-    after it: the events, and the recordings stored after it."""
-    report = VerifyReport()
-    conn = connect_read_only(db_path)
+@asynccontextmanager
+async def reading(s: Settings) -> AsyncIterator[AuditReading]:
+    """The chain of the store `s` names: PostgreSQL's through the store, a SQLite file read-only
+    (never created or migrated by checking it)."""
+    reads = (
+        await open_store(s)
+        if s.store.postgres_url()
+        else await SqliteFile.open(s.path(s.store.sqlite_file()))
+    )
     try:
+        yield reads
+    finally:
+        await reads.close()
+
+
+async def verify_store(
+    reads: AuditReading, anchors: Path | None = None, since: tuple[int, str] | None = None
+) -> VerifyReport:
+    """Check the chain, the tables and the recordings; with `since` (an anchored seq and hash), only
+    what came after it: the events, and the recordings stored after it."""
+    report, seen = VerifyReport(), _Seen()
+    held = await asyncio.to_thread(_held, anchors)
+    async with reads.audit_view() as view:
         started = time.perf_counter()
-        texts = _Texts()
-        expected, purged = _walk(conn, report, since or (0, GENESIS), texts)
+        await _walk(view, report, since or (0, GENESIS), seen)
         report.chain_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        _check_table(conn, expected, purged, report)
-        _check_files(expected, purged, report)
-        report.recordings_seconds = time.perf_counter() - started
-        _check_texts(conn, texts, report)
-        if anchors is not None and anchors.exists():
-            _check_anchors(conn, anchors, report)
-    finally:
-        conn.close()
+        _check_table(await view.recordings(), seen, report)
+        table_seconds = time.perf_counter() - started
+        await _check_texts(view, seen.texts, report)
+        if anchors is not None and held is not None:
+            await _check_anchors(view, anchors, held, report)
+    started = time.perf_counter()
+    await asyncio.to_thread(_check_files, seen, report)
+    report.recordings_seconds = table_seconds + time.perf_counter() - started
     return report
 
 
-def _walk(
-    conn: sqlite3.Connection, report: VerifyReport, start: tuple[int, str], texts: _Texts
-) -> tuple[dict[str, Expected], set[str]]:
-    """Check every link; collect what the chain says each recording is."""
-    expected: dict[str, Expected] = {}
-    purged: set[str] = set()
+def verify(db_path: Path, anchors: Path | None = None, since: tuple[int, str] | None = None) -> VerifyReport:
+    """`verify_store` on a SQLite file (the demo, the benchmarks)."""
+    return _on_file(db_path, lambda reads: verify_store(reads, anchors, since))
+
+
+async def store_head(reads: AuditReading) -> tuple[int, str]:
+    """The newest event's (seq, hash), for an anchor; (0, genesis) on an empty chain."""
+    async with reads.audit_view() as view:
+        return await view.head()
+
+
+def head(db_path: Path) -> tuple[int, str]:
+    """`store_head` of a SQLite file."""
+    return _on_file(db_path, store_head)
+
+
+def _on_file(db_path: Path, check: Callable[[AuditReading], Awaitable[T]]) -> T:
+    """Run `check` on a SQLite file opened read-only, to the end, on an event loop of its own: in a
+    thread, as the caller may be inside a loop already (an async test)."""
+
+    async def run() -> T:
+        reads = await SqliteFile.open(db_path)
+        try:
+            return await check(reads)
+        finally:
+            await reads.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+async def walk(
+    view: AuditView,
+    start: tuple[int, str],
+    upto: int | None = None,
+    watch: Callable[[StoredEvent], None] | None = None,
+) -> tuple[int, str, BrokenLink | None]:
+    """`first_break` over the chain after `start` (up to seq `upto`), read in batches; each batch is
+    checked in a thread, so a long chain never holds up the event loop (the trail page's)."""
+    seq, prev, broken, after = *start, None, start[0]
+    while broken is None and (batch := await view.events(after, upto)):
+        after = batch[-1].seq
+        seq, prev, broken = await asyncio.to_thread(_checked, batch, seq, prev, watch)
+    return seq, prev, broken
+
+
+def _checked(
+    batch: Sequence[StoredEvent], seq: int, prev: str, watch: Callable[[StoredEvent], None] | None
+) -> tuple[int, str, BrokenLink | None]:
+    if watch is None:
+        return first_break(batch, seq, prev)
 
     def watched() -> Iterator[StoredEvent]:
-        for event in stored_events(conn, after=start[0]):
-            # A tampered event may not even parse: its link check (next) names it, so skip it here.
-            if event.kind == "recording.stored" and (data := _payload(event, "path", "sha256", "bytes")):
-                expected[data["path"]] = Expected(event.seq, data["sha256"], int(data["bytes"]))
-                purged.discard(data["path"])
-            elif event.kind == "recording.purged" and (data := _payload(event, "path")):
-                purged.add(data["path"])
-            else:
-                texts.watch(event)
+        for event in batch:
+            watch(event)
             yield event
 
-    last, head, broken = first_break(watched(), *start)
-    report.from_seq, report.head_seq, report.head_hash, report.broken = start[0], last, head, broken
+    return first_break(watched(), seq, prev)
+
+
+async def _walk(view: AuditView, report: VerifyReport, start: tuple[int, str], seen: _Seen) -> None:
+    """Check every link; note what the chain says each recording and text is."""
+    last, digest, broken = await walk(view, start, watch=seen.watch)
+    report.from_seq, report.head_seq, report.head_hash, report.broken = start[0], last, digest, broken
     report.events = last - start[0]
-    return expected, purged
 
 
 def _payload(event: StoredEvent, *keys: str) -> dict[str, Any] | None:
@@ -148,62 +210,65 @@ def _payload(event: StoredEvent, *keys: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and all(k in data for k in keys) else None
 
 
-def _check_table(
-    conn: sqlite3.Connection, expected: dict[str, Expected], purged: set[str], report: VerifyReport
-) -> None:
+def _check_table(rows: Sequence[StoredRecording], seen: _Seen, report: VerifyReport) -> None:
     """The recordings table must agree with the chain (the web page shows the table's rows)."""
-    for path, sha, purged_at in conn.execute("SELECT path, sha256, purged_at FROM recordings ORDER BY path"):
-        fact = expected.get(path)
+    for row in rows:
+        fact = seen.expected.get(row.path)
         if fact is None and report.from_seq:
             continue  # stored before the anchor: not part of this check
         if fact is None:
-            report.recording_problems.append(f"{path}: in the recordings table but never stored in the chain")
-        elif fact.sha256 != sha:
             report.recording_problems.append(
-                f"{path}: the recordings table's hash differs from the chain's (event {fact.seq})"
+                f"{row.path}: in the recordings table but never stored in the chain"
             )
-        elif purged_at is not None and path not in purged:
-            report.recording_problems.append(f"{path}: marked purged, but the chain has no purge of it")
+        elif fact.sha256 != row.sha256:
+            report.recording_problems.append(
+                f"{row.path}: the recordings table's hash differs from the chain's (event {fact.seq})"
+            )
+        elif row.purged and row.path not in seen.purged:
+            report.recording_problems.append(f"{row.path}: marked purged, but the chain has no purge of it")
 
 
-def _check_texts(conn: sqlite3.Connection, texts: _Texts, report: VerifyReport) -> None:
+async def _check_texts(view: AuditView, texts: _Texts, report: VerifyReport) -> None:
     """The messages and inbound tables must say what the chain says (text, number, state)."""
-    if not _has_table(conn, "messages"):
+    if not await view.has_texts():
         return  # a database from before texts
-    for mid, phone, text, state in conn.execute(
-        "SELECT id, phone_e164, text, state FROM messages ORDER BY id"
-    ):
-        report.messages_checked += 1
-        if mid not in texts.sent:
-            if not report.from_seq:
+    after = 0
+    while batch := await view.texts(after):
+        after = batch[-1].id
+        for sent in batch:
+            report.messages_checked += 1
+            _check_sent(sent.id, (sent.phone, sent.text), sent.state, texts, report)
+    after = 0
+    while batch := await view.replies(after):
+        after = batch[-1].id
+        for got in batch:
+            report.messages_checked += 1
+            if got.id not in texts.inbound:
+                if not report.from_seq:
+                    report.message_problems.append(
+                        f"inbound text {got.id}: in the table but never received in the chain"
+                    )
+            elif texts.inbound[got.id] != (got.phone, got.text):
                 report.message_problems.append(
-                    f"text {mid}: in the messages table but never queued in the chain"
+                    f"inbound text {got.id}: its number or text differs from the chain's"
                 )
-        elif texts.sent[mid] != (phone, text):
-            report.message_problems.append(f"text {mid}: its number or text differs from the chain's")
-        elif texts.state.get(mid) != state:
-            report.message_problems.append(
-                f"text {mid}: state {state!r} in the table, {texts.state.get(mid)!r} in the chain"
-            )
-    for iid, phone, text in conn.execute("SELECT id, phone_e164, text FROM inbound_messages ORDER BY id"):
-        report.messages_checked += 1
-        if iid not in texts.inbound:
-            if not report.from_seq:
-                report.message_problems.append(
-                    f"inbound text {iid}: in the table but never received in the chain"
-                )
-        elif texts.inbound[iid] != (phone, text):
-            report.message_problems.append(f"inbound text {iid}: its number or text differs from the chain's")
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
-    return found is not None
+def _check_sent(mid: int, sent: tuple[str, str], state: str, texts: _Texts, report: VerifyReport) -> None:
+    if mid not in texts.sent:
+        if not report.from_seq:
+            report.message_problems.append(f"text {mid}: in the messages table but never queued in the chain")
+    elif texts.sent[mid] != sent:
+        report.message_problems.append(f"text {mid}: its number or text differs from the chain's")
+    elif texts.state.get(mid) != state:
+        report.message_problems.append(
+            f"text {mid}: state {state!r} in the table, {texts.state.get(mid)!r} in the chain"
+        )
 
 
-def _check_files(expected: dict[str, Expected], purged: set[str], report: VerifyReport) -> None:
-    kept = sorted((p, e) for p, e in expected.items() if p not in purged)
-    report.recordings_purged = len(expected) - len(kept)
+def _check_files(seen: _Seen, report: VerifyReport) -> None:
+    kept = sorted((p, e) for p, e in seen.expected.items() if p not in seen.purged)
+    report.recordings_purged = len(seen.expected) - len(kept)
     with ThreadPoolExecutor(HASH_THREADS) as pool:
         results = list(pool.map(lambda item: _file_problem(*item), kept))
     report.recordings_checked = len(kept)
@@ -224,18 +289,25 @@ def _file_problem(path: str, fact: Expected) -> str:
     return ""
 
 
-def _check_anchors(conn: sqlite3.Connection, anchors: Path, report: VerifyReport) -> None:
+def _held(anchors: Path | None) -> list[tuple[int, Anchor | str]] | None:
+    """The lines of an anchor file (see `anchor_lines`); None when there is no such file."""
+    return list(anchor_lines(anchors)) if anchors is not None and anchors.exists() else None
+
+
+async def _check_anchors(
+    view: AuditView, anchors: Path, held: list[tuple[int, Anchor | str]], report: VerifyReport
+) -> None:
     """Heads recorded earlier must still be in the chain: nothing was cut off or rewritten."""
-    newest: Any = conn.execute("SELECT MAX(seq) FROM audit_events").fetchone()
-    top = int(newest[0] or 0)
-    for number, anchor in anchor_lines(anchors):
+    top = (await view.head())[0]
+    for number, anchor in held:
         where = f"{anchors}:{number}"
         if isinstance(anchor, str):
             report.anchor_problems.append(f"{where}: {anchor}")
             continue
         seq, digest = anchor
         report.anchors_checked += 1
-        found = GENESIS if seq == 0 else _hash_at(conn, seq)
+        event = None if seq == 0 else await view.event(seq)
+        found = GENESIS if seq == 0 else event.hash if event else None
         if found is None and seq > top:
             report.anchor_problems.append(
                 f"{where}: event {seq} is gone: it is past the head ({top}), "
@@ -247,15 +319,10 @@ def _check_anchors(conn: sqlite3.Connection, anchors: Path, report: VerifyReport
             report.anchor_problems.append(f"{where}: event {seq} has another hash (rewritten)")
 
 
-def _hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
-    row: Any = conn.execute("SELECT hash FROM audit_events WHERE seq=?", (seq,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 Anchor = tuple[int, str]
 _ANCHOR_SEQ = re.compile(r"[0-9]+")
 _ANCHOR_HASH = re.compile(r"[0-9a-f]{64}")
-MAX_SEQ = 2**63 - 1  # SQLite's largest integer
+MAX_SEQ = 2**63 - 1  # the largest integer either backend stores (SQLite's INTEGER, BIGINT)
 
 
 def parse_anchor(line: str) -> Anchor | str:
@@ -294,13 +361,3 @@ def last_anchor(anchors: Path) -> Anchor | None:
         if not isinstance(anchor, str):
             found = anchor
     return found
-
-
-def head(db_path: Path) -> tuple[int, str]:
-    """The newest event's (seq, hash), for an anchor; (0, genesis) on an empty chain."""
-    conn = connect_read_only(db_path)
-    try:
-        row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    return (int(row[0]), str(row[1])) if row else (0, GENESIS)

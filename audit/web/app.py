@@ -15,7 +15,6 @@ for sign-in, roles, CSRF, masking and the audit chain: one session and one error
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import functools
 import io
@@ -59,7 +58,7 @@ from audit.search import (
 )
 from audit.texts import DIRECTIONS, TIMELINE_LIMIT, TextFilter, account_by_pk, account_texts, search_texts
 from audit.users import Auditor, authenticate, create_user, get_user, list_users
-from audit.verify import verify
+from audit.verify import verify_store
 from audit.web.evidence import VERIFIED, build_bundle, call_view, inside, link_status
 from audit.web.security import (
     SECRET_NAME,
@@ -121,7 +120,6 @@ class Extension:
 class State:
     store: Store
     recordings_dir: Path
-    db_path: Path
     anchors: Path | None
     sessions: Sessions
     lockouts: Lockouts
@@ -145,9 +143,9 @@ def create_app(
     `[audit] allowed_hosts` names them.
     `extensions`: more pages in the same app, sessions and error page (see `Extension`).
     """
-    db_path = settings.path(settings.store.sqlite_file())
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    secret = session_secret(db_path.parent / SECRET_NAME)
+    secret_dir = _secret_dir(settings)
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    secret = session_secret(secret_dir / SECRET_NAME)
     sessions, lockouts = Sessions(SESSION_HOURS), Lockouts(FAILED_LIMIT, FAILED_WINDOW)
     pages = _templates(tuple(e.templates for e in extensions))
     nav = tuple(link for e in extensions for link in e.nav)
@@ -159,7 +157,6 @@ def create_app(
         app.state.audit = State(
             store,
             recordings,
-            db_path,
             settings.anchor_path(),
             sessions,
             lockouts,
@@ -216,6 +213,14 @@ def create_app(
     # One handler for every error status: any HTTPException, and a bug's exception as a 500.
     handlers = {HTTPException: error_page, Exception: error_page}
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
+
+
+def _secret_dir(settings: Settings) -> Path:
+    """Where the session key is kept: beside a SQLite store's file; for PostgreSQL, whose database is
+    on another machine maybe, in this machine's state folder ([asterisk] state_dir)."""
+    if settings.store.postgres_url() is not None:
+        return settings.path(settings.asterisk.state_dir)
+    return settings.path(settings.store.sqlite_file()).parent
 
 
 @functools.cache
@@ -502,16 +507,27 @@ def _day(request: Request, key: str, errors: list[str]) -> date | None:
 def _filters(request: Request) -> tuple[CallFilter, list[str]]:
     q = request.query_params
     errors: list[str] = []
+    text = {k: q.get(k, "").strip() for k in ("account", "campaign", "outcome", "disposition", "flag")}
+    _no_nul(text, errors)
     f = CallFilter(
         date_from=_day(request, "from", errors),
         date_to=_day(request, "to", errors),
-        account_id=q.get("account", "").strip(),
-        campaign=q.get("campaign", "").strip(),
-        outcome=q.get("outcome", "").strip(),
-        disposition=q.get("disposition", "").strip(),
-        flag=q.get("flag", "").strip(),
+        account_id=text["account"],
+        campaign=text["campaign"],
+        outcome=text["outcome"],
+        disposition=text["disposition"],
+        flag=text["flag"],
     )
     return f, errors
+
+
+def _no_nul(text: dict[str, str], errors: list[str]) -> None:
+    """A filter with a NUL character is dropped and named: no stored text holds one, and PostgreSQL
+    refuses one in a query's parameter (a 500, not an answer)."""
+    for key, value in text.items():
+        if "\0" in value:
+            errors.append(f"{key}: holds a NUL character")
+            text[key] = ""
 
 
 def _page_no(request: Request) -> int:
@@ -696,7 +712,9 @@ async def export(request: Request) -> Response:
 async def blocked_page(request: Request) -> Response:
     """Who was *not* called, when and why: the evidence that the contact rules held."""
     f, errors = _filters(request)
-    rule = request.query_params.get("rule", "").strip()
+    picked = {"rule": request.query_params.get("rule", "").strip()}
+    _no_nul(picked, errors)
+    rule = picked["rule"]
     found = await blocked(_state(request).store, f, rule, _page_no(request))
     query = {**f.as_dict(), **({"rule": rule} if rule else {})}
     revealed = unmasked(request)
@@ -738,6 +756,7 @@ def _text_filters(request: Request) -> tuple[TextFilter, list[str]]:
     q = request.query_params
     errors: list[str] = []
     text = {k: q.get(k, "").strip() for k in ("account", "number", *_CHOICES)}
+    _no_nul(text, errors)
     for key, value in text.items():
         if len(value) > _MAX_FILTER:
             errors.append(f"{key}: longer than {_MAX_FILTER} characters")
@@ -830,7 +849,7 @@ async def trail_page(request: Request) -> Response:
 async def trail_verify(request: Request) -> Response:
     """`duecall audit verify` for auditors without a shell: every link, every recording, the anchors."""
     state = _state(request)
-    report = await asyncio.to_thread(verify, state.db_path, state.anchors)
+    report = await verify_store(state.store, state.anchors)
     await log_action(
         request,
         "audit.verify",

@@ -7,6 +7,7 @@ See docs/policy.md for the rules, their sources and the JSON-lines format of `du
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -207,8 +208,10 @@ _LENDER_SOURCES = {
 #   what depends only on the pack (its sources, caps) and on the moment in each zone (local times and
 #   days, for a UTC moment). Re-evaluations while looking for `next_allowed_at` only need each rule's
 #   `until`: they skip the texts and the informative findings (_UNTIL), and once a rule blocks, the
-#   later rules skip their informative findings (_BLOCKING): a refusal shows none. A verbatim copy of the
-#   engine before this work is the reference of tests/unit/test_policy_differential.py.
+#   later rules skip their informative findings (_BLOCKING): a refusal shows none. Most decisions need
+#   only the window, 7-in-7 and the bar: they take the plain path (_decide_plain, "the plain path"
+#   below), the same verdict with less work. A verbatim copy of the engine before this work is the
+#   reference of tests/unit/test_policy_differential.py.
 # ---------------------------------------------------------------------------------------------------
 
 HORIZON = timedelta(days=60)
@@ -239,8 +242,12 @@ def history_window(pack: Pack) -> timedelta:
 
 def decide(pack: Pack, proposal: Proposal) -> Verdict:
     """May `proposal` happen at `proposal.at`? Every reason, and the earliest moment it may."""
-    _check_aware(proposal)
     facts = _facts(pack)
+    if facts.plain:
+        verdict = _decide_plain(facts, proposal)
+        if verdict is not None:
+            return verdict
+    _check_aware(proposal)
     never = _never_findings(pack, proposal)
     if never:
         return Verdict(proposal.id, False, _cited(facts, never), None)
@@ -370,13 +377,17 @@ class _PackFacts:
     window_source: str
     seven_source: str
     calendar: bool  # the lender keeps holidays or quiet weekdays
+    plain: bool  # decisions may take the plain path (_decide_plain): no calendar, daily cap or min gap
+    moments: dict[tuple[tuple[ZoneInfo, ...], datetime], _Moment]  # the plain path's window, kept
 
     @staticmethod
     def of(pack: Pack) -> _PackFacts:
+        caps = _caps(pack)
+        calendar = bool(pack.lender.holidays_country or pack.lender.quiet_weekdays)
         return _PackFacts(
             pack=pack,
             sources={rule: pack.source(rule) for rule in RuleId},
-            caps=_caps(pack),
+            caps=caps,
             sms_day=_sms_cap(pack, RuleId.SMS_DAILY_CAP, pack.max_sms_per_day, pack.lender.max_sms_per_day),
             sms_week=_sms_cap(
                 pack, RuleId.SMS_WEEKLY_CAP, pack.max_sms_per_week, pack.lender.max_sms_per_week
@@ -384,7 +395,9 @@ class _PackFacts:
             span=f"{_hhmm(pack.window_start)}-{_hhmm(pack.window_end)}",
             window_source=pack.source(RuleId.WINDOW),
             seven_source=pack.source(RuleId.SEVEN_IN_SEVEN),
-            calendar=bool(pack.lender.holidays_country or pack.lender.quiet_weekdays),
+            calendar=calendar,
+            plain=not (calendar or caps or pack.lender.min_gap_unanswered_minutes or pack.seven_counts_texts),
+            moments={},
         )
 
     def source(self, rule: RuleId) -> str:
@@ -424,6 +437,241 @@ def _sms_cap(pack: Pack, rule: RuleId, own: int | None, lender: int | None) -> _
     if lender is not None and (own is None or lender < own):
         return _Cap(lender, "dialled", _LENDER_SOURCES[rule])
     return None if own is None else _Cap(own, "dialled", pack.source(rule))
+
+
+# --- the plain path ---------------------------------------------------------------------------------
+#
+# Most decisions are a voice call at a UTC moment in known zones, without consents, inconvenient times
+# or a voice opt-out, under a pack without the lender's calendar, daily caps or min gap (us-regf's).
+# Then only the window, 7-in-7 and the conversation bar can block, and none of the never-rules can:
+# _decide_plain gives the full path's verdict with less work. The window at a moment in some zones is
+# the same for every consumer (kept per pack: a pass decides many accounts at one `now`); the history
+# is read once; 7-in-7 looks at its windows only for a debt with `limit` calls or more, the bar only
+# for conversations about the debts; the search for next_allowed_at re-evaluates just these three.
+# Anything else (a consent, a moment not in UTC, ...) returns None: the full path decides.
+
+
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """The window at one UTC moment in some zones, as the plain path needs it."""
+
+    finding: Finding  # as _window_rules gives it: inside (informative) or outside (blocking)
+    inside: bool
+    next_at: datetime | None  # outside: the window's next start (next_allowed_at); None: none in HORIZON
+    week: tuple[datetime, datetime]  # local days d-6..d over the zones, where 7-in-7 counts the room
+    week_text: str
+    settled: bool  # next_at is inside the window: the verdict's next_allowed_at if nothing else blocks
+
+
+_MOMENTS_KEPT = 16384
+
+
+def _decide_plain(facts: _PackFacts, proposal: Proposal) -> Verdict | None:
+    """The verdict of a plain proposal (see above), or None: the full path decides."""
+    at, consumer = proposal.at, proposal.consumer
+    if (
+        proposal.channel != "voice"
+        or at.tzinfo is not UTC
+        or not EARLIEST <= at < LATEST
+        or consumer.consents
+        or consumer.inconvenient
+        or "voice" in consumer.opted_out
+        or not proposal.debts
+        or (facts.pack.consumer_only and proposal.person != CONSUMER)
+    ):
+        return None
+    zones = _known_zones(consumer.time_zones)
+    if zones is None:
+        return None
+    person = proposal.person
+    calls: list[Contact] = []  # what 7-in-7 may count: outbound voice calls that connected
+    talks: list[Contact] = []  # conversations, either direction
+    for c in proposal.history:
+        when = c.at
+        if when.tzinfo is not UTC or not EARLIEST <= when < LATEST:
+            return None  # _check_aware's to judge
+        if c.person == person and c.channel == "voice":
+            if c.direction == "outbound" and c.outcome not in _NOT_CONNECTED:
+                calls.append(c)
+            if c.conversation:
+                talks.append(c)
+    pack = facts.pack
+    limit = pack.calls_per_7_days
+    debts = proposal.debts
+    heavy = _heavy(debts, calls, limit) if limit is not None and len(calls) >= limit else []
+    moment = facts.moments.get((zones, at))
+    if moment is None:
+        if len(facts.moments) >= _MOMENTS_KEPT:
+            facts.moments.clear()
+        moment = facts.moments[(zones, at)] = _moment(facts, zones, at)
+    n = pack.conversation_bar_days
+    starts = _plain_bar_ends(zones, talks, debts, n) if talks and n is not None else []
+    barring = _plain_sevens(zones, heavy, at, limit, moment.week_text) if heavy and limit else []
+    if starts and n is not None:
+        barring += _plain_bars(zones, starts, debts, at, n, True)
+    if not barring:
+        # These findings name their sources already when the pack has them (_cited: unchanged).
+        cited = facts.window_source and facts.seven_source
+        if moment.inside:
+            found = _plain_allowed(facts, moment, calls, debts)
+            return Verdict(proposal.id, True, tuple(found) if cited else _cited(facts, found), at)
+        if not starts and not heavy and moment.settled:  # the window opens at next_at; nothing else blocks
+            reasons = (moment.finding,) if cited else _cited(facts, (moment.finding,))
+            return Verdict(proposal.id, False, reasons, moment.next_at)
+    blocking = barring if moment.inside else [moment.finding, *barring]
+    nxt = _plain_next(facts, zones, at, [f.until for f in blocking], heavy, starts, debts)
+    return Verdict(proposal.id, False, _cited(facts, blocking), nxt)
+
+
+_Heavy = tuple[str, list[Contact], list[datetime]]  # a debt, its counted calls by time, their moments
+
+
+def _heavy(debts: tuple[str, ...], calls: list[Contact], limit: int) -> list[_Heavy]:
+    """The debts with `limit` calls or more (by time, as 7-in-7 counts them): a window may be full."""
+    out = []
+    for debt in debts:
+        counted = [c for c in calls if debt in c.debts]
+        if len(counted) >= limit:
+            counted.sort(key=_AT)
+            out.append((debt, counted, [c.at for c in counted]))
+    return out
+
+
+def _plain_sevens(
+    zones: tuple[ZoneInfo, ...],
+    heavy: list[_Heavy],
+    t: datetime,
+    limit: int,
+    week_text: str | None,
+) -> list[Finding]:
+    """7-in-7's blocking findings at `t` (as _seven_in_seven without consents); texts if `week_text`."""
+    found = []
+    for debt, counted, ats in heavy:
+        full = _full_window(zones, counted, ats, t, limit)
+        if full is None:
+            continue
+        until = _first_midnight(zones, t, partial(_window_room, zones, counted, ats, limit))
+        refs = _refs(full)
+        detail = (
+            ""
+            if week_text is None
+            else f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around "
+            f"{week_text} (busy, not-in-service and inbound calls not counted): history {', '.join(refs)}"
+        )
+        found.append(Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until=until))
+    return found
+
+
+def _window_room(
+    zones: tuple[ZoneInfo, ...], counted: list[Contact], ats: list[datetime], limit: int, t: datetime
+) -> bool:
+    return _full_window(zones, counted, ats, t, limit) is None
+
+
+def _plain_allowed(
+    facts: _PackFacts, moment: _Moment, calls: list[Contact], debts: tuple[str, ...]
+) -> list[Finding]:
+    """An allowed plain verdict's findings: the window's, and 7-in-7's "call N of M" for each debt."""
+    found = [moment.finding]
+    limit = facts.pack.calls_per_7_days
+    if limit is None:
+        return found
+    lo, hi = moment.week
+    for debt in debts:
+        week = [c for c in calls if debt in c.debts and lo <= c.at < hi]
+        week.sort(key=_AT)  # the full path's history order (a stable sort, as there)
+        used = len(week) + 1
+        detail = f"call {used} of {limit} about debt {debt} in the 7 days {moment.week_text}"
+        found.append(
+            Finding(RuleId.SEVEN_IN_SEVEN, detail, _refs(week), None, False, facts.seven_source, used, limit)
+        )
+    return found
+
+
+def _plain_bar_ends(
+    zones: tuple[ZoneInfo, ...], talks: list[Contact], debts: tuple[str, ...], n: int
+) -> list[tuple[Contact, datetime]]:
+    """The conversations about the debts, by time, each with the end of its bar (as _bar_ends)."""
+    talks.sort(key=_AT)
+    return [(c, _bar_end(zones, c.at, n)) for c in talks if any(debt in c.debts for debt in debts)]
+
+
+def _plain_bars(
+    zones: tuple[ZoneInfo, ...],
+    starts: list[tuple[Contact, datetime]],
+    debts: tuple[str, ...],
+    t: datetime,
+    n: int,
+    texts: bool,
+) -> list[Finding]:
+    """_conversation_bar's findings without consents: for each debt a conversation bars at `t`."""
+    found = []
+    for debt in debts:
+        bars = [(c, end) for c, end in starts if debt in c.debts and c.at <= t and t < end]
+        if bars:
+            refs = _refs(c for c, _ in bars)
+            detail = _bar_text(zones, debt, bars, refs, n) if texts else ""
+            found.append(Finding(RuleId.CONVERSATION, detail, refs, until=max(e for _, e in bars)))
+    return found
+
+
+def _plain_next(
+    facts: _PackFacts,
+    zones: tuple[ZoneInfo, ...],
+    start: datetime,
+    untils: list[datetime | None],
+    heavy: list[_Heavy],
+    starts: list[tuple[Contact, datetime]],
+    debts: tuple[str, ...],
+) -> datetime | None:
+    """_next_allowed where only the window, 7-in-7 and the bar can block (no consents)."""
+    pack, n, limit = facts.pack, facts.pack.conversation_bar_days, facts.pack.calls_per_7_days
+    t = start
+    for _ in range(_MAX_STEPS):
+        known = [u for u in untils if u is not None]
+        if len(known) < len(untils):
+            return None  # a rule that blocks for good, by itself
+        latest = max(known)
+        t = latest if latest > t else t + _EPSILON
+        if t - start > HORIZON:
+            return None
+        untils = []
+        if not _in_window(pack, zones, t):
+            untils.append(_next_start(pack, zones, t))
+        if heavy and limit:
+            untils += [f.until for f in _plain_sevens(zones, heavy, t, limit, None)]
+        if starts and n is not None:
+            untils += [f.until for f in _plain_bars(zones, starts, debts, t, n, False)]
+        if not untils:
+            return t
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _known_zones(names: tuple[str, ...]) -> tuple[ZoneInfo, ...] | None:
+    """The zones, if there are some and every one is real (else the full path explains)."""
+    if not names or not all(known_zone(name) for name in names):
+        return None
+    return _zones(names)
+
+
+def _moment(facts: _PackFacts, zones: tuple[ZoneInfo, ...], t: datetime) -> _Moment:
+    pack = facts.pack
+    here = _here(zones, t)
+    week = _days_span(zones, here.days, -6, 0)
+    week_text = _week_text(here.days[0], ", ".join(z.key for z in zones))
+    start, end = pack.window_start, pack.window_end
+    if all(start <= lt.time() < end for lt in here.local):
+        return _Moment(_inside(facts.span, here.text, facts.window_source), True, None, week, week_text, True)
+    nxt = _next_start(pack, zones, t)
+    finding = _outside(facts.span, pack.name, here.text, nxt is None, nxt, facts.window_source)
+    if nxt is None:
+        return _Moment(finding, False, None, week, week_text, True)
+    # _next_allowed's first step: the window's start, re-evaluated (inside it, by _next_start's choice).
+    again = nxt if nxt > t else t + _EPSILON
+    if again - t > HORIZON:
+        return _Moment(finding, False, None, week, week_text, True)
+    return _Moment(finding, False, again, week, week_text, _in_window(pack, zones, again))
 
 
 # --- one decision's context ------------------------------------------------------------------------
@@ -601,9 +849,20 @@ def _remember(zones: tuple[ZoneInfo, ...], t: datetime, here: _Here) -> None:
 
 # The caches are bounded: a few zones and days are in use at a time; the largest entries (61 midnights
 # per zone) are a few KiB, so each cache stays within some MiB.
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=16384)
 def _here_utc(zones: tuple[ZoneInfo, ...], t: datetime) -> _Here:
-    return _local(zones, t)
+    if len(zones) == 1:
+        local, day, text = _zone_here(zones[0], t)
+        return _Here((local,), (day,), text)
+    parts = [_zone_here(z, t) for z in zones]  # zone by zone: shared by every set of zones holding one
+    return _Here(tuple([p[0] for p in parts]), tuple([p[1] for p in parts]), ", ".join([p[2] for p in parts]))
+
+
+@lru_cache(maxsize=16384)
+def _zone_here(zone: ZoneInfo, t: datetime) -> tuple[datetime, date, str]:
+    """A UTC moment in one zone: its local time, local day, and "America/New_York 2026-12-02 10:00"."""
+    local = t.astimezone(zone)
+    return local, local.date(), f"{zone.key} {str(local)[:16]}"
 
 
 def _local(zones: tuple[ZoneInfo, ...], t: datetime) -> _Here:
@@ -994,14 +1253,32 @@ def _week_text(day: date, zone_names: str) -> str:
 def _seven_worst(
     zones: tuple[ZoneInfo, ...], counted: Sequence[Contact], t: datetime, limit: int
 ) -> list[Contact] | None:
-    """The calls of the first 7-day window holding t's local day that is full; None: room in all."""
+    """The calls of the first 7-day window holding t's local day that is full; None: room in all.
+
+    `counted` is in time order (as every caller keeps it): a window's calls are a slice of it."""
     if len(counted) < limit:
         return None  # no window can be full: the common case, and cheap
-    for k in range(7):
-        calls = _in(counted, *_span(zones, t, k - 6, k))
-        if len(calls) >= limit:
-            return calls
+    return _full_window(zones, counted, [c.at for c in counted], t, limit)
+
+
+def _full_window(
+    zones: tuple[ZoneInfo, ...], counted: Sequence[Contact], ats: list[datetime], t: datetime, limit: int
+) -> list[Contact] | None:
+    """_seven_worst, with the moments of `counted` at hand (`ats`, in the same order)."""
+    for lo, hi in _seven_spans(zones, _here(zones, t).days):
+        first = bisect_left(ats, lo)
+        end = bisect_left(ats, hi, first)
+        if end - first >= limit:
+            return list(counted[first:end])
     return None
+
+
+@lru_cache(maxsize=8192)
+def _seven_spans(
+    zones: tuple[ZoneInfo, ...], days: tuple[date, ...]
+) -> tuple[tuple[datetime, datetime], ...]:
+    """The 7 windows of 7 local days that hold the day (d-6..d, ..., d..d+6), as _span gives them."""
+    return tuple(_days_span(zones, days, k - 6, k) for k in range(7))
 
 
 def _seven_room(zones: tuple[ZoneInfo, ...], counted: Sequence[Contact], limit: int, t: datetime) -> bool:
@@ -1088,16 +1365,24 @@ def _conversation_bar(ctx: _Ctx, t: datetime, say: int) -> list[Finding]:
         until = max(e for _, e in bars)
         if exempt:
             until = min(until, ctx.next_prior_consent(t) or until)
-        detail = ""
-        if say > _UNTIL:
-            last = max(bars, key=lambda b: b[0].at)[0]
-            days = ", ".join(f"{z.key} {_local_date(last.at, z)}" for z in ctx.zones)
-            detail = (
-                f"a conversation about debt {debt} on {days} (day 1; {last.direction}, history {last.ref}) "
-                f"bars calls about it for {n} days: history {', '.join(refs)}"
-            )
+        detail = _bar_text(ctx.zones, debt, bars, refs, n) if say > _UNTIL else ""
         found.append(Finding(RuleId.CONVERSATION, detail, refs, until=until))
     return found
+
+
+def _bar_text(
+    zones: tuple[ZoneInfo, ...],
+    debt: str,
+    bars: list[tuple[Contact, datetime]],
+    refs: tuple[str, ...],
+    n: int,
+) -> str:
+    last = max(bars, key=lambda b: b[0].at)[0]
+    days = ", ".join(f"{z.key} {_local_date(last.at, z)}" for z in zones)
+    return (
+        f"a conversation about debt {debt} on {days} (day 1; {last.direction}, history {last.ref}) "
+        f"bars calls about it for {n} days: history {', '.join(refs)}"
+    )
 
 
 def _bar_ends(ctx: _Ctx, n: int) -> list[tuple[Contact, datetime]]:

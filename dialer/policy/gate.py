@@ -28,6 +28,7 @@ from dialer.policy.engine import (
     Consent,
     Consumer,
     Contact,
+    Finding,
     LenderSettings,
     Outcome,
     Pack,
@@ -77,36 +78,40 @@ _CONVERSATIONS = frozenset(
 )
 
 
+_OUTCOMES: dict[Disposition, Outcome] = {
+    Disposition.ANSWERED: "answered",
+    Disposition.BUSY: "busy",
+    Disposition.MACHINE: "voicemail",
+    Disposition.HUNG_UP_EARLY: "dropped",  # answered, then ended early: connected
+    Disposition.CUT: "dropped",
+    Disposition.NO_ANSWER: "no_answer",
+}
+
+
 def outcome_of(past: PastAttempt) -> Outcome:
     """The engine's view of how an earlier call ended; an open or lost call counts as unanswered."""
     d = past.disposition
-    if d is Disposition.ANSWERED:
-        return "answered"
-    if d is Disposition.BUSY:
-        return "busy"
     if d is Disposition.FAILED:
         return "not_in_service" if past.cause == "1" else "failed"
-    if d is Disposition.MACHINE:
-        return "voicemail"
-    if d is Disposition.HUNG_UP_EARLY or d is Disposition.CUT:
-        return "dropped"  # answered, then ended early: connected
-    if d is Disposition.NO_ANSWER:
-        return "no_answer"
-    return "unknown"  # still open, or lost: counted as connected and as unanswered
+    if type(d) is not Disposition:  # None (still open), or not a Disposition at all
+        return "unknown"
+    return _OUTCOMES.get(d, "unknown")  # unknown: still open, or lost: counted as connected and unanswered
 
 
 def contact_of(past: PastAttempt) -> Contact:
     if past.channel == "sms":  # a text in a call's history: counted where the pack says (us-ma)
         return text_contact_of(PastMessage(past.attempt_id, past.at, MessageState.UNKNOWN))
+    debt = past.debt_id
+    # Positional: the gate converts every row of every decision's history.
     return Contact(
-        ref=str(past.attempt_id),
-        at=past.at,
-        channel="voice",
-        direction="outbound",
-        person=CONSUMER,
-        debts=(past.debt_id,) if past.debt_id else (),
-        outcome=outcome_of(past),
-        conversation=past.outcome in _CONVERSATIONS,
+        str(past.attempt_id),
+        past.at,
+        "voice",
+        "outbound",
+        CONSUMER,
+        (debt,) if debt else (),
+        outcome_of(past),
+        past.outcome in _CONVERSATIONS,
     )
 
 
@@ -179,16 +184,9 @@ class PackGate:
         opted_out: bool,
         prefs: Preferences = NO_PREFERENCES,
     ) -> Decision:
-        consumer = self._consumer(account, prefs, frozenset({"voice"}) if opted_out else frozenset())
-        proposal = Proposal(
-            id=str(account.pk),
-            at=at,
-            channel="voice",
-            person=CONSUMER,
-            debts=(account.debt_id,),
-            consumer=consumer,
-            history=tuple(contact_of(p) for p in history),
-        )
+        consumer = self._consumer(account, prefs, _VOICE if opted_out else _NONE)
+        contacts = tuple([contact_of(p) for p in history])  # a list first: faster than a generator
+        proposal = Proposal(str(account.pk), at, "voice", CONSUMER, (account.debt_id,), consumer, contacts)
         return self._verdict(proposal)
 
     def decide_text(
@@ -212,6 +210,8 @@ class PackGate:
         return self._verdict(proposal)
 
     def _consumer(self, account: Account, prefs: Preferences, opted_out: frozenset[str]) -> Consumer:
+        if not prefs.inconvenient and not prefs.consents:  # most accounts: nothing said
+            return Consumer(candidate_zones(self.pack, account), (), (), opted_out)
         return Consumer(
             candidate_zones(self.pack, account),
             inconvenient=tuple(TimeRange(a, b) for a, b in prefs.inconvenient),
@@ -223,11 +223,28 @@ class PackGate:
 
     def _verdict(self, proposal: Proposal) -> Decision:
         verdict = decide(self.pack, proposal)
-        # The engine's details name the history entries they rely on (attempt or message ids)
-        # and the text each rule comes from.
-        reasons = tuple(
-            Reason(f.rule, f"{f.detail} [source: {f.source}]" if f.source else f.detail, f.used, f.limit)
-            for f in verdict.reasons
-            if f.blocking or verdict.allowed
-        )
-        return Decision(verdict.allowed, reasons, None if verdict.allowed else verdict.next_allowed_at)
+        allowed = verdict.allowed
+        reasons = tuple([reason_of(f) for f in verdict.reasons if allowed or f.blocking])
+        return Decision(allowed, reasons, None if allowed else verdict.next_allowed_at)
+
+
+_VOICE: frozenset[str] = frozenset({"voice"})
+_NONE: frozenset[str] = frozenset()
+# Many decisions give the same reasons (the window's, at one moment in the same zones): the engine keeps
+# those findings, and their Reasons are kept here by the finding's identity (the entry holds the finding:
+# its id cannot be reused while it is here), bounded. Reasons are immutable.
+_REASONS: dict[int, tuple[Finding, Reason]] = {}
+
+
+def reason_of(f: Finding) -> Reason:
+    """The engine's finding as the dialer keeps it: the detail names the history entries it relies on
+    (attempt or message ids) and the text its rule comes from."""
+    kept = _REASONS.get(id(f))
+    if kept is not None and kept[0] is f:
+        return kept[1]
+    if len(_REASONS) >= 4096:
+        _REASONS.clear()
+    detail = f"{f.detail} [source: {f.source}]" if f.source else f.detail
+    reason = Reason(f.rule, detail, f.used, f.limit)
+    _REASONS[id(f)] = (f, reason)
+    return reason

@@ -32,6 +32,7 @@ from dialer.core.models import (
 from dialer.core.vocab import CampaignState
 from dialer.store.accounts import ImportCounts
 from dialer.store.attempts import Decide
+from dialer.store.audit_reads import AuditReading
 from dialer.store.auditors import StoredAuditor
 from dialer.store.campaigns import CampaignStatus
 from dialer.store.chain import AuditEvent
@@ -55,7 +56,7 @@ class Reads(Protocol):
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
 
-class Store(Reads, TextStore, Protocol):
+class Store(Reads, AuditReading, TextStore, Protocol):
     async def close(self) -> None: ...
 
     async def instance_id(self) -> str: ...

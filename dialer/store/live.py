@@ -15,7 +15,7 @@ from typing import NamedTuple
 from dialer.core.errors import DueCallError
 from dialer.core.models import AttemptState, Disposition, TargetState
 from dialer.core.vocab import CampaignState, MessageState, RuleId
-from dialer.store.conn import Conn
+from dialer.store.conn import Conn, Dialect
 from dialer.store.db import Database, fetch_all, fetch_one
 from dialer.store.times import from_db, to_db
 
@@ -47,15 +47,24 @@ DISPOSITIONS = (
 )
 DELIVERIES = "SELECT state AS k, count(*) AS n FROM messages WHERE campaign_id=? GROUP BY state"
 # Once per refusing rule of each refusal (a call's contact.blocked, a text's message.refused), as
-# the Prometheus counter counts them; the detail of the latest (SQLite's bare column beside max()).
-REFUSALS = (
-    "SELECT json_extract(r.value, '$.rule') AS rule, count(*) AS n, max(e.seq) AS seq, "
+# the Prometheus counter counts them; the detail of the latest (SQLite's bare column beside max():
+# of the latest event's reasons with that rule, the first; PostgreSQL's first of them by seq, then
+# by place in the list).
+_REFUSED = (
+    "WHERE e.kind IN ('contact.blocked', 'message.refused') AND e.at>=? AND e.campaign_id=? "
+    f"AND coalesce({{rule}}, '') NOT IN ({','.join('?' * len(_INFORMATIVE))}) GROUP BY 1"
+)
+REFUSALS: dict[Dialect, str] = {
+    "sqlite": "SELECT json_extract(r.value, '$.rule') AS rule, count(*) AS n, max(e.seq) AS seq, "
     "json_extract(r.value, '$.detail') AS detail "
     "FROM audit_events e, json_each(e.data, '$.reasons') r "
-    "WHERE e.kind IN ('contact.blocked', 'message.refused') AND e.at>=? AND e.campaign_id=? "
-    f"AND coalesce(json_extract(r.value, '$.rule'), '') NOT IN ({','.join('?' * len(_INFORMATIVE))}) "
-    "GROUP BY 1"
-)
+    + _REFUSED.format(rule="json_extract(r.value, '$.rule')"),
+    "postgresql": "SELECT r.value ->> 'rule' AS rule, count(*) AS n, max(e.seq) AS seq, "
+    "(array_agg(r.value ->> 'detail' ORDER BY e.seq DESC, r.place))[1] AS detail "
+    "FROM audit_events e, "
+    "jsonb_array_elements(CAST(e.data AS jsonb) -> 'reasons') WITH ORDINALITY r(value, place) "
+    + _REFUSED.format(rule="r.value ->> 'rule'"),
+}
 DUE_NEXT = (
     "SELECT t.next_at, a.account_id, coalesce(t.channel, '') AS channel, t.note "
     "FROM targets t JOIN accounts a ON a.id=t.account_pk "
@@ -101,7 +110,7 @@ class Live:
             dispositions = await _counts(db, DISPOSITIONS, campaign_id)
             deliveries = await _counts(db, DELIVERIES, campaign_id)
             refusals = await fetch_all(
-                db, REFUSALS, (to_db(now - REFUSALS_WINDOW), campaign_id, *_INFORMATIVE)
+                db, REFUSALS[db.dialect], (to_db(now - REFUSALS_WINDOW), campaign_id, *_INFORMATIVE)
             )
             due = await fetch_all(db, DUE_NEXT, (campaign_id, TargetState.PENDING.value, upcoming))
         return LiveState(

@@ -7,6 +7,11 @@ Promises are judged in Python by `dialer.core.balance`, the rules `duecall payme
 rows read in bulk. An account "at the start of day D" has had every payment of the days before D:
 it owes its amount less those, and it is late (D - due days past due) when D is after its due date
 and it owes something: `balance.days_past_due` on day D given only those payments.
+
+The SQL is one text for SQLite and PostgreSQL: a truth value (never NULL here) summed as CASE WHEN
+... THEN 1 ELSE 0 END (PostgreSQL adds up no boolean), and on PostgreSQL SQLite's julianday() of a
+date and max/min of sums (NUMERIC there) from its migration 0018; its sums come back as Decimal,
+made int here.
 """
 
 from __future__ import annotations
@@ -39,11 +44,11 @@ late AS (
         (acc.due < ?2 AND acc.amount - coalesce(paid.before, 0) > 0) AS is_late
     FROM acc LEFT JOIN paid ON paid.pk = acc.pk)
 SELECT {group} AS grp, currency,
-    sum(is_late) AS late_at_start,
-    sum(is_late AND during >= owed) AS cured,
+    sum(CASE WHEN is_late THEN 1 ELSE 0 END) AS late_at_start,
+    sum(CASE WHEN is_late AND during >= owed THEN 1 ELSE 0 END) AS cured,
     sum(CASE WHEN is_late THEN owed ELSE 0 END) AS overdue_minor,
     sum(CASE WHEN is_late THEN min(during, owed) ELSE 0 END) AS recovered_minor,
-    sum(is_late AND during > 0) AS paying
+    sum(CASE WHEN is_late AND during > 0 THEN 1 ELSE 0 END) AS paying
 FROM late GROUP BY grp, currency ORDER BY grp, currency"""
 _PAID_BY_DUE = """SELECT p.account_pk AS pk, sum(p.amount_minor) AS paid
     FROM targets t JOIN accounts a ON a.id = t.account_pk
@@ -52,7 +57,8 @@ _PAID_BY_DUE = """SELECT p.account_pk AS pk, sum(p.amount_minor) AS paid
 ENTRIES = f"""WITH
 paid AS ({_PAID_BY_DUE.format(where="a.due_date >= ?2 AND a.due_date < ?3")}),
 acc AS ({{accounts}})
-SELECT acc.arm, acc.due, count(*) AS due_count, sum(acc.amount - coalesce(paid.paid, 0) > 0) AS unpaid
+SELECT acc.arm, acc.due, count(*) AS due_count,
+    sum(CASE WHEN acc.amount - coalesce(paid.paid, 0) > 0 THEN 1 ELSE 0 END) AS unpaid
 FROM acc LEFT JOIN paid ON paid.pk = acc.pk WHERE acc.due >= ?2 AND acc.due < ?3
 GROUP BY acc.arm, acc.due"""
 ROLLS = """WITH
@@ -80,7 +86,7 @@ later AS (
     FROM late l JOIN payments p ON p.account_pk = l.pk AND p.paid_day > l.due AND p.paid_day <= ?2)
 SELECT 0 AS k, currency, due, count(*) AS a, sum(owed) AS b FROM late GROUP BY currency, due
 UNION ALL
-SELECT k, currency, due, sum(paid >= owed AND paid - amount < owed) AS a,
+SELECT k, currency, due, sum(CASE WHEN paid >= owed AND paid - amount < owed THEN 1 ELSE 0 END) AS a,
     sum(min(paid, owed) - min(paid - amount, owed)) AS b
 FROM later WHERE k <= ?3 GROUP BY currency, due, k"""
 RECOVERED = """WITH paid AS (
@@ -164,8 +170,10 @@ class CurveRow:
 
 
 def _promise_row(r: Row) -> PromiseRow:
-    promises, due = r["promises"], r["due"]
-    return PromiseRow(r["grp"], promises, due, r["kept"], r["partially_kept"], r["broken"], promises - due)
+    promises, due, kept, partly, broken = (
+        int(r[k]) for k in ("promises", "due", "kept", "partially_kept", "broken")
+    )
+    return PromiseRow(r["grp"], promises, due, kept, partly, broken, promises - due)
 
 
 class Outcomes:
@@ -205,7 +213,9 @@ class Outcomes:
         paid = _PAID.format(sums=sums, where="p.paid_day <= ?3")
         sql = CURES.format(paid=paid, accounts=_accounts(by == "arm"), group=group)
         rows = await self._db.fetch_all(sql, (campaign_id, start.isoformat(), end.isoformat()))
-        found = [CureRow(r["grp"], r["currency"], *(int(r[k] or 0) for k in r.keys()[2:])) for r in rows]
+        found = [
+            CureRow(r["grp"], r["currency"], *(int(r[k] or 0) for k in list(r.keys())[2:])) for r in rows
+        ]
         return found or ([CureRow("", "", 0, 0, 0, 0, 0)] if by == "" else [])
 
     async def entries(self, campaign_id: int, start: date, end: date, by: str = "") -> list[EntryRow]:
@@ -218,8 +228,8 @@ class Outcomes:
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for r in rows:
             key = {"": "", "arm": r["arm"], "period": iso_week(date.fromisoformat(r["due"]))}[by]
-            totals[key][0] += r["due_count"]
-            totals[key][1] += r["unpaid"]
+            totals[key][0] += int(r["due_count"])
+            totals[key][1] += int(r["unpaid"])
         found = [EntryRow(group, due, unpaid) for group, (due, unpaid) in sorted(totals.items())]
         return found or ([EntryRow("", 0, 0)] if by == "" else [])
 
@@ -235,7 +245,7 @@ class Outcomes:
         for r in rows:
             bucket_on = dict(zip(days, r["path"].split(" "), strict=True))
             for first, after in spans:
-                moves[(first, bucket_on[first], bucket_on[after])] += r["n"]
+                moves[(first, bucket_on[first], bucket_on[after])] += int(r["n"])
         order = {name: i for i, name in enumerate(_bucket_names())}
         found = [RollRow(month, f, t, n) for (month, f, t), n in moves.items()]
         return sorted(found, key=lambda r: (r.month, order[r.from_bucket], order[r.to_bucket]))
@@ -273,7 +283,7 @@ class Outcomes:
         rows = await self._db.fetch_all(RECOVERED.format(before=before), params)
         amounts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for r in rows:
-            amounts[r["currency"]][r["arm"]] += [int(r["recovered"])] * r["accounts"]
+            amounts[r["currency"]][r["arm"]] += [int(r["recovered"])] * int(r["accounts"])
         return {
             currency: {arm: sorted(values) for arm, values in sorted(arms.items())}
             for currency, arms in sorted(amounts.items())
@@ -317,7 +327,7 @@ def _bucket_sql(days: str) -> str:
 
 
 def _julian(day: date) -> float:
-    """SQLite's julianday() of a date."""
+    """SQLite's julianday() of a date (a whole day and a half: a difference of two is exact)."""
     return day.toordinal() + 1721424.5
 
 
@@ -361,10 +371,11 @@ def _curves(currencies: Sequence[str], rows: Iterable[Row], today: date, max_day
     steps: dict[tuple[str, date, int], tuple[int, int]] = {}  # (currency, due, k): (cured, paid)
     for r in rows:
         due = date.fromisoformat(r["due"])
+        counts = (int(r["a"]), int(r["b"]))
         if r["k"] == 0:
-            late[r["currency"]][due] = (r["a"], r["b"])
+            late[r["currency"]][due] = counts
         else:
-            steps[(r["currency"], due, r["k"])] = (r["a"], r["b"])
+            steps[(r["currency"], due, r["k"])] = counts
     found = []
     for currency in currencies:
         dues = late[currency]

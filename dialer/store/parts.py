@@ -7,6 +7,7 @@ from dialer.core.errors import StoreError
 from dialer.store.accounts import Accounts
 from dialer.store.arms import ArmAssignments
 from dialer.store.attempts import Attempts
+from dialer.store.audit_reads import AuditReads
 from dialer.store.auditors import Auditors
 from dialer.store.calls import Calls
 from dialer.store.campaign_state import CampaignStates
@@ -44,6 +45,7 @@ class StoreParts(
     Outcomes,
     Auditors,
     Trail,
+    AuditReads,
 ):
     def __init__(self, db: Database) -> None:
         self._db = db

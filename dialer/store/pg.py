@@ -32,6 +32,12 @@ COMMAND_TIMEOUT = 120.0  # seconds for one statement (a report's biggest query t
 # The server went away, is shutting down or refuses connections for now: the same work may succeed
 # later (the dialer holds its results and retries; docs/postgres.md).
 _GONE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+# The server answers but will not let us in: a wrong user or password, no such database.
+_REFUSED = (
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+)
 _PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\?(\d*)")
 
 
@@ -96,7 +102,10 @@ class PgDatabase:
             raise StoreError(f"[store] url: cannot connect to PostgreSQL at {_shown(url)}: {exc}") from exc
         database = cls(pool)
         try:
-            await database._migrate()
+            await database._migrate()  # the first connection (the pool keeps none open)
+        except (*_GONE, *_REFUSED) as exc:
+            await pool.close()
+            raise StoreError(f"[store] url: cannot connect to PostgreSQL at {_shown(url)}: {exc}") from exc
         except BaseException:
             await pool.close()
             raise

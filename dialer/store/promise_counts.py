@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dialer.core import balance
 from dialer.core.vocab import Outcome, PromiseState
-from dialer.store.conn import Conn
+from dialer.store.conn import Conn, Dialect
 from dialer.store.db import Row, fetch_all
 
 # Promises: every one of the campaign's accounts (a text's day may come from an earlier call
@@ -26,40 +26,52 @@ _PROMISE = Outcome.PROMISE_TO_PAY.value
 # (three times slower on a million accounts).
 CALL_PROMISES = f"""
 SELECT t.account_pk, t.campaign_id, t.step, o.attempt_id, o.at, o.promised_date, o.promised_amount_minor
-FROM targets g CROSS JOIN attempts t ON t.account_pk = g.account_pk AND t.outcome = '{_PROMISE}'
-JOIN outcomes o ON o.attempt_id = t.id WHERE g.campaign_id = ?1"""
+FROM targets g CROSS JOIN attempts t JOIN outcomes o ON o.attempt_id = t.id
+WHERE g.campaign_id = ?1 AND t.account_pk = g.account_pk AND t.outcome = '{_PROMISE}'"""
 TEXT_PROMISES = f"""
 SELECT i.account_pk, m.campaign_id, coalesce(m.step, '') AS step, i.id, i.received_at
 FROM inbound_messages i JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = i.account_pk
 LEFT JOIN messages m ON m.id = i.message_id WHERE i.outcome = '{_PROMISE}'"""
-_THEIRS = "IN (SELECT value FROM json_each(?1))"
+# The accounts of a JSON list of ids (?1), read by each backend's JSON functions.
+_THEIRS: dict[Dialect, str] = {
+    "sqlite": "IN (SELECT value FROM json_each(?1))",
+    "postgresql": "IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(?1 AS json)))",
+}
 # The same for a batch of the campaign's accounts (promise_batch; dialer/store/promise_rollup.py).
-_BATCH = "promise_batch b CROSS JOIN targets g ON g.campaign_id = ?1 AND g.account_pk = b.account_pk"
+# (SQLite's CROSS JOIN keeps the order written; its join's terms are in WHERE, as PostgreSQL has no
+# CROSS JOIN ... ON: to SQLite's planner an inner join's ON and WHERE are one.)
+_BATCH = "promise_batch b CROSS JOIN targets g"
+_BATCH_JOIN = "g.campaign_id = ?1 AND g.account_pk = b.account_pk"
 BATCH_CALLS = f"""
 SELECT t.account_pk, t.campaign_id, t.step, o.attempt_id, o.at, o.promised_date, o.promised_amount_minor
-FROM {_BATCH} CROSS JOIN attempts t ON t.account_pk = g.account_pk AND t.outcome = '{_PROMISE}'
-JOIN outcomes o ON o.attempt_id = t.id"""
+FROM {_BATCH} CROSS JOIN attempts t JOIN outcomes o ON o.attempt_id = t.id
+WHERE {_BATCH_JOIN} AND t.account_pk = g.account_pk AND t.outcome = '{_PROMISE}'"""
 BATCH_TEXTS = f"""
 SELECT i.account_pk, m.campaign_id, coalesce(m.step, '') AS step, i.id, i.received_at
-FROM {_BATCH} CROSS JOIN inbound_messages i ON i.account_pk = g.account_pk AND i.outcome = '{_PROMISE}'
-LEFT JOIN messages m ON m.id = i.message_id"""
+FROM {_BATCH} CROSS JOIN inbound_messages i LEFT JOIN messages m ON m.id = i.message_id
+WHERE {_BATCH_JOIN} AND i.account_pk = g.account_pk AND i.outcome = '{_PROMISE}'"""
 BATCH_ACCOUNTS = (
     "SELECT a.id, a.time_zones, a.amount_minor, a.due_date, coalesce(arm.arm, '') AS arm "
-    f"FROM {_BATCH} CROSS JOIN accounts a ON a.id = g.account_pk "
-    "LEFT JOIN arm_assignments arm ON arm.campaign_id = ?1 AND arm.account_pk = a.id"
+    f"FROM {_BATCH} CROSS JOIN accounts a "
+    "LEFT JOIN arm_assignments arm ON arm.campaign_id = ?1 AND arm.account_pk = a.id "
+    f"WHERE {_BATCH_JOIN} AND a.id = g.account_pk"
 )
 BATCH_PAYMENTS = (
     "SELECT p.account_pk, p.payment_id, p.amount_minor, p.currency, p.paid_at, p.paid_on "
-    f"FROM {_BATCH} CROSS JOIN payments p ON p.account_pk = g.account_pk ORDER BY p.paid_at, p.id"
+    f"FROM {_BATCH} CROSS JOIN payments p WHERE {_BATCH_JOIN} AND p.account_pk = g.account_pk "
+    "ORDER BY p.paid_at, p.id"
 )
-PROMISING = (
-    "SELECT a.id, a.time_zones, a.amount_minor, a.due_date, coalesce(arm.arm, '') AS arm FROM accounts a "
-    f"LEFT JOIN arm_assignments arm ON arm.campaign_id = ?2 AND arm.account_pk = a.id WHERE a.id {_THEIRS}"
-)
-THEIR_PAYMENTS = (
-    "SELECT account_pk, payment_id, amount_minor, currency, paid_at, paid_on FROM payments "
-    f"WHERE account_pk {_THEIRS} ORDER BY paid_at, id"
-)
+PROMISING = {
+    dialect: "SELECT a.id, a.time_zones, a.amount_minor, a.due_date, coalesce(arm.arm, '') AS arm "
+    "FROM accounts a LEFT JOIN arm_assignments arm ON arm.campaign_id = ?2 AND arm.account_pk = a.id "
+    f"WHERE a.id {theirs}"
+    for dialect, theirs in _THEIRS.items()
+}
+THEIR_PAYMENTS = {
+    dialect: "SELECT account_pk, payment_id, amount_minor, currency, paid_at, paid_on FROM payments "
+    f"WHERE account_pk {theirs} ORDER BY paid_at, id"
+    for dialect, theirs in _THEIRS.items()
+}
 
 
 def iso_week(day: date) -> str:
@@ -102,8 +114,8 @@ async def read_promises(db: Conn, campaign_id: int) -> PromiseRows:
     calls = await fetch_all(db, CALL_PROMISES, (campaign_id,))
     texts = await fetch_all(db, TEXT_PROMISES, (campaign_id,))
     pks = json.dumps(sorted({r["account_pk"] for r in [*calls, *texts] if r["campaign_id"] == campaign_id}))
-    accounts = await fetch_all(db, PROMISING, (pks, campaign_id))
-    payments = await fetch_all(db, THEIR_PAYMENTS, (pks,))
+    accounts = await fetch_all(db, PROMISING[db.dialect], (pks, campaign_id))
+    payments = await fetch_all(db, THEIR_PAYMENTS[db.dialect], (pks,))
     return PromiseRows(campaign_id, calls, texts, accounts, payments)
 
 

@@ -37,10 +37,13 @@ GROUP_COLUMNS = {
     "period": "week",
 }
 _DECIDED = "final_from <= ?2"
-VERDICTS = f"""SELECT {{group}} AS grp, count(*) AS promises, sum({_DECIDED}) AS due,
-    sum({_DECIDED} AND state = '{PromiseState.KEPT}') AS kept,
-    sum({_DECIDED} AND state = '{PromiseState.PARTIALLY_KEPT}') AS partially_kept,
-    sum({_DECIDED} AND state = '{PromiseState.BROKEN}') AS broken
+# A truth value (never NULL: both columns are NOT NULL) counted as CASE WHEN ... THEN 1 ELSE 0 END:
+# PostgreSQL adds up no boolean.
+VERDICTS = f"""SELECT {{group}} AS grp, count(*) AS promises,
+    sum(CASE WHEN {_DECIDED} THEN 1 ELSE 0 END) AS due,
+    sum(CASE WHEN {_DECIDED} AND state = '{PromiseState.KEPT}' THEN 1 ELSE 0 END) AS kept,
+    sum(CASE WHEN {_DECIDED} AND state = '{PromiseState.PARTIALLY_KEPT}' THEN 1 ELSE 0 END) AS partially_kept,
+    sum(CASE WHEN {_DECIDED} AND state = '{PromiseState.BROKEN}' THEN 1 ELSE 0 END) AS broken
 FROM report_promises WHERE campaign_id = ?1 GROUP BY grp ORDER BY grp"""
 
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import click
 
-from audit.bundle_chain import check_bundle_against_chain
+from audit.bundle_chain import check_bundle_against_store
 from audit.bundle_check import BundleReport, Verdict, check_bundle
-from audit.verify import VerifyReport, head, last_anchor, read_anchors, verify
+from audit.verify import VerifyReport, last_anchor, read_anchors, reading, store_head, verify_store
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
 from dialer.core.errors import ConfigError, DueCallError
 from duecall.cli._shared import console, operator, settings_of
 from duecall.cli.audit_web import serve, user
-from duecall.storage import open_store, sqlite_file
+from duecall.storage import open_store
 
 
 @click.group()
@@ -49,9 +49,14 @@ def verify_command(ctx: click.Context, anchors: Path | None, since_last_anchor: 
             since = last_anchor(anchor_file) if anchor_file and anchor_file.exists() else None
             if since is None:
                 raise DueCallError(f"{anchor_file}: no anchor yet (run `duecall audit anchor`)")
-        report = verify(sqlite_file(s), anchor_file, since)
+        report = asyncio.run(_verify(s, anchor_file, since))
     _print_report(report)
     sys.exit(0 if report.ok else 1)
+
+
+async def _verify(s: Settings, anchors: Path | None, since: tuple[int, str] | None) -> VerifyReport:
+    async with reading(s) as reads:
+        return await verify_store(reads, anchors, since)
 
 
 @contextmanager
@@ -96,11 +101,16 @@ def anchor_command(ctx: click.Context) -> None:
     target = s.anchor_path()
     if target is None:
         raise ConfigError("no [audit] anchor_file is set")
-    seq, digest = head(sqlite_file(s))
+    seq, digest = asyncio.run(_head(s))
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a", encoding="utf-8") as f:
         f.write(f"{seq} {digest} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n")
     console.print(f"{target}: head {seq} {digest}")
+
+
+async def _head(s: Settings) -> tuple[int, str]:
+    async with reading(s) as reads:
+        return await store_head(reads)
 
 
 @audit.command("check-bundle")
@@ -127,11 +137,16 @@ def check_bundle_command(ctx: click.Context, bundle: Path, anchors: Path | None,
         held = read_anchors(anchors) if anchors else {}
         if against_chain:
             s = settings_of(ctx)
-            report = check_bundle_against_chain(bundle, sqlite_file(s), held)
+            report = asyncio.run(_check_bundle(s, bundle, held))
         else:
             report = check_bundle(bundle, held)
     _print_bundle_report(bundle, report)
     sys.exit(int(report.verdict))
+
+
+async def _check_bundle(s: Settings, bundle: Path, anchors: dict[int, str]) -> BundleReport:
+    async with reading(s) as reads:
+        return await check_bundle_against_store(bundle, reads, anchors)
 
 
 def _print_bundle_report(bundle: Path, r: BundleReport) -> None:

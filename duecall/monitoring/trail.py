@@ -23,10 +23,11 @@ OTHER = "other"  # a label value outside the vocabulary (an older or newer DueCa
 KINDS = ("call.ended", "contact.blocked", "message.refused", "message.queued", "message.state")
 IVR_KINDS = ("ivr.speech", "ivr.confirm", "ivr.no_match", "ivr.key", "ivr.no_input")
 _HEAD = "SELECT coalesce(max(seq), 0) AS seq FROM audit_events"
-# `+kind`: walk the new rows by seq (the primary key), never the whole kind index.
+# `kind || ''`: walk the new rows by seq (the primary key), never the whole kind index (SQLite's
+# `+kind`, in SQL PostgreSQL takes too).
 _EVENTS = (
     "SELECT seq, kind, attempt_id, data FROM audit_events WHERE seq > ? AND seq <= ? "
-    f"AND +kind IN ({', '.join('?' * (len(KINDS) + len(IVR_KINDS)))}) ORDER BY seq LIMIT ?"
+    f"AND kind || '' IN ({', '.join('?' * (len(KINDS) + len(IVR_KINDS)))}) ORDER BY seq LIMIT ?"
 )
 
 

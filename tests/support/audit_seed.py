@@ -2,17 +2,21 @@
 
 Four calls on three days: two answered with a real WAV each (one a Chinese borrower),
 one unanswered, and one whose recordings row points outside the recordings folder.
-`seed_texts` adds texts around the calls (after `seed`): see its docstring.
+`seed_texts` adds texts around the calls (after `seed`): see its docstring. Both write to the
+store the settings name: `backend_url` gives a test one on each backend.
 """
 
 from __future__ import annotations
 
 import csv
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
+
+import pytest
 
 from audit.users import create_user
 from dialer.accounts.importer import import_accounts
@@ -33,9 +37,14 @@ from dialer.core.models import (
     TargetState,
 )
 from dialer.core.vocab import MessageState, ReplyKind
-from dialer.store import SqliteStore, Store, TargetUpdate
+from dialer.store import Store, TargetUpdate
 from dialer.store.evidence import RecordingFacts, facts
+from dialer.store.opening import open_store
+from dialer.store.pg_cluster import PgServer
 from tests.support.borrowers import HEADER
+from tests.support.config import make_settings
+from tests.support.postgres import fresh_database, start_test_server
+from tests.support.stores import BACKENDS
 
 ADMIN, AUDITOR = "alice", "bob"
 PASSWORD = "correct horse battery staple"
@@ -47,6 +56,32 @@ BORROWERS = [
     ("A3", "Ana Souza", "+12025550103", "America/New_York", "en-US"),
     ("A4", "Eve Outside", "+12025550104", "America/New_York", "en-US"),
 ]
+
+
+@cache
+def _server() -> PgServer:
+    return start_test_server()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """[store] url for a test's settings, on each backend (the test runs twice): "" (the SQLite
+    file at [store] path) or a fresh PostgreSQL database of the suite's cluster."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    with fresh_database(_server()) as url:
+        yield url
+
+
+def backend_settings(work_dir: Path, url: str) -> Settings:
+    """A test's settings on the store `url` names ("": SQLite), with its own state folder: the audit
+    page keeps a PostgreSQL store's session key there ([asterisk] state_dir), not in the suite's."""
+    return make_settings(work_dir, store={"url": url}, asterisk={"state_dir": str(work_dir / "var")})
+
+
+# For a test that writes the SQLite file itself (bulk data): `backend_url`'s SQLite only.
+SQLITE_SITE = pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +113,7 @@ def _ivr(at: datetime, name: str, outcome: str) -> IvrSummary:
 
 
 async def seed(settings: Settings, work_dir: Path) -> Seeded:
-    store = await SqliteStore.open(settings.path(settings.store.path))
+    store = await open_store(settings)
     try:
         return await _seed(store, settings, work_dir)
     finally:
@@ -179,7 +214,7 @@ async def seed_texts(settings: Settings) -> SeededTexts:
     A2 (张伟): a Chinese reminder delivered, then 退订 (texts and calls). And a reply from a
     number that is no account's.
     """
-    store = await SqliteStore.open(settings.path(settings.store.path))
+    store = await open_store(settings)
     try:
         return await _seed_texts(store)
     finally:

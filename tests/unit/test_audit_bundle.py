@@ -1,5 +1,6 @@
 """Evidence bundles: what a masked one gives away (nothing to guess against), what check-bundle
-proves with and without the auditor's anchors, and hostile ZIPs refused with a reason."""
+proves with and without the auditor's anchors (against a chain on SQLite and on PostgreSQL), and
+hostile ZIPs refused with a reason."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,27 +24,39 @@ from click.testing import CliRunner
 
 from audit.masking import mask_name, mask_phone
 from audit.users import create_user
-from audit.verify import head
+from audit.verify import reading, store_head
 from dialer.accounts.importer import import_accounts
 from dialer.accounts.parse import ImportSettings
 from dialer.core.config import Settings
 from dialer.core.models import Attempt
-from dialer.store import SqliteStore
 from dialer.store.chain import GENESIS, link_hash
+from dialer.store.opening import open_store
 from duecall.cli import main
-from tests.support.audit_seed import ADMIN, AUDITOR, DAY1, PASSWORD, Seeded, _allow, _finish, seed
+from tests.support.audit_seed import (
+    ADMIN,
+    AUDITOR,
+    DAY1,
+    PASSWORD,
+    Seeded,
+    _allow,
+    _finish,
+    backend_settings,
+    backend_url,
+    seed,
+)
 from tests.support.borrowers import HEADER
-from tests.support.config import make_settings
+from tests.support.raw_db import tamper
 from tests.support.web import client_for, sign_in
 
 PHONE_A1, NAME_A1 = "+12025550101", "Wei Zhang"
 LINK_FIELDS = ["prev_hash", "seq", "at", "kind", "actor", "campaign_id", "attempt_id", "account_id", "data"]
 HEX64 = re.compile(r"[0-9a-f]{64}")
+__all__ = ["backend_url"]  # the fixture, on both backends
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Settings, Seeded]]:
-    settings = make_settings(tmp_path)
+def site(backend_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Seeded]]:
+    settings = backend_settings(tmp_path, backend_url)
     yield settings, asyncio.run(seed(settings, tmp_path))
 
 
@@ -98,8 +110,26 @@ def anchor_file(path: Path, *anchors: tuple[int, str]) -> Path:
 
 
 def chain_hash(settings: Settings, seq: int) -> str:
-    with sqlite3.connect(settings.path(settings.store.path)) as conn:
-        return str(conn.execute("SELECT hash FROM audit_events WHERE seq=?", (seq,)).fetchone()[0])
+    async def read() -> str:
+        store = await open_store(settings)
+        try:
+            row = await store.fetch_one("SELECT hash FROM audit_events WHERE seq=?", (seq,))
+            assert row is not None
+            return str(row["hash"])
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def head(settings: Settings) -> tuple[int, str]:
+    """The chain's head, as `duecall audit anchor` notes it."""
+
+    async def read() -> tuple[int, str]:
+        async with reading(settings) as reads:
+            return await store_head(reads)
+
+    return asyncio.run(read())
 
 
 def test_the_export_holds_the_recording_and_each_kind_of_bundle_what_it_should(
@@ -193,7 +223,7 @@ HOSTILE_NAME, HOSTILE_PHONE = 'Zoë "Ace" O\'Hara\\Jr', "+12025550188"
 
 async def seed_hostile(settings: Settings, work_dir: Path) -> int:
     """One answered call of a borrower whose account id is her number and whose name has `"` and `\\`."""
-    store = await SqliteStore.open(settings.path(settings.store.path))
+    store = await open_store(settings)
     try:
         csv_path = work_dir / "hostile.csv"
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
@@ -227,9 +257,9 @@ async def seed_hostile(settings: Settings, work_dir: Path) -> int:
 
 
 def test_a_hostile_name_and_an_account_id_that_is_the_number_are_masked_in_the_zip_and_page(
-    tmp_path: Path,
+    backend_url: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(tmp_path)
+    settings = backend_settings(tmp_path, backend_url)
     attempt = asyncio.run(seed_hostile(settings, tmp_path))
     raw = export(settings, attempt, AUDITOR)
     text = zipfile.ZipFile(io.BytesIO(raw)).read("evidence.json").decode()
@@ -350,7 +380,7 @@ def test_a_masked_bundle_says_what_it_cannot_prove_and_is_checked_against_the_ch
     raw = export(settings, seeded.ids["A2"], AUDITOR)
     bundle = tmp_path / "masked.zip"
     bundle.write_bytes(raw)
-    mine = anchor_file(tmp_path / "mine.log", head(settings.path(settings.store.path)))
+    mine = anchor_file(tmp_path / "mine.log", head(settings))
 
     offline = check(bundle, "--anchors", mine)
     assert offline.exit_code == 2 and "masked (names and numbers hidden)" in offline.output, offline.output
@@ -388,25 +418,31 @@ def test_a_masked_bundle_says_what_it_cannot_prove_and_is_checked_against_the_ch
     assert short.exit_code == 1 and f"leaves out: [{dropped['seq']}]" in short.output, short.output
 
 
+async def rewrite_chain(settings: Settings) -> None:
+    """Change every opt_out to promise_to_pay and recompute every link, as the database's owner could."""
+    store = await open_store(settings)
+    try:
+        await tamper(store, "UPDATE audit_events SET data = replace(data, 'opt_out', 'promise_to_pay')")
+        prev = GENESIS
+        for fields in await store.fetch_all("SELECT * FROM audit_events ORDER BY seq"):
+            digest = link_hash(prev, *[fields[k] for k in LINK_FIELDS[1:]])
+            await tamper(
+                store,
+                "UPDATE audit_events SET prev_hash=?, hash=? WHERE seq=?",
+                (prev, digest, fields["seq"]),
+            )
+            prev = digest
+    finally:
+        await store.close()
+
+
 def test_a_chain_rewritten_after_your_anchor_fails_against_the_chain(
     site: tuple[Settings, Seeded], tmp_path: Path
 ) -> None:
     """The database's owner edits the outcome and recomputes the whole chain, then exports."""
     settings, seeded = site
-    db = settings.path(settings.store.path)
-    mine = anchor_file(tmp_path / "mine.log", head(db))
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_events SET data = replace(data, 'opt_out', 'promise_to_pay')")
-        prev = GENESIS
-        rows = conn.execute("SELECT * FROM audit_events ORDER BY seq")
-        columns = [d[0] for d in rows.description]
-        for row in rows.fetchall():
-            fields = dict(zip(columns, row, strict=True))
-            digest = link_hash(prev, *[fields[k] for k in LINK_FIELDS[1:]])
-            conn.execute(
-                "UPDATE audit_events SET prev_hash=?, hash=? WHERE seq=?", (prev, digest, fields["seq"])
-            )
-            prev = digest
+    mine = anchor_file(tmp_path / "mine.log", head(settings))
+    asyncio.run(rewrite_chain(settings))
     bundle = tmp_path / "masked.zip"
     bundle.write_bytes(export(settings, seeded.ids["A2"], AUDITOR))
     result = check(bundle, "--against-chain", "--anchors", mine, config=tmp_path / "duecall.toml")
@@ -600,7 +636,7 @@ def test_verify_names_an_out_of_range_or_garbled_anchor_line(
     site: tuple[Settings, Seeded], tmp_path: Path
 ) -> None:
     settings, _ = site
-    seq, digest = head(settings.path(settings.store.path))
+    seq, digest = head(settings)
     anchors = tmp_path / "anchors.log"
     anchors.write_text(
         f"{seq} {digest} ok\n"

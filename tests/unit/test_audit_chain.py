@@ -1,17 +1,18 @@
-"""The audit chain: every fact lands in it, and any change to an event or a recording is named."""
+"""The audit chain: every fact lands in it, and any change to an event or a recording is named (each
+test that takes `store` or `backend_url` runs on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from audit.changes import record_config
-from audit.verify import head, last_anchor, verify
+from audit.verify import last_anchor, store_head, verify_store
 from dialer.asterisk.ami import AmiEndpoint
 from dialer.campaign.engine import Dialer
 from dialer.core.clock import FixedClock
@@ -32,11 +33,19 @@ from dialer.store import SqliteStore, Store, TargetUpdate
 from dialer.store.chain import GENESIS, AuditEvent, StoredEvent, expected_hash, first_break
 from dialer.store.events import CampaignCreated
 from dialer.store.evidence import header_final, seal
+from dialer.store.opening import open_store
 from duecall.cli import main
 from duecall.cli.audit import purge
-from tests.support.audit_seed import sine_wav
-from tests.support.config import make_settings
+from tests.support import raw_db
+from tests.support.audit_seed import AUDITOR, backend_settings, backend_url, seed, sine_wav
+from tests.support.config import make_settings, write_config
+from tests.support.postgres import postgres_db, postgres_server
+from tests.support.raw_db import tamper, tamper_in
 from tests.support.records import NOW, record
+from tests.support.stores import backend_store
+from tests.support.web import client_for, sign_in
+
+__all__ = ["backend_store", "backend_url", "postgres_db", "postgres_server"]  # the fixtures
 
 
 async def one_call(store: Store, tmp_path: Path, phone: str = "+12025550101") -> Attempt:
@@ -77,20 +86,17 @@ async def one_call(store: Store, tmp_path: Path, phone: str = "+12025550101") ->
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = await SqliteStore.open(tmp_path / "t.db")
-    yield s
-    await s.close()
+def store(backend_store: Store) -> Store:
+    return backend_store
 
 
-def kinds(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [r[0] for r in conn.execute("SELECT kind FROM audit_events ORDER BY seq")]
+async def kinds(store: Store) -> list[str]:
+    return [r["kind"] for r in await store.fetch_all("SELECT kind FROM audit_events ORDER BY seq")]
 
 
 async def test_a_call_leaves_every_fact_in_order(store: Store, tmp_path: Path) -> None:
     attempt = await one_call(store, tmp_path)
-    assert kinds(tmp_path / "t.db") == [
+    assert await kinds(store) == [
         "campaign.created",
         "attempt.decided",
         "call.answer",
@@ -102,15 +108,15 @@ async def test_a_call_leaves_every_fact_in_order(store: Store, tmp_path: Path) -
         "recording.stored",
         "recording.stored",
     ]
-    with sqlite3.connect(tmp_path / "t.db") as conn:
-        decided = conn.execute("SELECT data FROM audit_events WHERE kind='attempt.decided'").fetchone()[0]
-        flags = [
-            r[0] for r in conn.execute("SELECT flag FROM attempt_flags WHERE attempt_id=?", (attempt.id,))
-        ]
+    decided = (await store.fetch_all("SELECT data FROM audit_events WHERE kind='attempt.decided'"))[0][0]
+    flags = [
+        r[0]
+        for r in await store.fetch_all("SELECT flag FROM attempt_flags WHERE attempt_id=?", (attempt.id,))
+    ]
     assert '"rule":"7-in-7"' in decided and '"phone":"+12025550101"' in decided
     # the 7th call of 7, the borrower opted out, and the zone came from the number
     assert sorted(flags) == ["cap-reached", "opt-out", "zone-derived"]
-    report = verify(tmp_path / "t.db")
+    report = await verify_store(store)
     assert report.ok and report.events == 10 and report.recordings_checked == 2
 
 
@@ -124,22 +130,20 @@ async def test_a_blocked_decision_is_in_the_chain_with_its_reasons(store: Store,
         return Decision(False, (Reason("window", "outside 08:00-21:00"),), NOW + timedelta(hours=9))
 
     await store.claim(target, NOW, block, lambda i, at: "", "d1", NOW)
-    with sqlite3.connect(tmp_path / "t.db") as conn:
-        kind, account, data = conn.execute(
-            "SELECT kind, account_id, data FROM audit_events ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+    [last] = await store.fetch_all(
+        "SELECT kind, account_id, data FROM audit_events ORDER BY seq DESC LIMIT 1"
+    )
+    kind, account, data = last["kind"], last["account_id"], last["data"]
     assert (kind, account) == ("contact.blocked", "A1")
     assert "outside 08:00-21:00" in data and "2026-11-28T21:00:00" in data
 
 
 async def test_changing_one_stored_event_is_named(store: Store, tmp_path: Path) -> None:
     await one_call(store, tmp_path)
-    db = tmp_path / "t.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            'UPDATE audit_events SET data=replace(data, \'"digit":"9"\', \'"digit":"1"\') WHERE seq=5'
-        )
-    report = verify(db)
+    await tamper(
+        store, 'UPDATE audit_events SET data=replace(data, \'"digit":"9"\', \'"digit":"1"\') WHERE seq=5'
+    )
+    report = await verify_store(store)
     assert not report.ok
     assert report.broken is not None and report.broken.seq == 5
     assert "ivr.key" in str(report.broken)
@@ -147,25 +151,21 @@ async def test_changing_one_stored_event_is_named(store: Store, tmp_path: Path) 
 
 async def test_deleting_or_reordering_events_is_named(store: Store, tmp_path: Path) -> None:
     await one_call(store, tmp_path)
-    db = tmp_path / "t.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM audit_events WHERE seq=3")
-    report = verify(db)
+    await tamper(store, "DELETE FROM audit_events WHERE seq=3")
+    report = await verify_store(store)
     assert report.broken is not None and report.broken.seq == 3 and "missing" in report.broken.why
 
 
 async def test_a_recomputed_chain_is_caught_by_an_earlier_anchor(store: Store, tmp_path: Path) -> None:
     await one_call(store, tmp_path)
-    db = tmp_path / "t.db"
-    seq, digest = head(db)
+    seq, digest = await store_head(store)
     anchors = tmp_path / "anchors.log"
     anchors.write_text(f"{seq} {digest} 2026-11-28T12:00:00Z\n")
     # Someone with write access cuts the last event: every remaining link is still right...
-    with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM audit_events WHERE seq=?", (seq,))
-    assert verify(db).broken is None
+    await tamper(store, "DELETE FROM audit_events WHERE seq=?", (seq,))
+    assert (await verify_store(store)).broken is None
     # ...but the head kept elsewhere is gone.
-    report = verify(db, anchors)
+    report = await verify_store(store, anchors)
     assert not report.ok and f"event {seq} is gone" in report.anchor_problems[0]
 
 
@@ -175,7 +175,7 @@ async def test_one_changed_byte_in_a_recording_is_named(store: Store, tmp_path: 
     data = bytearray(wav.read_bytes())
     data[len(data) // 2] ^= 0x01
     wav.write_bytes(bytes(data))
-    report = verify(tmp_path / "t.db")
+    report = await verify_store(store)
     assert report.broken is None and not report.ok
     assert report.recording_problems == [
         f"{wav}: content changed since event 9 stored it ({len(data)} bytes, was {len(data)})"
@@ -188,17 +188,18 @@ async def test_a_rewritten_recordings_table_does_not_fool_verify(store: Store, t
     sine_wav(wav, 2.0)  # replace the recording and "fix" the table to match
     from dialer.core.digest import sha256_file
 
-    with sqlite3.connect(tmp_path / "t.db") as conn:
-        conn.execute("UPDATE recordings SET sha256=? WHERE path=?", (sha256_file(wav), str(wav)))
-    problems = verify(tmp_path / "t.db").recording_problems
+    await tamper(store, "UPDATE recordings SET sha256=? WHERE path=?", (sha256_file(wav), str(wav)))
+    problems = (await verify_store(store)).recording_problems
     assert any("differs from the chain's" in p for p in problems)
     assert any("content changed" in p for p in problems)
 
 
-async def test_purge_removes_old_recordings_and_says_so_in_the_chain(store: Store, tmp_path: Path) -> None:
+async def test_purge_removes_old_recordings_and_says_so_in_the_chain(
+    backend_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, store={"url": backend_url})
+    store = await open_store(settings)
     attempt = await one_call(store, tmp_path)
-    await store.close()
-    settings = make_settings(tmp_path, store={"path": str(tmp_path / "t.db")})
     wav = Path(f"{attempt.recording_path}.wav")
     # Within retention: nothing goes.
     assert await purge(settings, NOW + timedelta(days=30), False, "operator:test") == 0
@@ -208,15 +209,16 @@ async def test_purge_removes_old_recordings_and_says_so_in_the_chain(store: Stor
     assert wav.exists()
     assert await purge(settings, later, False, "operator:test") == 2
     assert not wav.exists() and not Path(f"{attempt.recording_path}-replies").exists()
-    assert kinds(tmp_path / "t.db")[-2:] == ["recording.purged", "recording.purged"]
-    report = verify(tmp_path / "t.db")
+    assert (await kinds(store))[-2:] == ["recording.purged", "recording.purged"]
+    report = await verify_store(store)
+    await store.close()
     assert report.ok and report.recordings_purged == 2 and report.recordings_checked == 0
     assert await purge(settings, later, False, "operator:test") == 0  # again: nothing left
 
 
-async def test_config_and_script_changes_are_recorded_once(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, ivr={"enabled": True})
-    store = await SqliteStore.open(settings.path(settings.store.path))
+async def test_config_and_script_changes_are_recorded_once(backend_url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, store={"url": backend_url}, ivr={"enabled": True})
+    store = await open_store(settings)
     try:
         first = await record_config(store, settings, NOW, "dialer:test")
         assert "settings" in first and "policy pack us-regf" in first
@@ -251,7 +253,6 @@ def test_verify_command_exit_codes(tmp_path: Path) -> None:
     settings_file = tmp_path / "duecall.toml"
     settings_file.write_text(f'[store]\npath = "{tmp_path / "t.db"}"\n[audit]\nanchor_file = ""\n')
     runner = CliRunner()
-    import asyncio
 
     async def build() -> None:
         s = await SqliteStore.open(tmp_path / "t.db")
@@ -262,10 +263,45 @@ def test_verify_command_exit_codes(tmp_path: Path) -> None:
     ok = runner.invoke(main, ["--config", str(settings_file), "audit", "verify"])
     assert ok.exit_code == 0, ok.output
     assert "1 events checked" in ok.output and "verified" in ok.output
-    with sqlite3.connect(tmp_path / "t.db") as conn:
-        conn.execute("UPDATE audit_events SET actor='operator:mallory'")
+    raw_db.execute(tmp_path / "t.db", "UPDATE audit_events SET actor='operator:mallory'")
     bad = runner.invoke(main, ["--config", str(settings_file), "audit", "verify"])
     assert bad.exit_code == 1 and "BROKEN at event 1" in bad.output
+
+
+def test_the_audit_commands_read_a_postgresql_store(postgres_db: str, tmp_path: Path) -> None:
+    """verify, anchor and verify --since-last-anchor on a [store] url: passes, then names a changed event."""
+    anchors = tmp_path / "anchors.log"
+    settings = make_settings(tmp_path, store={"url": postgres_db})  # writes tmp_path/duecall.toml
+    cfg = write_config(
+        tmp_path / "audit.toml", {"store": {"url": postgres_db}, "audit": {"anchor_file": str(anchors)}}
+    )
+
+    async def build() -> None:
+        store = await open_store(settings)
+        await store.audit([AuditEvent(CampaignCreated(name), NOW, "operator:t") for name in "abc"])
+        await store.close()
+
+    asyncio.run(build())
+    runner = CliRunner()
+
+    def duecall(*args: str) -> Result:
+        return runner.invoke(main, ["--config", str(cfg), "audit", *args])
+
+    ok = duecall("verify")
+    assert ok.exit_code == 0 and "3 events checked" in ok.output and "verified" in ok.output, ok.output
+    anchored = duecall("anchor")
+    assert anchored.exit_code == 0 and anchors.read_text().startswith("3 "), anchored.output
+    assert tamper_in(settings, "UPDATE audit_events SET actor='operator:mallory' WHERE seq=2") == 1
+    bad = duecall("verify")
+    assert bad.exit_code == 1 and "BROKEN at event 2" in bad.output and "FAILED" in bad.output, bad.output
+    # Only what came after the anchor: nothing yet, but the anchor's own hash must still be in the chain.
+    since = duecall("verify", "--since-last-anchor")
+    assert since.exit_code == 0 and "0 events checked after the anchor at event 3" in since.output, (
+        since.output
+    )
+    tamper_in(settings, "DELETE FROM audit_events WHERE seq=3")
+    cut = duecall("verify")
+    assert cut.exit_code == 1 and "event 3 is gone" in cut.output, cut.output
 
 
 async def test_a_recording_left_unsealed_by_a_crash_is_sealed_at_the_next_start(
@@ -295,30 +331,43 @@ async def test_a_recording_left_unsealed_by_a_crash_is_sealed_at_the_next_start(
     )
     await dialer._reconcile_leftovers()  # no open attempts: Asterisk is not asked
     assert await store.unsealed(campaign.id) == []
-    assert kinds(tmp_path / "t.db")[-1] == "recording.stored"
-    assert verify(tmp_path / "t.db").recordings_checked == 1
+    assert (await kinds(store))[-1] == "recording.stored"
+    assert (await verify_store(store)).recordings_checked == 1
 
 
 async def test_verify_since_the_last_anchor_checks_only_what_came_after(store: Store, tmp_path: Path) -> None:
     attempt = await one_call(store, tmp_path)
-    db = tmp_path / "t.db"
-    seq, digest = head(db)
+    seq, digest = await store_head(store)
     anchors = tmp_path / "anchors.log"
     anchors.write_text(f"{seq} {digest} 2026-11-28T12:00:00Z\n")
     later = AuditEvent(CampaignCreated("d"), NOW, "operator:t")
     await store.audit([later, later])
-    report = verify(db, anchors, last_anchor(anchors))
+    report = await verify_store(store, anchors, last_anchor(anchors))
     assert report.ok and (report.from_seq, report.events, report.head_seq) == (seq, 2, seq + 2)
     assert report.recordings_checked == 0  # both were stored before the anchor
     # A change after the anchor is found...
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_events SET data='{}' WHERE seq=?", (seq + 2,))
-    broken = verify(db, anchors, last_anchor(anchors)).broken
+    await tamper(store, "UPDATE audit_events SET data='{}' WHERE seq=?", (seq + 2,))
+    broken = (await verify_store(store, anchors, last_anchor(anchors))).broken
     assert broken is not None and broken.seq == seq + 2
     # ...and one before it is caught by the anchored hash (the walk starts from it).
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_events SET data=? WHERE seq=?", ('{"x":1}', seq))
-    full = verify(db, anchors)
+    await tamper(store, "UPDATE audit_events SET data=? WHERE seq=?", ('{"x":1}', seq))
+    full = await verify_store(store, anchors)
     assert full.broken is not None and full.broken.seq == seq
-    assert verify(db, anchors, last_anchor(anchors)).anchor_problems == []  # hash column untouched
+    since = await verify_store(store, anchors, last_anchor(anchors))
+    assert since.anchor_problems == []  # hash column untouched
     assert Path(f"{attempt.recording_path}.wav").exists()
+
+
+def test_the_trail_page_verifies_the_store_and_names_a_changed_event(
+    backend_url: str, tmp_path: Path
+) -> None:
+    settings = backend_settings(tmp_path, backend_url)
+    asyncio.run(seed(settings, tmp_path))
+    with client_for(settings) as c:
+        token = sign_in(c, AUDITOR)
+        page = c.post("/trail", data={"csrf": token}).text
+        # the seed's one recordings row outside the folder (a made-up hash) is its only problem
+        assert 'id="trail-broken">none<' in page and "outside.wav: content changed" in page
+        assert tamper_in(settings, "UPDATE audit_events SET actor='operator:mallory' WHERE seq=2") == 1
+        page = c.post("/trail", data={"csrf": token}).text
+    assert ">FAILED<" in page and 'id="trail-broken">event 2: its content changed' in page

@@ -1,7 +1,9 @@
-"""Call search: each filter, paging, CSV chunks, one call's detail, and speed over 100,000 attempts."""
+"""Call search: each filter, paging, CSV chunks, one call's detail (on SQLite and on PostgreSQL), and
+speed over 100,000 attempts (SQLite)."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -12,14 +14,18 @@ import pytest
 from audit.search import CallFilter, _where, call_detail, export_rows, search
 from dialer.core.config import Settings
 from dialer.store import SqliteStore, Store, to_db
+from dialer.store.opening import open_store
 from tests.support import raw_db
-from tests.support.audit_seed import Seeded, seed
+from tests.support.audit_seed import Seeded, backend_url, seed
 from tests.support.config import make_settings
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store", "backend_url"]  # the fixtures, on both backends
 
 
 @pytest.fixture
-async def seeded(tmp_path: Path) -> tuple[Settings, Seeded]:
-    settings = make_settings(tmp_path)
+async def seeded(backend_url: str, tmp_path: Path) -> tuple[Settings, Seeded]:
+    settings = make_settings(tmp_path, store={"url": backend_url})
     return settings, await seed(settings, tmp_path)
 
 
@@ -31,7 +37,7 @@ async def ids(store: Store, f: CallFilter) -> list[int]:
 async def test_each_filter(seeded: tuple[Settings, Seeded]) -> None:
     settings, s = seeded
     a1, a2, a3, a4 = (s.ids[k] for k in ("A1", "A2", "A3", "A4"))
-    store = await SqliteStore.open(settings.path(settings.store.path))
+    store = await open_store(settings)
     try:
         assert await ids(store, CallFilter()) == [a4, a3, a2, a1]  # newest first
         assert await ids(store, CallFilter(date_from=date(2025, 3, 2))) == [a4, a3, a2]
@@ -64,6 +70,27 @@ async def test_each_filter(seeded: tuple[Settings, Seeded]) -> None:
         assert await call_detail(store, 999999) is None
     finally:
         await store.close()
+
+
+async def test_the_json_functions_the_searches_use_agree_on_both_backends(backend_store: Store) -> None:
+    """json_extract and json_each of a '$.key' path (PostgreSQL's in migrations_pg/0019), as the texts
+    search and the refusals' rule filter use them."""
+    store = backend_store
+    data = {
+        "phone": "+1202",
+        "to": {"zone": "UTC"},
+        "n": None,
+        "reasons": [{"rule": "window"}, {"rule": "7-in-7"}],
+    }
+    doc = json.dumps(data)
+    for path, want in [("$.phone", "+1202"), ("$.to.zone", "UTC"), ("$.n", None), ("$.gone", None)]:
+        row = await store.fetch_one("SELECT json_extract(?, ?) AS v", (doc, path))
+        assert row is not None and row["v"] == want, path
+    rules = await store.fetch_all(
+        "SELECT json_extract(r.value, '$.rule') AS rule FROM json_each(?, '$.reasons') r", (doc,)
+    )
+    assert sorted(r["rule"] for r in rules) == ["7-in-7", "window"]
+    assert await store.fetch_all("SELECT r.value FROM json_each(?, '$.gone') r", (doc,)) == []
 
 
 N = 100_000
@@ -115,6 +142,7 @@ FILTERS = {
 
 
 async def test_search_is_fast_over_100000_attempts(tmp_path: Path) -> None:
+    # SQLite only: the data is written straight into the file, and the plans checked are SQLite's.
     store = await SqliteStore.open(tmp_path / "big.db", "NORMAL")
     try:
         _bulk(tmp_path / "big.db")

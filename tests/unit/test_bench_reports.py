@@ -1,4 +1,6 @@
-"""bench/bench_reports.py builds its store by SQL alone; a small one, and the reports agree with it."""
+"""bench/bench_reports.py builds its store by SQL alone; a small one, and the reports agree with it.
+SQLite only: the bench writes a SQLite file by SQLite's SQL (the reports' queries are tested on both
+backends by the test_report_*.py tests)."""
 
 from __future__ import annotations
 

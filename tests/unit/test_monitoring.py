@@ -1,6 +1,6 @@
 """The dialer's Prometheus endpoint (issue 14 item 5) and JSON log lines.
 
-The figures from a real SQLite store written through the Store API (calls, a refusal, IVR steps,
+The figures from a real store written through the Store API (calls, a refusal, IVR steps,
 texts), the refresher's one read per interval whatever the scrapes, the real uvicorn server on
 loopback scraped over HTTP, hostile requests (bad path, huge header, slow client, a crowd) with the
 server still answering, and the event-loop lag under a deliberately blocked loop."""
@@ -48,7 +48,7 @@ from dialer.core.models import (
 )
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
-from dialer.store import SqliteStore, TargetUpdate
+from dialer.store import Store, TargetUpdate
 from dialer.store.db import Row
 from duecall import monitoring
 from duecall.cli import main
@@ -56,6 +56,9 @@ from duecall.logs import JsonFormatter
 from sms.sender import Sender
 from tests.support.gateway import ScriptedGateway
 from tests.support.records import borrower
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture: each test that takes `store` runs on both backends
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 in New York: inside every window
 
@@ -109,7 +112,7 @@ def _steps(at: datetime) -> tuple[IvrStep, ...]:
     return tuple(IvrStep(at + timedelta(seconds=i), "menu", k, d) for i, (k, d) in enumerate(kinds))
 
 
-async def _call(store: SqliteStore, campaign_id: int, account_id: str, result: CallResult | None) -> None:
+async def _call(store: Store, campaign_id: int, account_id: str, result: CallResult | None) -> None:
     targets = {t.account.account_id: t for t in await store.due_targets(campaign_id, NOW, 10)}
     decide = _allowed if result is not None else _blocked
     got = await store.claim(targets[account_id], NOW, decide, lambda i, _: f"/tmp/r{i}", "t", NOW)
@@ -118,7 +121,7 @@ async def _call(store: SqliteStore, campaign_id: int, account_id: str, result: C
         await store.finish_attempt(got, result, TargetUpdate(TargetState.DONE, NOW), "dialer:t")
 
 
-async def _text(store: SqliteStore, sender: Sender, account_id: str) -> None:
+async def _text(store: Store, sender: Sender, account_id: str) -> None:
     account = await store.account(account_id)
     assert account is not None
     request = TextRequest(account, "b1", "reminder-en-US#before_due", "Acme: a reminder.", "gsm-7", 1, "x")
@@ -126,15 +129,13 @@ async def _text(store: SqliteStore, sender: Sender, account_id: str) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(tmp_path / "t.db", "NORMAL")
+async def store(backend_store: Store) -> Store:
     phones = {"A1": "+12025550101", "A2": "+12025550102", "A3": "+12025550103", "A4": "+12025550104"}
-    await s.upsert_accounts([borrower(a, p) for a, p in phones.items()], NOW)
-    yield s
-    await s.close()
+    await backend_store.upsert_accounts([borrower(a, p) for a, p in phones.items()], NOW)
+    return backend_store
 
 
-async def _seed(store: SqliteStore) -> None:
+async def _seed(store: Store) -> None:
     """A1: refused (window); A2: answered with two speech rejects; A3: no answer; texts to A3, A4
     (accepted) and to A1 after its STOP (refused: opt-out)."""
     campaign = await store.create_campaign("c", NOW)
@@ -167,7 +168,7 @@ def _scrape(collector: monitoring.DueCallCollector) -> dict[tuple[str, tuple[tup
     return _samples(generate_latest(monitoring.registry_for(collector)).decode())
 
 
-async def test_figures_from_the_store_and_the_dialer(store: SqliteStore) -> None:
+async def test_figures_from_the_store_and_the_dialer(store: Store) -> None:
     campaign = await store.create_campaign("before", NOW)  # before the dialer started: not counted
     await store.add_targets(campaign.id, NOW)
     await _call(store, campaign.id, "A4", CallResult(Disposition.BUSY, NOW + timedelta(seconds=5)))
@@ -208,7 +209,7 @@ async def test_figures_from_the_store_and_the_dialer(store: SqliteStore) -> None
     ] == 1  # fmt: skip
 
 
-async def test_a_long_trail_is_read_in_bounded_chunks(store: SqliteStore, monkeypatch: Any) -> None:
+async def test_a_long_trail_is_read_in_bounded_chunks(store: Store, monkeypatch: Any) -> None:
     monkeypatch.setattr(monitoring.trail, "CHUNK", 3)
     monkeypatch.setattr(monitoring.trail, "MAX_CHUNKS", 2)
     refresher = monitoring.Refresher(store, 10.0)
@@ -233,7 +234,7 @@ def test_labels_stay_in_the_vocabulary() -> None:
 class CountingReads:
     """The store as the refresher sees it, counting the queries."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store, self.queries = store, 0
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -245,7 +246,7 @@ class CountingReads:
         return await self.store.fetch_one(sql, params)
 
 
-async def test_scrapes_never_query_the_store_only_the_refresher_does(store: SqliteStore) -> None:
+async def test_scrapes_never_query_the_store_only_the_refresher_does(store: Store) -> None:
     reads = CountingReads(store)
     settings = Settings(metrics={"port": 0, "refresh": "0.3s"})
     with monitoring.listen("127.0.0.1", 0) as sock:
@@ -276,7 +277,7 @@ class FailingOnce(CountingReads):
 
 
 async def test_a_failed_read_is_counted_and_the_next_one_catches_up(
-    store: SqliteStore, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     reads = FailingOnce(store)
     refresher = monitoring.Refresher(reads, 10.0)
@@ -290,7 +291,7 @@ async def test_a_failed_read_is_counted_and_the_next_one_catches_up(
 
 
 @pytest.fixture
-async def endpoint(store: SqliteStore, monkeypatch: Any) -> AsyncIterator[int]:
+async def endpoint(store: Store, monkeypatch: Any) -> AsyncIterator[int]:
     monkeypatch.setattr(monitoring.http, "REQUEST_SECONDS", 1.0)
     with monitoring.listen("127.0.0.1", 0) as sock:
         async with monitoring.serving(Settings(), store, _dialer(), sock) as refresher:
@@ -371,7 +372,7 @@ async def test_a_crowd_of_idle_connections_gets_503_not_a_stall(endpoint: int) -
     assert (await _get(endpoint)).status_code == 200
 
 
-async def test_the_endpoint_is_off_by_default(store: SqliteStore) -> None:
+async def test_the_endpoint_is_off_by_default(store: Store) -> None:
     async with monitoring.serving(Settings(), store, _dialer()) as refresher:
         assert refresher is None
 

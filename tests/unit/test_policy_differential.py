@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialer.policy import engine
 from dialer.policy.engine import (
     Channel,
     Consent,
@@ -315,3 +316,116 @@ def test_a_batch_at_one_moment_is_decided_as_before() -> None:
             pack = pack_of(rng)
             proposal = replace(proposal_of(rng, i), at=expressed(rng, at))
             assert outcome(decide, pack, proposal) == outcome(reference.decide, pack, proposal), proposal
+
+
+# --- the plain path (engine._decide_plain) ----------------------------------------------------------
+# Voice calls without consents, inconvenient times or a voice opt-out, under a pack without the lender's
+# calendar, daily caps or min gap: the engine decides these without its full path. Their histories sit
+# on the edges the plain path must get right: local midnights of the 7-in-7 windows and of the bars'
+# ends (just before, on, just after), the proposal's own moment, 7-in-7 counts around the limit.
+
+
+def plain_pack_of(rng: random.Random) -> Pack:
+    base = _PACKS[rng.choice(PACKS)]
+    lender = LenderSettings(max_sms_per_day=rng.choice((None, 2)), max_sms_per_week=rng.choice((None, 5)))
+    pack = replace(
+        base,
+        max_voice_per_day=None,
+        seven_counts_texts=False,
+        calls_per_7_days=rng.choice((None, 1, 2, 3, 7, 7)),
+        conversation_bar_days=rng.choice((None, 1, 2, 7, 7)),
+        seven_consent_exempt=rng.random() < 0.5,
+        bar_consent_exempt=rng.random() < 0.5,
+        lender=lender,
+    )
+    window = rng.choice(WINDOWS)
+    return pack if window is None else replace(pack, window_start=window[0], window_end=window[1])
+
+
+def edges(rng: random.Random, at: datetime, zones: tuple[str, ...]) -> list[datetime]:
+    """Moments on and around the local midnights of the days d-8..d+1 (d: at's day) and at itself."""
+    zone = ZoneInfo(rng.choice(zones))
+    day = at.astimezone(zone).date()
+    out = [at, at - timedelta(microseconds=1), at + timedelta(microseconds=1)]
+    for k in range(-8, 2):
+        midnight = datetime.combine(day + timedelta(days=k), time(0), zone).astimezone(UTC)
+        out += [midnight + timedelta(microseconds=d) for d in (-1, 0, 1)] + [midnight - timedelta(minutes=1)]
+    return out
+
+
+def plain_history_of(
+    rng: random.Random, at: datetime, zones: tuple[str, ...], person: str
+) -> tuple[Contact, ...]:
+    n = rng.choice((0, 1, rng.randrange(0, 8), rng.randrange(4, 16)))
+    near = edges(rng, at, zones)
+    out = []
+    for i in range(n):
+        if rng.random() < 0.6:
+            when = rng.choice(near)
+        else:
+            when = at - timedelta(minutes=rng.randrange(-600, 9 * 1440))
+        outcome = rng.choice(OUTCOMES)
+        out.append(
+            Contact(
+                ref=str(i),
+                at=expressed(rng, when) if rng.random() < 0.05 else when,
+                channel=rng.choice(("voice",) * 6 + ("sms",)),
+                direction=rng.choice(("outbound",) * 4 + ("inbound",)),
+                person=person if rng.random() < 0.9 else "spouse",
+                debts=tuple(sorted(rng.sample(DEBTS, rng.choice((0, 1, 1, 1, 2))))),
+                outcome=outcome,
+                conversation=rng.random() < 0.15,
+            )
+        )
+    rng.shuffle(out)
+    return tuple(out)
+
+
+def plain_proposal_of(rng: random.Random, i: int) -> Proposal:
+    zones = tuple(rng.sample(ZONES, rng.choice((1, 1, 2, 3))))
+    at = moment(rng, zones)
+    person = rng.choice(("consumer",) * 5 + ("spouse",))
+    debts = tuple(sorted(rng.sample(DEBTS, rng.choice((1, 1, 1, 2)))))
+    consumer = Consumer(zones, opted_out=frozenset({"sms"}) if rng.random() < 0.2 else frozenset())
+    return Proposal(f"q{i}", at, "voice", person, debts, consumer, plain_history_of(rng, at, zones, person))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_plain_path_decides_as_before(seed: int) -> None:
+    rng = random.Random(500 + seed)
+    for i in range(800):
+        pack, proposal = plain_pack_of(rng), plain_proposal_of(rng, i)
+        assert outcome(decide, pack, proposal) == outcome(reference.decide, pack, proposal), (
+            seed,
+            i,
+            pack,
+            proposal,
+        )
+
+
+def test_the_plain_cases_take_the_plain_path_and_reach_its_branches() -> None:
+    """Most plain cases are decided by _decide_plain, and they reach every outcome it gives itself:
+    allowed, the window alone, 7-in-7 and the bar blocking, each with and without a next moment."""
+    rng = random.Random(500)
+    plain = 0
+    seen: set[tuple[str, ...]] = set()
+    for i in range(800):
+        pack, proposal = plain_pack_of(rng), plain_proposal_of(rng, i)
+        verdict = engine._decide_plain(engine._facts(pack), proposal)
+        if verdict is None:
+            continue
+        plain += 1
+        rules = tuple(sorted({str(f.rule) for f in verdict.reasons if f.blocking}))
+        seen.add(rules + (("next",) if verdict.next_allowed_at else ("never",)) if rules else ("allowed",))
+    assert plain > 600
+    expected = {
+        ("allowed",),
+        ("window", "next"),
+        ("window", "never"),
+        ("7-in-7", "next"),
+        ("conversation", "next"),
+        ("7-in-7", "window", "next"),
+        ("conversation", "window", "next"),
+        ("7-in-7", "conversation", "window", "next"),
+    }
+    assert expected <= seen, expected - seen

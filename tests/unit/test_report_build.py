@@ -1,4 +1,4 @@
-"""A campaign's report over a real SQLite store: every metric, its interval, the arms, CSV and PNG."""
+"""A campaign's report over a real store (each backend): every metric, its interval, the arms, CSV and PNG."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from dialer.core.models import (
     TargetState,
     TargetUpdate,
 )
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from dialer.strategy.arms import ArmAssignment
 from reports import stats
 from reports.build import build_report, report_png
@@ -38,6 +38,9 @@ from reports.plots import NO_DATA, write_plots
 from reports.report import ALL, NO_GROUP, Cell, Report
 from reports.tables import format_cell, render
 from tests.support.records import record
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture, on both backends
 
 NOW = datetime(2026, 12, 2, 15, tzinfo=UTC)
 TODAY = NOW.date()
@@ -45,12 +48,8 @@ PLOTS = ("funnel.png", "curves.png", "roll_rates.png", "arms.png", "hours.png")
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SqliteStore.open(tmp_path / "d.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
+async def store(backend_store: Store) -> AsyncIterator[Store]:
+    yield backend_store
 
 
 async def campaign_of(store: Store, n: int, arms: dict[str, str] | None = None) -> Campaign:

@@ -1,30 +1,52 @@
-"""`duecall report` as a user runs it (in-process through click's runner): tables, CSV, PNG, errors."""
+"""`duecall report` as a user runs it (in-process through click's runner): tables, CSV, PNG, errors; on
+a SQLite file and on a PostgreSQL database ([store] url)."""
 
 from __future__ import annotations
 
 import csv
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from duecall.cli.report import GROUPINGS
 from reports.build import BYS
 from tests.support.borrowers import borrowers_csv
 from tests.support.cli import config, duecall
+from tests.support.config import write_config
+from tests.support.postgres import fresh_database, start_test_server
+from tests.support.stores import BACKENDS
 
 
-def campaign(tmp_path: Path) -> Path:
-    cfg = config(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def cfg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A duecall.toml of the backend: tests/support/cli.py's, or the same on a fresh database."""
+    if request.param == "sqlite":
+        yield config(tmp_path)
+        return
+    with fresh_database(start_test_server()) as url:
+        yield write_config(
+            tmp_path / "duecall.toml",
+            {
+                "store": {"url": url},
+                "asterisk": {"state_dir": str(tmp_path / "var")},
+                "accounts": {"default_region": "CN", "default_currency": "CNY", "default_language": "zh-CN"},
+            },
+        )
+
+
+def campaign(cfg: Path, tmp_path: Path) -> None:
     rows = [(f"A{i}", f"1391234567{i}", "") for i in range(3)]
     code, out = duecall(cfg, "accounts", "import", str(borrowers_csv(tmp_path / "in.csv", rows)))
     assert code == 0, out
     code, out = duecall(cfg, "campaign", "create", "nov")
     assert code == 0, out
-    return cfg
 
 
-def test_the_report_prints_its_tables_and_writes_csv_and_plots(tmp_path: Path) -> None:
-    cfg = campaign(tmp_path)
+def test_the_report_prints_its_tables_and_writes_csv_and_plots(cfg: Path, tmp_path: Path) -> None:
+    campaign(cfg, tmp_path)
     out_csv, out_png = tmp_path / "nov.csv", tmp_path / "plots"
     code, out = duecall(
         cfg, "report", "nov", "--since", "2026-11-01", "--csv", str(out_csv), "--png", str(out_png)
@@ -47,8 +69,8 @@ def test_the_report_prints_its_tables_and_writes_csv_and_plots(tmp_path: Path) -
     assert str(out_png / "funnel.png") in out
 
 
-def test_by_a_grouping(tmp_path: Path) -> None:
-    cfg = campaign(tmp_path)
+def test_by_a_grouping(cfg: Path, tmp_path: Path) -> None:
+    campaign(cfg, tmp_path)
     code, out = duecall(cfg, "report", "nov", "--by", "bucket")
     assert code == 0, out
     assert "by bucket" in out
@@ -56,8 +78,8 @@ def test_by_a_grouping(tmp_path: Path) -> None:
     assert code == 2 and "hour" in out  # click's own usage error names the choices
 
 
-def test_errors_name_the_thing(tmp_path: Path) -> None:
-    cfg = campaign(tmp_path)
+def test_errors_name_the_thing(cfg: Path, tmp_path: Path) -> None:
+    campaign(cfg, tmp_path)
     code, out = duecall(cfg, "report", "dec")
     assert code == 1 and "no campaign named 'dec'" in out
     code, out = duecall(cfg, "report", "nov", "--since", "1 Nov")

@@ -1,10 +1,10 @@
-"""A campaign's funnel from the store (issue 14 item 1): every account counted once, per arm too."""
+"""A campaign's funnel from the store (issue 14 item 1): every account counted once, per arm too; on both
+backends."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -23,11 +23,20 @@ from dialer.core.models import (
     TargetUpdate,
 )
 from dialer.core.vocab import MessageState, Outcome, ReplyKind
-from dialer.store import SqliteStore, Store
+from dialer.store import Store
 from dialer.store.payments import NewPayment
 from dialer.store.reports import HourRow
 from dialer.strategy.arms import ArmAssignment
 from tests.support.records import record
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture, on both backends
+
+
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    return backend_store
+
 
 NOW = datetime(2026, 12, 2, 15, tzinfo=UTC)
 
@@ -67,32 +76,28 @@ async def _reply(store: Store, phone: str, kind: ReplyKind, outcome: Outcome | N
     await store.record_inbound(inbound, ["sms"] if kind is ReplyKind.OPT_OUT else [], NOW, "gateway:test")
 
 
-async def test_the_funnel_counts_each_account_once_and_splits_by_arm(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "d.db")
-    try:
-        phones = [f"+1202555{100 + i:04d}" for i in range(5)]
-        await store.upsert_accounts([record(f"A{i}", p) for i, p in enumerate(phones)], NOW)
-        campaign = await store.create_campaign("c", NOW)
-        await store.add_targets(campaign.id, NOW)
-        accounts = await store.accounts_named([f"A{i}" for i in range(5)])
-        arms = [
-            ArmAssignment(a.pk, a.account_id, "B" if a.account_id in ("A1", "A2") else "A", ("M1",), 7)
-            for a in accounts.values()
-        ]
-        await store.save_arms(campaign.id, arms, NOW, "operator:test")
-        await _call(store, campaign.id, "A0", Disposition.NO_ANSWER)
-        await _call(store, campaign.id, "A0", Disposition.ANSWERED, "promise_to_pay")
-        await _call(store, campaign.id, "A1", Disposition.BUSY)
-        await _call(store, campaign.id, "A3", Disposition.MACHINE)
-        await _text(store, campaign.id, accounts["A1"], delivered=True)
-        await _reply(store, phones[1], ReplyKind.ANSWER, Outcome.PROMISE_TO_PAY)
-        await _text(store, campaign.id, accounts["A2"], delivered=True)
-        await _reply(store, phones[2], ReplyKind.OPT_OUT)
-        await _text(store, campaign.id, accounts["A3"], delivered=False)
-        [whole] = await store.funnel(campaign.id)
-        by_arm = {row.group: row for row in await store.funnel(campaign.id, "arm")}
-    finally:
-        await store.close()
+async def test_the_funnel_counts_each_account_once_and_splits_by_arm(store: Store) -> None:
+    phones = [f"+1202555{100 + i:04d}" for i in range(5)]
+    await store.upsert_accounts([record(f"A{i}", p) for i, p in enumerate(phones)], NOW)
+    campaign = await store.create_campaign("c", NOW)
+    await store.add_targets(campaign.id, NOW)
+    accounts = await store.accounts_named([f"A{i}" for i in range(5)])
+    arms = [
+        ArmAssignment(a.pk, a.account_id, "B" if a.account_id in ("A1", "A2") else "A", ("M1",), 7)
+        for a in accounts.values()
+    ]
+    await store.save_arms(campaign.id, arms, NOW, "operator:test")
+    await _call(store, campaign.id, "A0", Disposition.NO_ANSWER)
+    await _call(store, campaign.id, "A0", Disposition.ANSWERED, "promise_to_pay")
+    await _call(store, campaign.id, "A1", Disposition.BUSY)
+    await _call(store, campaign.id, "A3", Disposition.MACHINE)
+    await _text(store, campaign.id, accounts["A1"], delivered=True)
+    await _reply(store, phones[1], ReplyKind.ANSWER, Outcome.PROMISE_TO_PAY)
+    await _text(store, campaign.id, accounts["A2"], delivered=True)
+    await _reply(store, phones[2], ReplyKind.OPT_OUT)
+    await _text(store, campaign.id, accounts["A3"], delivered=False)
+    [whole] = await store.funnel(campaign.id)
+    by_arm = {row.group: row for row in await store.funnel(campaign.id, "arm")}
     assert whole.accounts == 5 and whole.attempted == 3 and whole.calls == 4
     assert (whole.contacted, whole.right_party, whole.right_party_calls) == (
         1,
@@ -108,14 +113,10 @@ async def test_the_funnel_counts_each_account_once_and_splits_by_arm(tmp_path: P
     assert a.accounts + b.accounts == whole.accounts  # intention to treat: every assigned account
 
 
-async def test_a_funnel_by_something_unknown_is_refused(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "d.db")
-    try:
-        with pytest.raises(ValueError, match="by one of"):
-            await store.funnel(1, "hour; DROP TABLE accounts")
-        assert await store.funnel(99) == []  # no such campaign: nothing, not an error
-    finally:
-        await store.close()
+async def test_a_funnel_by_something_unknown_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="by one of"):
+        await store.funnel(1, "hour; DROP TABLE accounts")
+    assert await store.funnel(99) == []  # no such campaign: nothing, not an error
 
 
 # -- by step, segment, bucket at entry, week of first contact; contacts by local hour
@@ -132,12 +133,11 @@ def _borrower(
     )
 
 
-async def _campaign(tmp_path: Path, borrowers: list[AccountRecord]) -> tuple[Store, int, dict[str, Account]]:
-    store = await SqliteStore.open(tmp_path / "d.db")
+async def _campaign(store: Store, borrowers: list[AccountRecord]) -> tuple[int, dict[str, Account]]:
     await store.upsert_accounts(borrowers, ENTRY - timedelta(days=30))
     campaign = await store.create_campaign("c", ENTRY - timedelta(days=1))
     await store.add_targets(campaign.id, ENTRY)
-    return store, campaign.id, await store.accounts_named([b.account_id for b in borrowers])
+    return campaign.id, await store.accounts_named([b.account_id for b in borrowers])
 
 
 async def _call_at(
@@ -174,12 +174,12 @@ def _segment_of(step: str) -> str:
     return step.split(".", 1)[0] if step else ""
 
 
-async def test_by_step_and_segment_an_account_counts_in_each_one_that_contacted_it(tmp_path: Path) -> None:
+async def test_by_step_and_segment_an_account_counts_in_each_one_that_contacted_it(store: Store) -> None:
     borrowers = [
         _borrower(f"A{i}", f"+1202555{200 + i:04d}", ("America/New_York",), date(2026, 11, 1))
         for i in range(4)
     ]
-    store, campaign_id, accounts = await _campaign(tmp_path, borrowers)
+    campaign_id, accounts = await _campaign(store, borrowers)
     calls = [  # (account, step, disposition); A3 is never contacted
         ("A0", "segments[0].steps[0]", Disposition.NO_ANSWER),
         ("A0", "segments[0].steps[1]", Disposition.ANSWERED),
@@ -188,17 +188,14 @@ async def test_by_step_and_segment_an_account_counts_in_each_one_that_contacted_
         ("A2", "rules.promise_broken", Disposition.MACHINE),
     ]
     texts = [("A1", "segments[1].steps[0]"), ("A2", "segments[0].steps[2]")]
-    try:
-        for n, (account_id, step, disposition) in enumerate(calls):
-            await _call_at(
-                store, campaign_id, accounts[account_id], ENTRY + timedelta(hours=n), disposition, step
-            )
-        for n, (account_id, step) in enumerate(texts):
-            await _text_at(store, campaign_id, accounts[account_id], ENTRY + timedelta(hours=10 + n), step)
-        by_step = {row.group: row for row in await store.funnel(campaign_id, "step")}
-        by_segment = {row.group: row for row in await store.funnel(campaign_id, "segment")}
-    finally:
-        await store.close()
+    for n, (account_id, step, disposition) in enumerate(calls):
+        await _call_at(
+            store, campaign_id, accounts[account_id], ENTRY + timedelta(hours=n), disposition, step
+        )
+    for n, (account_id, step) in enumerate(texts):
+        await _text_at(store, campaign_id, accounts[account_id], ENTRY + timedelta(hours=10 + n), step)
+    by_step = {row.group: row for row in await store.funnel(campaign_id, "step")}
+    by_segment = {row.group: row for row in await store.funnel(campaign_id, "segment")}
     for key, rows in ((lambda s: s, by_step), (_segment_of, by_segment)):
         groups = {key(step) for _, step, _ in calls} | {key(step) for _, step in texts}
         assert set(rows) == groups  # A3, never contacted, is in none
@@ -214,7 +211,7 @@ async def test_by_step_and_segment_an_account_counts_in_each_one_that_contacted_
     assert by_segment["rules"].accounts == 1
 
 
-async def test_by_bucket_each_account_counts_in_its_bucket_on_its_local_day_of_entry(tmp_path: Path) -> None:
+async def test_by_bucket_each_account_counts_in_its_bucket_on_its_local_day_of_entry(store: Store) -> None:
     york, utc = ("America/New_York",), ("UTC",)
     borrowers = [
         _borrower("due-tomorrow", "+12025550301", york, date(2026, 12, 2)),
@@ -228,21 +225,16 @@ async def test_by_bucket_each_account_counts_in_its_bucket_on_its_local_day_of_e
         _borrower("paid-after", "+12025550307", york, date(2026, 9, 1)),
         _borrower("late-200", "+12025550308", ("America/Los_Angeles", "Asia/Shanghai"), date(2026, 5, 16)),
     ]
-    store, campaign_id, accounts = await _campaign(tmp_path, borrowers)
+    campaign_id, accounts = await _campaign(store, borrowers)
     paid = {  # amount, currency, when
         "paid-before": (10_000, "USD", ENTRY - timedelta(days=3)),
         "paid-part": (4_000, "USD", ENTRY - timedelta(days=3)),
         "paid-after": (10_000, "USD", ENTRY + timedelta(hours=1)),  # after the entry: still late then
     }
-    try:
-        for account_id, (amount, _, at) in paid.items():
-            await _pay(store, accounts[account_id], amount, at)
-        await _call_at(
-            store, campaign_id, accounts["late-45"], ENTRY + timedelta(hours=2), Disposition.ANSWERED
-        )
-        rows = {row.group: row for row in await store.funnel(campaign_id, "bucket")}
-    finally:
-        await store.close()
+    for account_id, (amount, _, at) in paid.items():
+        await _pay(store, accounts[account_id], amount, at)
+    await _call_at(store, campaign_id, accounts["late-45"], ENTRY + timedelta(hours=2), Disposition.ANSWERED)
+    rows = {row.group: row for row in await store.funnel(campaign_id, "bucket")}
     expected: Counter[str] = Counter()
     for b in borrowers:  # the pure rules of dialer/core/balance.py, payments up to the entry
         zone = decision_zone(b.time_zones, ENTRY)
@@ -255,21 +247,18 @@ async def test_by_bucket_each_account_counts_in_its_bucket_on_its_local_day_of_e
     assert rows["M2"].calls == rows["M2"].promised == 1
 
 
-async def test_by_period_the_iso_week_of_the_first_contact_on_the_local_day(tmp_path: Path) -> None:
+async def test_by_period_the_iso_week_of_the_first_contact_on_the_local_day(store: Store) -> None:
     york = ("America/New_York",)
     borrowers = [_borrower(f"A{i}", f"+1202555{400 + i:04d}", york, date(2026, 11, 1)) for i in range(4)]
-    store, campaign_id, accounts = await _campaign(tmp_path, borrowers)
+    campaign_id, accounts = await _campaign(store, borrowers)
     monday_utc = datetime(2026, 11, 30, 3, tzinfo=UTC)  # still Sunday in New York: week 48, not 49
     first = {"A0": monday_utc, "A1": monday_utc + timedelta(days=1), "A2": monday_utc + timedelta(days=8)}
-    try:
-        await _call_at(store, campaign_id, accounts["A0"], first["A0"], Disposition.NO_ANSWER)
-        await _call_at(store, campaign_id, accounts["A0"], first["A0"] + timedelta(days=9), Disposition.BUSY)
-        await _text_at(store, campaign_id, accounts["A1"], first["A1"])
-        await _call_at(store, campaign_id, accounts["A1"], first["A1"] + timedelta(days=7), Disposition.BUSY)
-        await _call_at(store, campaign_id, accounts["A2"], first["A2"], Disposition.ANSWERED)
-        rows = {row.group: row for row in await store.funnel(campaign_id, "period")}
-    finally:
-        await store.close()
+    await _call_at(store, campaign_id, accounts["A0"], first["A0"], Disposition.NO_ANSWER)
+    await _call_at(store, campaign_id, accounts["A0"], first["A0"] + timedelta(days=9), Disposition.BUSY)
+    await _text_at(store, campaign_id, accounts["A1"], first["A1"])
+    await _call_at(store, campaign_id, accounts["A1"], first["A1"] + timedelta(days=7), Disposition.BUSY)
+    await _call_at(store, campaign_id, accounts["A2"], first["A2"], Disposition.ANSWERED)
+    rows = {row.group: row for row in await store.funnel(campaign_id, "period")}
     weeks = Counter(
         "{}-W{:02d}".format(*at.astimezone(decision_zone(york, at)).isocalendar()[:2])
         for at in first.values()
@@ -279,13 +268,13 @@ async def test_by_period_the_iso_week_of_the_first_contact_on_the_local_day(tmp_
     assert rows["2026-W48"].calls == 2  # every call of an account counts in the week it was first contacted
 
 
-async def test_contacts_by_hour_are_counted_in_the_borrowers_local_hour(tmp_path: Path) -> None:
+async def test_contacts_by_hour_are_counted_in_the_borrowers_local_hour(store: Store) -> None:
     borrowers = [
         _borrower("york", "+12025550501", ("America/New_York",), date(2026, 11, 1)),
         _borrower("kolkata", "+12025550502", ("Asia/Kolkata",), date(2026, 11, 1)),  # UTC+05:30
         _borrower("two", "+12025550503", ("America/Los_Angeles", "America/New_York"), date(2026, 11, 1)),
     ]
-    store, campaign_id, accounts = await _campaign(tmp_path, borrowers)
+    campaign_id, accounts = await _campaign(store, borrowers)
     dst_end = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT; an hour later 01:30 EST again
     calls = [
         ("york", dst_end, Disposition.ANSWERED),
@@ -303,15 +292,12 @@ async def test_contacts_by_hour_are_counted_in_the_borrowers_local_hour(tmp_path
         ("two", datetime(2026, 11, 2, 23, 59, tzinfo=UTC)),
         ("kolkata", datetime(2026, 11, 2, 18, 29, tzinfo=UTC)),
     ]
-    try:
-        for account_id, at, disposition in calls:
-            await _call_at(store, campaign_id, accounts[account_id], at, disposition)
-        for account_id, at in texts:
-            await _text_at(store, campaign_id, accounts[account_id], at)
-        rows = await store.contacts_by_hour(campaign_id)
-        assert await store.contacts_by_hour(campaign_id + 1) == [HourRow(h, 0, 0, 0, 0) for h in range(24)]
-    finally:
-        await store.close()
+    for account_id, at, disposition in calls:
+        await _call_at(store, campaign_id, accounts[account_id], at, disposition)
+    for account_id, at in texts:
+        await _text_at(store, campaign_id, accounts[account_id], at)
+    rows = await store.contacts_by_hour(campaign_id)
+    assert await store.contacts_by_hour(campaign_id + 1) == [HourRow(h, 0, 0, 0, 0) for h in range(24)]
 
     def hour(account_id: str, at: datetime) -> int:
         zones = next(b.time_zones for b in borrowers if b.account_id == account_id)

@@ -1,5 +1,5 @@
 """The reports' money from the store (issue 14 item 1): promises kept, cures and recovery, entries
-(入催率), roll rates, cure curves and the amount recovered per arm, on a real SqliteStore.
+(入催率), roll rates, cure curves and the amount recovered per arm, on a real store of each backend.
 
 Each expected figure is worked out in the comments from the rules (docs/payments.md, and
 docs/reports.md "How the money metrics are counted"); the last tests check the SQL against the pure
@@ -22,20 +22,21 @@ from dialer.core import balance
 from dialer.core.models import (
     Account,
 )
-from dialer.store import SqliteStore
+from dialer.store import SqliteStore, Store
 from dialer.store.db import _migrations, _statements
 from dialer.store.outcomes import CureRow, CurveRow, EntryRow, PromiseRow, RollRow
 from tests.support.money import NOW, NY, account, arms, campaign_of, pay, promise_call, promise_text
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture, on both backends
 
 SHANGHAI = ("Asia/Shanghai",)
 LA_NY = ("America/Los_Angeles", "America/New_York")  # two zones: Los Angeles's day ends last
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "o.db")
-    yield opened
-    await opened.close()
+async def store(backend_store: Store) -> AsyncIterator[Store]:
+    yield backend_store
 
 
 # ------------------------------------------------------------------ cures and recovery
@@ -44,7 +45,7 @@ START, END = date(2026, 11, 10), date(2026, 11, 30)
 
 
 async def test_cures_count_accounts_late_at_the_start_and_their_money_per_currency(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     nov1 = date(2026, 11, 1)
     cid = await campaign_of(
@@ -102,7 +103,7 @@ async def test_cures_count_accounts_late_at_the_start_and_their_money_per_curren
 
 
 async def test_entries_count_accounts_due_in_the_period_still_owing_when_their_due_date_ended(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     nov10 = date(2026, 11, 10)
     records = [account(f"E{i}", nov10) for i in (1, 2, 3, 7)]
@@ -129,7 +130,7 @@ async def test_entries_count_accounts_due_in_the_period_still_owing_when_their_d
 
 
 async def test_the_roll_matrix_follows_each_account_from_bucket_to_bucket_month_by_month(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     records = [account("R1", date(2026, 10, 15)), account("R2", date(2026, 10, 15))]
     records += [account("R3", date(2026, 11, 20)), account("R4", date(2026, 12, 20))]
@@ -156,7 +157,7 @@ async def test_the_roll_matrix_follows_each_account_from_bucket_to_bucket_month_
 # ------------------------------------------------------------------ cure curves
 
 
-async def test_curves_cumulate_cures_and_money_by_day_past_due(store: SqliteStore) -> None:
+async def test_curves_cumulate_cures_and_money_by_day_past_due(store: Store) -> None:
     dec1 = date(2026, 12, 1)
     records = [account(f"K{i}", dec1) for i in (1, 2, 3, 5)]
     records += [account("K4", date(2026, 12, 3)), account("K6", date(2026, 12, 10))]
@@ -181,7 +182,7 @@ async def test_curves_cumulate_cures_and_money_by_day_past_due(store: SqliteStor
 # ------------------------------------------------------------------ promises
 
 
-async def test_promise_verdicts_follow_the_balance_rules(store: SqliteStore) -> None:
+async def test_promise_verdicts_follow_the_balance_rules(store: Store) -> None:
     dec1, dec5 = date(2026, 12, 1), date(2026, 12, 5)
     cid = await campaign_of(store, [account(f"P{i}", dec1) for i in range(1, 6)])
     other = await store.create_campaign("other", NOW)
@@ -216,7 +217,7 @@ async def test_promise_verdicts_follow_the_balance_rules(store: SqliteStore) -> 
 # ------------------------------------------------------------------ amounts per arm
 
 
-async def test_recovered_by_arm_has_every_assigned_account_and_one_currency(store: SqliteStore) -> None:
+async def test_recovered_by_arm_has_every_assigned_account_and_one_currency(store: Store) -> None:
     nov1 = date(2026, 11, 1)
     records = [account(f"X{i}", nov1) for i in range(1, 5)] + [account("Y1", nov1, 50000, SHANGHAI, "CNY")]
     cid = await campaign_of(store, records)
@@ -242,7 +243,7 @@ async def test_recovered_by_arm_has_every_assigned_account_and_one_currency(stor
 # ------------------------------------------------------------------ empty, tiny, refused
 
 
-async def test_an_empty_campaign_gives_zeros_not_errors(store: SqliteStore) -> None:
+async def test_an_empty_campaign_gives_zeros_not_errors(store: Store) -> None:
     campaign = await store.create_campaign("empty", NOW)
     cid = campaign.id
     assert await store.promise_verdicts(cid, NOW.date()) == [PromiseRow("", 0, 0, 0, 0, 0, 0)]
@@ -257,7 +258,7 @@ async def test_an_empty_campaign_gives_zeros_not_errors(store: SqliteStore) -> N
     assert await store.cures(cid, START, END, "arm") == []
 
 
-async def test_a_campaign_of_one_account_with_nothing_paid(store: SqliteStore) -> None:
+async def test_a_campaign_of_one_account_with_nothing_paid(store: Store) -> None:
     cid = await campaign_of(store, [account("T1", date(2026, 11, 1))])
     assert await store.cures(cid, START, END) == [CureRow("", "USD", 1, 0, 10000, 0, 0)]
     assert await store.promise_verdicts(cid, END) == [PromiseRow("", 0, 0, 0, 0, 0, 0)]
@@ -269,7 +270,7 @@ async def test_a_campaign_of_one_account_with_nothing_paid(store: SqliteStore) -
     [("cures", "step"), ("cures", "period"), ("entries", "bucket"), ("promise_verdicts", "hour")],
 )
 async def test_a_grouping_that_makes_no_sense_is_refused_naming_the_allowed_ones(
-    store: SqliteStore, query: str, by: str
+    store: Store, query: str, by: str
 ) -> None:
     with pytest.raises(ValueError, match="by one of '', 'arm'"):
         if query == "promise_verdicts":
@@ -283,18 +284,18 @@ async def test_a_grouping_that_makes_no_sense_is_refused_naming_the_allowed_ones
 # ------------------------------------------------------------------ the payment's day
 
 
-async def test_payments_get_their_local_day_when_imported(store: SqliteStore, tmp_path: Path) -> None:
+async def test_payments_get_their_local_day_when_imported(store: Store) -> None:
     await store.upsert_accounts([account("D1", date(2026, 11, 1), zones=LA_NY)], NOW)
     await pay(store, "D1", 100, datetime(2026, 11, 10, 7, tzinfo=UTC))  # 23:00 on the 9th in Los Angeles
     await pay(store, "D1", 100, date(2026, 11, 12))  # date-only: that day
-    with sqlite3.connect(tmp_path / "o.db") as raw:
-        days = raw.execute("SELECT paid_day FROM payments ORDER BY id").fetchall()
+    days = [tuple(r) for r in await store.fetch_all("SELECT paid_day FROM payments ORDER BY id")]
     assert days == [("2026-11-09",), ("2026-11-12",)]
 
 
 async def test_payments_stored_before_migration_0014_get_their_day_when_the_store_opens(
     tmp_path: Path,
 ) -> None:
+    # SQLite's own migrations: PostgreSQL's schema starts at 0016.
     path = tmp_path / "d.db"
     with sqlite3.connect(path) as raw:  # schema 13, as DueCall left it before the payment's day was kept
         for number, script in _migrations():
@@ -333,7 +334,7 @@ UTC_ZONE = ZoneInfo("UTC")
 Made = dict[str, tuple[Account, list[balance.Payment]]]
 
 
-async def _random_campaign(store: SqliteStore, rng: random.Random) -> tuple[int, Made]:
+async def _random_campaign(store: Store, rng: random.Random) -> tuple[int, Made]:
     """40 accounts (five zones, two currencies, one with none), each with 0-3 payments, date-only or
     timed. Each payment comes back with its day (`paid_on`) in the decision zone when it was paid."""
     records = []
@@ -375,9 +376,7 @@ def _dpd_at_start(a: Account, pays: Sequence[balance.Payment], day: date) -> int
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_the_sql_agrees_with_the_balance_functions_on_random_accounts(
-    store: SqliteStore, seed: int
-) -> None:
+async def test_the_sql_agrees_with_the_balance_functions_on_random_accounts(store: Store, seed: int) -> None:
     cid, made = await _random_campaign(store, random.Random(seed))
     start, end = date(2026, 10, 10), date(2026, 11, 20)
     # Cures, by bucket at the start: recomputed account by account.

@@ -1,4 +1,5 @@
-"""Reads never see another coroutine's open write transaction, and cannot write themselves."""
+"""Reads never see another coroutine's open write transaction, and cannot write themselves: on both
+backends, and SQLite's read connections taken in turn."""
 
 from __future__ import annotations
 
@@ -8,20 +9,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 import dialer.store.accounts as accounts_module
 from audit.search import CallFilter, search
-from dialer.store import SqliteStore
+from dialer.store import Store
 from dialer.store.chain import AuditEvent
 from dialer.store.db import READERS, SqliteDatabase
 from tests.support.records import NOW, record
+from tests.support.stores import backend_store
+
+__all__ = ["backend_store"]  # the fixture, on both backends
+
+
+class Injected(Exception):
+    """A failure inside a write transaction."""
+
+
+@pytest.fixture
+def store(backend_store: Store) -> Store:
+    return backend_store
 
 
 async def test_a_read_during_an_open_write_sees_only_committed_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = await SqliteStore.open(tmp_path / "t.db")
     await store.upsert_accounts([record("A1")], NOW)
     inside, release = asyncio.Event(), asyncio.Event()
     real_append = accounts_module.append_audit
@@ -51,42 +64,35 @@ async def test_a_read_during_an_open_write_sees_only_committed_rows(
         assert found is not None and found.phone_e164 == "+12025550102"
     finally:
         release.set()
-        await store.close()
 
 
-async def test_a_rolled_back_write_is_never_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = await SqliteStore.open(tmp_path / "t.db")
-
+async def test_a_rolled_back_write_is_never_seen(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     async def failing(db: Any, events: Sequence[AuditEvent]) -> None:
         assert await store.count_accounts() == 0  # read while the batch's rows sit uncommitted
-        raise sqlite3.OperationalError("disk I/O error (injected)")
+        raise Injected("disk I/O error (injected)")
 
     monkeypatch.setattr(accounts_module, "append_audit", failing)
-    try:
-        import_id = await store.start_import("b.csv", NOW)
-        with pytest.raises(sqlite3.OperationalError, match="injected"):
-            await store.import_batch(import_id, 1, [record("A1")], [], NOW)
-        assert await store.count_accounts() == 0
-    finally:
-        await store.close()
+    import_id = await store.start_import("b.csv", NOW)
+    with pytest.raises(Injected, match="injected"):
+        await store.import_batch(import_id, 1, [record("A1")], [], NOW)
+    assert await store.count_accounts() == 0
 
 
-async def test_the_read_path_cannot_write(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "t.db")
-    try:
-        await store.upsert_accounts([record("A1")], NOW)
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await store.fetch_all("DELETE FROM accounts")
-        assert await store.count_accounts() == 1
-    finally:
-        await store.close()
+async def test_the_read_path_cannot_write(store: Store) -> None:
+    await store.upsert_accounts([record("A1")], NOW)
+    # SQLite's read connections are query_only; PostgreSQL's reads are READ ONLY transactions.
+    refused = (sqlite3.OperationalError, asyncpg.ReadOnlySQLTransactionError)
+    with pytest.raises(refused, match=r"readonly|read-only"):
+        await store.fetch_all("DELETE FROM accounts")
+    assert await store.count_accounts() == 1
 
 
 async def test_reads_run_side_by_side_on_the_read_connections_and_wait_for_a_free_one(
     tmp_path: Path,
 ) -> None:
     """A report's queries overlap (one per read connection); one more waits, and gets a
-    connection back when a read ends, even one that failed."""
+    connection back when a read ends, even one that failed. SQLite's own read connections
+    (`READERS`; PostgreSQL's are its pool's)."""
     database = await SqliteDatabase.open(tmp_path / "t.db")
     try:
         inside = 0

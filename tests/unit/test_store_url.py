@@ -10,6 +10,7 @@ import pytest
 from dialer.core.config import load_settings
 from dialer.core.errors import ConfigError, DueCallError, StoreError
 from dialer.store.opening import open_store, sqlite_file
+from dialer.store.pg import migrations as pg_migrations
 from dialer.store.postgres import PostgresStore
 from dialer.store.sqlite import SqliteStore
 from tests.support.postgres import postgres_db, postgres_server
@@ -53,7 +54,7 @@ async def test_a_postgresql_url_opens_that_database(tmp_path: Path, postgres_db:
     s = load_settings(_settings(tmp_path, f'url = "{postgres_db}"'))
     store = await open_store(s)
     try:
-        assert isinstance(store, PostgresStore) and await store.schema_version() == 16
+        assert isinstance(store, PostgresStore) and await store.schema_version() == pg_migrations()[-1][0]
     finally:
         await store.close()
     with pytest.raises(DueCallError, match=r"\[store\] url: this command reads a SQLite store's file"):
@@ -72,3 +73,17 @@ async def test_an_unreachable_server_is_an_error_naming_the_setting_without_the_
         message
     )
     assert "secret" not in message
+
+
+async def test_a_wrong_password_is_an_error_naming_the_setting_without_the_password(
+    tmp_path: Path, postgres_db: str
+) -> None:
+    wrong = postgres_db.replace("duecall:", "duecall:not-the-password-", 1)
+    s = load_settings(_settings(tmp_path, f'url = "{wrong}"'))
+    with pytest.raises(StoreError) as caught:
+        await open_store(s)
+    message = str(caught.value)
+    assert message.startswith("[store] url: cannot connect to PostgreSQL at postgresql://duecall:***@"), (
+        message
+    )
+    assert "not-the-password" not in message and "password authentication failed" in message

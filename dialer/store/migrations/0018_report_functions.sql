@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: migrations_pg/0018_report_functions.sql gives PostgreSQL the SQLite
+-- functions the reports' SQL uses (julianday of a date, instr, max and min of two NUMERIC values).

@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: migrations_pg/0019_audit_functions.sql gives PostgreSQL the SQLite JSON
+-- functions the audit page's searches use (json_extract and json_each of a '$.key' path).
