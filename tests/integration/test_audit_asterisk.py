@@ -3,6 +3,7 @@ recordings, and `duecall audit verify` catching one changed byte."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import wave
 from datetime import timedelta
@@ -64,12 +65,12 @@ async def test_real_calls_are_in_the_chain_and_verify(asterisk: AmiCredentials, 
 
     runner = CliRunner()
     config_file = str(work_dir / "duecall.toml")
-    ok = runner.invoke(main, ["--config", config_file, "audit", "verify"])
+    ok = await asyncio.to_thread(runner.invoke, main, ["--config", config_file, "audit", "verify"])
     assert ok.exit_code == 0 and "verified" in ok.output, ok.output
 
     data = bytearray(wav.read_bytes())
     data[-100] ^= 0x01
     wav.write_bytes(bytes(data))
-    bad = runner.invoke(main, ["--config", config_file, "audit", "verify"])
+    bad = await asyncio.to_thread(runner.invoke, main, ["--config", config_file, "audit", "verify"])
     assert bad.exit_code == 1
     assert f"{wav}: content changed" in bad.output.replace("\n", "")

@@ -92,7 +92,7 @@ async def test_sigkill_mid_campaign_then_restart(asterisk: AmiCredentials, work_
     second = start_run(settings)
     output, _ = second.communicate(timeout=120)
     assert second.returncode == 0, output
-    assert f"{left_open} reconciled from an earlier run" in output
+    assert f"{left_open} reconciled (from an earlier run" in output
     rows = await check_every_account_once(settings, asterisk, phones)
     notes = " ".join(str(r["note"]) for r in rows)
     assert "adopted after restart" in notes or "reconciled from AstDB" in notes
