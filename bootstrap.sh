@@ -26,8 +26,9 @@ PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng
 # chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none);
 # libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it;
 # postgresql: the PostgreSQL store's tests (DueCall runs its own cluster, docs/postgres.md);
-# iproute2: the cross-host test's network namespaces (`ip netns`).
-if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql iproute2); fi
+# iproute2: the cross-host test's network namespaces (`ip netns`); git: the layout test lists the
+# repository's files (a machine that cloned it has git; one given a copy may not).
+if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql iproute2 git); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

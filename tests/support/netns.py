@@ -96,17 +96,17 @@ def network(roles: Sequence[str]) -> Iterator[dict[str, Host]]:
     made: list[str] = []
     try:
         hub = _add(f"{run}-hub", made)
-        _ip("-n", hub, "link", "add", "br0", "type", "bridge")
-        _ip("-n", hub, "link", "set", "br0", "up")
+        _ip_in(hub, "link", "add", "br0", "type", "bridge")
+        _ip_in(hub, "link", "set", "br0", "up")
         hosts = {}
         for number, role in enumerate(roles):
             name = _add(f"{run}-{role}", made)
             address = f"{SUBNET}.{FIRST_HOST + number}"
-            _ip("-n", hub, "link", "add", f"v{number}", "type", "veth", "peer", "name", "eth0", "netns", name)
-            _ip("-n", hub, "link", "set", f"v{number}", "master", "br0", "up")
-            _ip("-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
-            _ip("-n", name, "link", "set", "eth0", "up")
-            _ip("-n", name, "link", "set", "lo", "up")
+            _ip_in(hub, "link", "add", f"v{number}", "type", "veth", "peer", "name", "eth0", "netns", name)
+            _ip_in(hub, "link", "set", f"v{number}", "master", "br0", "up")
+            _ip_in(name, "addr", "add", f"{address}/24", "dev", "eth0")
+            _ip_in(name, "link", "set", "eth0", "up")
+            _ip_in(name, "link", "set", "lo", "up")
             hosts[role] = Host(name, address)
         yield hosts
     finally:
@@ -128,6 +128,16 @@ def _ip(*args: str) -> str:
     done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
     if done.returncode != 0:
         raise AssertionError(f"ip {' '.join(args)} (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def _ip_in(name: str, *args: str) -> str:
+    """`ip` inside namespace `name`, entered with nsenter: `ip -n` remounts / as a slave first,
+    which fails where / is no mount point (a chroot)."""
+    argv = ["nsenter", f"--net={NETNS_DIR / name}", "--", "ip", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"ip -n {name} {' '.join(args)} (exit {done.returncode}): {done.stderr.strip()}")
     return done.stdout
 
 
