@@ -28,8 +28,9 @@ PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev debootstrap ca-certific
 # libatomic1: Playwright's bundled node driver links it, and a minimal Debian 12 lacks it;
 # postgresql: the PostgreSQL store's tests (DueCall runs its own cluster, docs/postgres.md);
 # iproute2: the cross-host test's network namespaces (`ip netns`); git: the layout test lists the
-# repository's files (a machine that cloned it has git; one given a copy may not).
-if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql iproute2 git); fi
+# repository's files (a machine that cloned it has git; one given a copy may not); sip-tester
+# (sipp): the carrier on loopback for the PJSIP trunk's tests (tests/support/sipp.py).
+if [ "$MODE" = test ]; then PACKAGES+=(chromium libatomic1 postgresql iproute2 git sip-tester); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def start_asterisk(s: Settings) -> asterisk_host.AmiCredentials:
     a = s.asterisk
     install = asterisk_host.provision(s.root, s.path(a.state_dir), s.path(a.cache_dir), a.ami_port)
-    return asterisk_host.start(install, s.root, s.path(a.state_dir), a.ami_port)
+    return asterisk_host.start(install, s.root, s.path(a.state_dir), a.ami_port, carrier=s.carrier)
 
 
 def endpoint(s: Settings) -> AmiEndpoint:

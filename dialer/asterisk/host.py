@@ -29,6 +29,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dialer.asterisk.trunk import write_trunk
+from dialer.core.config import CarrierSettings
 from dialer.core.errors import AsteriskSetupError
 from dialer.core.private_files import (
     PRIVATE_UMASK,
@@ -399,6 +401,7 @@ def start(
     state_dir: Path,
     ami_port: int = 5038,
     kill_strays: bool = True,
+    carrier: CarrierSettings | None = None,
 ) -> AmiCredentials:
     """(Re)start our Asterisk with the current config; return AMI credentials once it is fully booted.
 
@@ -410,7 +413,7 @@ def start(
     if install.kind == "chroot" and kill_strays:
         _kill_chroot_processes(install.root)
     _check_port_free(ami_port)
-    lay = prepare_files(install, project_root, state_dir, ami_port)
+    lay = prepare_files(install, project_root, state_dir, ami_port, carrier)
     secret = _ami_secret(lay)
     mounts = _mount_for(install, project_root, lay) if install.kind == "chroot" else []
     _save_record(lay, install, ami_port, mounts)
@@ -420,11 +423,21 @@ def start(
     return creds
 
 
-def prepare_files(install: AsteriskInstall, project_root: Path, state_dir: Path, ami_port: int) -> _Layout:
-    """Asterisk's private folders, the AMI secret and the rendered config, all 0600/0700."""
+def prepare_files(
+    install: AsteriskInstall,
+    project_root: Path,
+    state_dir: Path,
+    ami_port: int,
+    carrier: CarrierSettings | None = None,
+) -> _Layout:
+    """Asterisk's private folders, the AMI secret and the rendered config, all 0600/0700.
+
+    carrier: `[carrier]`, rendered into pjsip_trunk.conf (over a hand-written one); None: as written."""
     lay = _layout(state_dir)
     _make_dirs(lay)
     _render_config(install, project_root.resolve(), lay, ami_port, _ami_secret(lay))
+    if carrier is not None:
+        write_trunk(lay.etc, carrier, project_root.resolve())
     return lay
 
 

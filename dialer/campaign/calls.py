@@ -2,8 +2,9 @@
 
 The dialplan reports each call through AMI events (see docs/number-plan.md):
 `DueCallAnswer` when the borrower picks up, `DueCallIvr` when the answered
-side ends (stage reached, AMD verdict, digits), and `DueCallDial` when the
-outbound leg ends (Dial's DIALSTATUS and the hangup cause). The same facts are
+call ends (stage reached, AMD verdict, digits), and `DueCallDial` when the
+originated channel hangs up, answered or not (a status read from the hangup
+cause, and the cause itself), from its hangup handler. The same facts are
 written to Asterisk's AstDB, so a call whose events were missed (dialer crash,
 AMI reconnect) is reconciled from there.
 

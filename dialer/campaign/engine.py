@@ -50,6 +50,7 @@ from dialer.core.dialplan import (
     ASTDB_DIAL,
     ASTDB_FAMILY,
     ASTDB_IVR,
+    DIAL_HANGUP_PUSH,
     IVR_EXTEN,
     Context,
     Event,
@@ -738,9 +739,8 @@ class Dialer:
         recording = Path(call.attempt.recording_path)
         recording.parent.mkdir(parents=True, exist_ok=True)
         variables = [
+            DIAL_HANGUP_PUSH,  # first: the dial result is reported however the channel ends
             f"{Var.ATTEMPT}={call.key}",
-            f"{Var.DIAL}={d.trunk.format(number=call.attempt.phone_e164.lstrip('+'))}",
-            f"{Var.RING_TIMEOUT}={int(d.ring_timeout.total_seconds())}",
             f"{Var.AMD}={'yes' if d.amd else 'no'}",
             f"{Var.RECORDING}={recording}",
             f"{Var.PROMPT}={d.prompt}",
@@ -752,13 +752,15 @@ class Dialer:
             variables.append(f"{Var.AGI_SECRET}={self.ivr.agi_secret(call.key)}")
         headers: dict[str, str | list[str]] = {
             "ActionID": action_id,
-            "Channel": f"Local/{call.attempt.id}@{Context.OUTBOUND}",
+            # The borrower's own channel: no Local pair of ours in between (docs/number-plan.md).
+            "Channel": d.trunk.format(number=call.attempt.phone_e164.lstrip("+")),
             "Context": Context.IVR,
             "Exten": IVR_EXTEN,
             "Priority": "1",
             "Async": "true",
             "ChannelId": f"dc-{call.key}",
-            "Timeout": str(int((d.ring_timeout.total_seconds() + 10) * 1000)),
+            # How long it may ring: on expiry Asterisk hangs it up, cause 19 (no answer).
+            "Timeout": str(int(d.ring_timeout.total_seconds() * 1000)),
             "CallerID": d.caller_id,
             "Variable": variables,
         }

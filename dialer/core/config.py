@@ -181,6 +181,72 @@ class DialerSettings(_Section):
     lease: Duration = timedelta(seconds=60)
 
 
+# A SIP host as a carrier writes it: a DNS name or an IPv4 address (IPv6 in [brackets]).
+_SIP_HOST = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[0-9a-fA-F:.]+]$"
+# A pjsip.conf value: one line, no comment start (`;`), nothing Asterisk's config parser reinterprets.
+_CONF_VALUE = r"^[^;\s\\\[\]#\x00-\x1f\x7f]*$"
+
+
+class CarrierSettings(_Section):
+    """A PJSIP trunk to a carrier, rendered into pjsip_trunk.conf (dialer/asterisk/trunk.py).
+
+    Dialled with `[dialer] trunk = "PJSIP/{number}@carrier"`. Without this section nothing is rendered
+    and a hand-written asterisk/conf/pjsip_trunk.conf is used as before.
+    """
+
+    host: str = Field(max_length=253)  # the carrier's SIP server
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    bind: str = "0.0.0.0"  # the local IP address our SIP socket listens on
+    bind_port: int = Field(5060, ge=1, le=65535)
+    # Digest auth: both or neither. The password stays out of duecall.toml (a file, 0600 advised).
+    username: str = Field("", max_length=128)
+    password_file: Path | None = None
+    registration: bool = False  # keep a REGISTER with the carrier (needs username)
+    from_domain: str = Field("", max_length=253)  # "": host
+    codecs: tuple[Literal["ulaw", "alaw", "gsm"], ...] = ("ulaw", "alaw")
+    dtmf_mode: Literal["rfc4733", "info", "inband", "auto"] = "rfc4733"  # the IVR reads keys
+    qualify_frequency: int = Field(60, ge=0, le=86400)  # seconds between OPTIONS pings; 0: none
+
+    @field_validator("host")
+    @classmethod
+    def _sip_host(cls, value: str) -> str:
+        if not re.match(_SIP_HOST, value):
+            raise ValueError(f"{value[:60]!r} is not a host name or IP address (e.g. sip.carrier.example)")
+        return value
+
+    @field_validator("username", "from_domain")
+    @classmethod
+    def _one_conf_value(cls, value: str) -> str:
+        if not re.match(_CONF_VALUE, value):
+            raise ValueError(f"{value[:60]!r} has a space, ;, #, \\ or a bracket: pjsip.conf cannot hold it")
+        return value
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value[:60]!r} is not an IP address (e.g. 0.0.0.0)") from None
+        return value
+
+    @field_validator("codecs")
+    @classmethod
+    def _some_codec(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one codec (ulaw, alaw, gsm)")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> CarrierSettings:
+        if bool(self.username) != (self.password_file is not None):
+            raise ValueError("digest auth needs both username and password_file (or neither)")
+        if self.registration and not self.username:
+            raise ValueError("registration = true needs username and password_file")
+        return self
+
+
 class SpeechSettings(_Section):
     """The recogniser for one script locale (`[ivr] speech."<locale>"`)."""
 
@@ -407,6 +473,7 @@ class Settings(_Section):
     postgres: PostgresSettings = PostgresSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     dialer: DialerSettings = DialerSettings()
+    carrier: CarrierSettings | None = None  # a PJSIP trunk rendered from [carrier]; None: none
     accounts: ImportSettingsModel = ImportSettingsModel()
     policy: PolicySettings = PolicySettings()
     ivr: IvrSettings = IvrSettings()

@@ -1,9 +1,11 @@
 """The dialplan contract: every name Python shares with asterisk/conf/extensions.conf, once.
 
-The dialer originates `Local/<attempt>@duecall-outbound` into `duecall-ivr`, exten `s`, with
-channel variables (`Var`); the dialplan reports each side's end in AstDB (`duecall/<key>/dial`,
-`duecall/<key>/ivr`) and as UserEvents (`Event`, with the headers in `Header`); `DUECALL_STAGE`
-tells how far the answered side got (`Stage`). docs/number-plan.md describes the contract;
+The dialer originates the borrower's channel (the rendered trunk) into `duecall-ivr`, exten `s`,
+with channel variables (`Var`) and `DIAL_HANGUP_PUSH`, which makes `duecall-dial-hangup` that
+channel's hangup handler: it runs however the channel ends, even one that never rang. The dialplan
+reports each call's end in AstDB (`duecall/<key>/dial`, `duecall/<key>/ivr`) and as UserEvents
+(`Event`, with the headers in `Header`); `DUECALL_STAGE` tells how far the answered call got
+(`Stage`). docs/number-plan.md describes the contract;
 tests/unit/test_dialplan_names.py checks every name here is in extensions.conf.
 """
 
@@ -13,20 +15,22 @@ import enum
 
 
 class Context(enum.StrEnum):
-    OUTBOUND = "duecall-outbound"  # Local ;2: dials the borrower
-    IVR = "duecall-ivr"  # Local ;1: runs once the borrower answered
+    DIAL_HANGUP = "duecall-dial-hangup"  # the originated channel's hangup handler: the dial result
+    IVR = "duecall-ivr"  # runs once the borrower answered
     SIM = "duecall-sim"  # the simulated borrowers (the demo's and the tests' trunk)
 
 
-IVR_EXTEN = "s"  # the extension the Originate sends the answered side to, in Context.IVR
+IVR_EXTEN = "s"  # the extension the Originate sends the answered call to, in Context.IVR
+
+# The Originate `Variable` that pushes the dial-result hangup handler onto the originated channel.
+# Quoted: AMI splits a Variable header at commas outside quotes (manager.c, man_do_variable_value).
+DIAL_HANGUP_PUSH = f'CHANNEL(hangup_handler_push)="{Context.DIAL_HANGUP},s,1"'
 
 
 class Var(enum.StrEnum):
     """Channel variables. The Originate sets the first ones; the IVR sets STAGE and OUTCOME."""
 
     ATTEMPT = "DUECALL_ATTEMPT"  # the dialer's call key: <database id>-<attempt id>
-    DIAL = "DUECALL_DIAL"  # what Dial() calls (the trunk with the number)
-    RING_TIMEOUT = "DUECALL_RING_TIMEOUT"  # seconds
     AMD = "DUECALL_AMD"  # "yes": run answering-machine detection
     RECORDING = "DUECALL_RECORDING"  # the recording's path, without .wav
     PROMPT = "DUECALL_PROMPT"  # the one prompt played without the IVR
@@ -58,9 +62,9 @@ EARLY_STAGES = frozenset({Stage.ANSWERED, Stage.PROMPT})
 class Event(enum.StrEnum):
     """The UserEvent names the dialplan sends over AMI."""
 
-    ANSWER = "DueCallAnswer"  # the borrower answered (Local ;1)
-    DIAL = "DueCallDial"  # the outbound leg ended (Local ;2)
-    IVR = "DueCallIvr"  # the answered side ended
+    ANSWER = "DueCallAnswer"  # the borrower answered
+    DIAL = "DueCallDial"  # the originated channel hung up (answered or not)
+    IVR = "DueCallIvr"  # the answered call ended
 
 
 class Header(enum.StrEnum):
@@ -68,8 +72,10 @@ class Header(enum.StrEnum):
 
     ATTEMPT = "Attempt"  # the call key, in every one
     ANSWERED_AT = "AnsweredAt"  # DueCallAnswer: the dialplan's clock, seconds since the epoch
-    DIAL_STATUS = "DialStatus"  # DueCallDial: DIALSTATUS
-    CAUSE = "Cause"  # DueCallDial: HANGUPCAUSE
+    DIAL_STATUS = (
+        "DialStatus"  # DueCallDial: ANSWER, or from the cause: BUSY, NOANSWER, CONGESTION, CHANUNAVAIL
+    )
+    CAUSE = "Cause"  # DueCallDial: HANGUPCAUSE of the originated channel
     STAGE = "Stage"  # DueCallIvr: DUECALL_STAGE
     AMD = "Amd"  # DueCallIvr: AMDSTATUS
     AMD_CAUSE = "AmdCause"  # DueCallIvr: AMDCAUSE
@@ -80,7 +86,7 @@ class Header(enum.StrEnum):
 
 # AstDB: the dialplan's facts about a call, under duecall/<call key>/<key>.
 ASTDB_FAMILY = "duecall"
-ASTDB_DIAL = "dial"  # "DIALSTATUS,HANGUPCAUSE"
+ASTDB_DIAL = "dial"  # "DialStatus,HANGUPCAUSE" (as in DueCallDial)
 ASTDB_IVR = "ivr"  # "stage,AMDSTATUS,digits,outcome,AGISTATUS"
 
 

@@ -16,6 +16,7 @@ import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,7 +99,8 @@ class Call:
     number: str
     ring_timeout: int = 20
     amd: bool = False
-    target: str | None = None  # DUECALL_DIAL; default Local/<number>@duecall-sim
+    never_created: bool = False  # the target names no endpoint: Asterisk cannot create the channel
+    target: str | None = None  # the originated channel; default Local/<number>@duecall-sim
     started: float = 0.0
     originate: Message = field(default_factory=dict)
     dial: Message = field(default_factory=dict)
@@ -118,21 +120,20 @@ FIRST_ATTEMPT = (RUN % 1_000_000) * 100
 def originate_headers(call: Call) -> list[tuple[str, str]]:
     """Exactly what the dialer sends (docs/number-plan.md)."""
     variables = {
+        "CHANNEL(hangup_handler_push)": '"duecall-dial-hangup,s,1"',
         "DUECALL_ATTEMPT": str(call.attempt),
-        "DUECALL_DIAL": f"Local/{call.number}@duecall-sim" if call.target is None else call.target,
-        "DUECALL_RING_TIMEOUT": str(call.ring_timeout),
         "DUECALL_AMD": "yes" if call.amd else "no",
         "DUECALL_RECORDING": str(call.recording),
         "DUECALL_PROMPT": PROMPT,
     }
     return [
-        ("Channel", f"Local/{call.attempt}@duecall-outbound"),
+        ("Channel", f"Local/{call.number}@duecall-sim" if call.target is None else call.target),
         ("Context", "duecall-ivr"),
         ("Exten", "s"),
         ("Priority", "1"),
         ("Async", "true"),
         ("ChannelId", f"duecall-{call.attempt}"),
-        ("Timeout", str((call.ring_timeout + 10) * 1000)),
+        ("Timeout", str(call.ring_timeout * 1000)),
         ("CallerID", '"DueCall" <12025550000>'),
         *(("Variable", f"{k}={v}") for k, v in variables.items()),
     ]
@@ -151,14 +152,21 @@ async def place(ami: Ami, call: Call) -> Call:
     action_id = await ami.send("Originate", originate_headers(call))
     attempt = str(call.attempt)
     call.originate = await ami.wait(lambda m: event(m, "OriginateResponse") and m["ActionID"] == action_id)
-    call.dial = await ami.wait(lambda m: user_event(m, "DueCallDial") and m["Attempt"] == attempt)
+    # No channel, no hangup handler: a channel Asterisk could not even create reports nothing more.
+    dial_timeout = 3.0 if call.never_created else CALL_TIMEOUT
+    try:
+        call.dial = await ami.wait(
+            lambda m: user_event(m, "DueCallDial") and m["Attempt"] == attempt, dial_timeout
+        )
+    except TimeoutError:
+        assert call.never_created, f"no DueCallDial for {call}"
     if call.originate["Response"] == "Success":
         call.ivr = await ami.wait(lambda m: user_event(m, "DueCallIvr") and m["Attempt"] == attempt)
     call.seconds = max(float(m["_at"]) for m in (call.originate, call.dial, call.ivr) if m) - call.started
     return call
 
 
-CALLS = {
+CALLS: dict[str, dict[str, Any]] = {
     "human": dict(number="12025550101"),
     "human_amd": dict(number="12025550103", amd=True),
     "keys_from_astdb": dict(number="12025550102"),
@@ -172,7 +180,9 @@ CALLS = {
     "early_hangup_no_amd": dict(number="12025550160"),
     "no_input": dict(number="12025550170"),
     "unknown_number": dict(number="12025550199"),
-    "empty_target": dict(number="12025550101", target=""),
+    "no_such_endpoint": dict(
+        number="12025550101", target="PJSIP/12025550101@duecall-nowhere", never_created=True
+    ),
 }
 
 
@@ -183,10 +193,7 @@ async def place_all(creds: AmiCredentials) -> tuple[dict[str, Call], list[Messag
         for number in {spec["number"] for spec in CALLS.values()}:
             await ami.action("DBDelTree", Family=f"sim/{number}")  # an error reply when none: fine
         await ami.action("DBPut", Family="sim/12025550102", Key="keys", Val="w9")
-        calls = {
-            name: Call(FIRST_ATTEMPT + i, **spec)  # type: ignore[arg-type]
-            for i, (name, spec) in enumerate(CALLS.items())
-        }
+        calls = {name: Call(FIRST_ATTEMPT + i, **spec) for i, (name, spec) in enumerate(CALLS.items())}
         await asyncio.gather(*(place(ami, call) for call in calls.values()))
         await ami.action("DBDel", Family="sim/12025550102", Key="keys")
         return calls, ami.messages
@@ -267,11 +274,18 @@ def test_only_the_filtered_events_reach_the_dialer(placed: tuple[dict[str, Call]
     assert {"OriginateResponse", "UserEvent"} <= {m.get("Event") for m in placed[1]}
 
 
-def test_originate_variables_reach_the_outbound_leg(calls: dict[str, Call]) -> None:
-    # DUECALL_DIAL and DUECALL_RING_TIMEOUT are read on Local ;2: "no_answer" only ends after
-    # 4 s if the ring timeout arrived there.
+def test_the_originate_timeout_is_the_ring_timeout(calls: dict[str, Call]) -> None:
+    # "no_answer" rings for ever: the Originate's Timeout (4 s) ends it.
     assert calls["human"].dial["DialStatus"] == "ANSWER"
     assert 4 <= calls["no_answer"].seconds < 7
+
+
+def test_the_borrowers_channel_is_originated_directly(calls: dict[str, Call]) -> None:
+    # No Local pair of ours: the events come from the borrower's channel itself (the sim's ;1).
+    for name in ("human", "busy"):
+        call = calls[name]
+        assert call.dial["Channel"].startswith(f"Local/{call.number}@duecall-sim-")
+        assert call.dial["Uniqueid"] == f"duecall-{call.attempt}"  # the ChannelId the Originate preset
 
 
 # ---------------------------------------------------------------- the simulated borrowers
@@ -298,26 +312,31 @@ def test_speech_reply_without_keys(calls: dict[str, Call]) -> None:
 
 
 def test_no_answer(calls: dict[str, Call]) -> None:
-    # Reason 0, not 3: the Dial timeout ends the Local ;2 leg with a plain hangup.
-    assert outcome(calls["no_answer"]) == ("Failure", "0", "NOANSWER", "19")
+    # Reason 3: the Originate timed out; the channel it hung up has cause 19 (no answer).
+    assert outcome(calls["no_answer"]) == ("Failure", "3", "NOANSWER", "19")
     assert calls["no_answer"].ivr == {}
 
 
 def test_busy(calls: dict[str, Call]) -> None:
-    assert outcome(calls["busy"]) == ("Failure", "5", "BUSY", "17")
+    # Reason 0 (a plain hangup, as from a SIP carrier's 486): the hangup handler reads the cause.
+    assert outcome(calls["busy"]) == ("Failure", "0", "BUSY", "17")
 
 
 def test_congestion(calls: dict[str, Call]) -> None:
-    assert outcome(calls["congestion"]) == ("Failure", "8", "CONGESTION", "34")
-    assert outcome(calls["unknown_number"]) == ("Failure", "8", "CONGESTION", "34")
+    assert outcome(calls["congestion"]) == ("Failure", "0", "CONGESTION", "34")
+    assert outcome(calls["unknown_number"]) == ("Failure", "0", "CONGESTION", "34")
 
 
 def test_failed_number(calls: dict[str, Call]) -> None:
     assert outcome(calls["failed"]) == ("Failure", "0", "CHANUNAVAIL", "1")
 
 
-def test_empty_dial_target_is_unavailable(calls: dict[str, Call]) -> None:
-    assert outcome(calls["empty_target"])[::2] == ("Failure", "CHANUNAVAIL")
+def test_a_channel_never_created_has_only_the_originate_response(calls: dict[str, Call]) -> None:
+    call = calls["no_such_endpoint"]
+    assert (call.originate["Response"], call.originate["Reason"]) == ("Failure", "0")
+    assert call.dial == {}
+    found = run_cli(STATE_DIR, f"database get duecall/{call.attempt} dial").strip()
+    assert found == "Database entry not found."
 
 
 def test_answering_machine(calls: dict[str, Call]) -> None:
@@ -341,6 +360,23 @@ def test_results_are_in_astdb(calls: dict[str, Call]) -> None:
     call = calls["human"]
     assert run_cli(STATE_DIR, f"database get duecall/{call.attempt} dial").strip() == "Value: ANSWER,16"
     assert run_cli(STATE_DIR, f"database get duecall/{call.attempt} ivr").strip() == "Value: done,,1,"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("busy", "BUSY,17"),
+        ("congestion", "CONGESTION,34"),
+        ("failed", "CHANUNAVAIL,1"),
+        ("no_answer", "NOANSWER,19"),
+    ],
+)
+def test_a_call_never_answered_leaves_its_result_in_astdb(
+    calls: dict[str, Call], name: str, value: str
+) -> None:
+    # The channel never entered the dialplan: the hangup handler the Originate pushed still ran.
+    found = run_cli(STATE_DIR, f"database get duecall/{calls[name].attempt} dial").strip()
+    assert found == f"Value: {value}"
 
 
 def test_answered_calls_are_recorded(calls: dict[str, Call]) -> None:

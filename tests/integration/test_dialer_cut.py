@@ -30,6 +30,7 @@ from dialer.asterisk.host import AmiCredentials, provision, run_cli, start, stat
 from dialer.campaign.engine import Dialer
 from dialer.core.clock import SystemClock
 from dialer.core.config import Settings
+from dialer.core.dialplan import DIAL_HANGUP_PUSH
 from dialer.core.errors import AmiActionFailed
 from dialer.policy.gate import PackGate
 from dialer.policy.packs import load_pack
@@ -209,9 +210,8 @@ async def test_no_dialer_on_the_fastagi_port_gives_an_apology_not_silence(asteri
         port = probe.getsockname()[1]
     key = f"nodialer-{time.time_ns()}"
     variables = [
+        DIAL_HANGUP_PUSH,
         f"DUECALL_ATTEMPT={key}",
-        "DUECALL_DIAL=Local/12205550170@duecall-sim",
-        "DUECALL_RING_TIMEOUT=8",
         "DUECALL_AMD=no",
         f"DUECALL_RECORDING={PROJECT_ROOT / 'var' / 'test' / key}",
         f"DUECALL_AGI_PORT={port}",
@@ -220,7 +220,8 @@ async def test_no_dialer_on_the_fastagi_port_gives_an_apology_not_silence(asteri
         await client.send(
             "Originate",
             {
-                "Channel": "Local/1@duecall-outbound",
+                "Channel": "Local/12205550170@duecall-sim",  # as the dialer does: the borrower's channel
+                "Timeout": "8000",
                 "Context": "duecall-ivr",
                 "Exten": "s",
                 "Priority": "1",

@@ -86,8 +86,9 @@ class Rig:
         assert isinstance(attempt, Attempt)
         return attempt
 
-    def originated(self) -> list[str]:
-        return [m["Channel"] for m in self.ami.actions("Originate")]
+    def originated(self) -> list[int]:
+        """The attempt ids Originates were sent for (ChannelId dc-<instance>-<attempt id>)."""
+        return [int(m["ChannelId"].rsplit("-", 1)[1]) for m in self.ami.actions("Originate")]
 
 
 @asynccontextmanager
@@ -312,7 +313,8 @@ async def test_a_claim_whose_commit_was_lost_is_never_placed(sqlite_store: Store
         rows = await sqlite_store.attempts_for(r.campaign.id)
     lost = rows[0]
     assert (lost["disposition"], lost["note"]) == ("not_placed", UNCERTAIN_CLAIM)
-    assert f"Local/{lost['id']}@duecall-outbound" not in r.originated()
+    assert lost["id"] not in r.originated()
+    assert len(r.originated()) == 1  # the other account's call
     due_again = await sqlite_store.count_targets(r.campaign.id, [TargetState.PENDING])
     # The other account was called; this one is due again a little later, its attempt not counted.
     assert sorted(a["disposition"] for a in rows) == ["busy", "not_placed"]
@@ -321,3 +323,21 @@ async def test_a_claim_whose_commit_was_lost_is_never_placed(sqlite_store: Store
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_originate_calls_the_borrowers_channel_directly(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """No Local pair of ours: the Originate's Channel is the trunk with the number, it rings for the
+    ring timeout, and its first variable pushes the hangup handler that reports the dial result."""
+    async with rig(tmp_path, sqlite_store) as r:
+        busy_after(r.ami, 0.05)
+        dialer = r.dialer("dialer-a", trunk="PJSIP/{number}@carrier", ring_timeout="7s")
+        await asyncio.wait_for(dialer.run(timedelta(0)), 20)
+        rows = await sqlite_store.attempts_for(r.campaign.id)
+    [originate] = r.ami.actions("Originate")
+    assert (originate["Channel"], originate["Timeout"]) == ("PJSIP/12025550100@carrier", "7000")
+    assert (originate["Context"], originate["Exten"]) == ("duecall-ivr", "s")
+    assert originate["ChannelId"] == f"dc-{await sqlite_store.instance_id()}-{rows[0]['id']}"
+    assert originate["Variable"].split("\n")[0] == 'CHANNEL(hangup_handler_push)="duecall-dial-hangup,s,1"'
+    assert [(a["disposition"], a["cause"]) for a in rows] == [("busy", "17")]

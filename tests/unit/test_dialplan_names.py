@@ -162,8 +162,8 @@ def test_astdb_families_are_never_literals() -> None:
 
 def test_the_stray_check_sees_a_literal() -> None:
     """The check itself: a hand-written name in code is found; one in a docstring or comment is not."""
-    assert dialplan_names_in('Local/1@duecall-outbound with DUECALL_STAGE from "DueCallIvr"') == {
-        "duecall-outbound",
+    assert dialplan_names_in('duecall-dial-hangup,s,1 with DUECALL_STAGE from "DueCallIvr"') == {
+        "duecall-dial-hangup",
         "DUECALL_STAGE",
         "DueCallIvr",
     }
